@@ -1,0 +1,423 @@
+//! The AMQP 0-9-1 transport (RabbitMQ, via lapin).
+//!
+//! One connection per [`AmqpBus`], kept alive by a supervisor task that
+//! reconnects with exponential backoff. Each connection gets one exclusive
+//! reply queue for the whole client; requests carry a `correlation_id` and
+//! wait on a table of pending calls. Consumers are remembered and declared
+//! again on every new connection. While the connection is down, calls fail at
+//! once with [`BusError::Unavailable`] and calls in flight when it dropped get
+//! that error too, so nobody hangs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use tokio::sync::{Mutex, oneshot, watch};
+
+use crate::transport::{Incoming, IncomingStream, Settle, Transport};
+use crate::{BusError, redact_uri};
+
+type Pending = Arc<std::sync::Mutex<HashMap<String, oneshot::Sender<Result<Vec<u8>, BusError>>>>>;
+
+/// A live connection and what was set up on it.
+struct Live {
+    connection: Connection,
+    publisher: Channel,
+    reply_queue: String,
+}
+
+/// A consumer to (re)establish on every connection.
+struct ConsumerSpec {
+    /// Shared durable queue name, or `None` for a private exclusive queue.
+    queue: Option<String>,
+    bindings: Vec<String>,
+    prefetch: u16,
+    tx: async_channel::Sender<Incoming>,
+}
+
+struct Inner {
+    uri: String,
+    exchange: String,
+    live: watch::Sender<Option<Arc<Live>>>,
+    pending: Pending,
+    consumers: Mutex<Vec<ConsumerSpec>>,
+}
+
+/// A RabbitMQ bus client that survives connection loss.
+#[derive(Clone)]
+pub struct AmqpBus {
+    inner: Arc<Inner>,
+    _supervisor: Arc<SupervisorGuard>,
+}
+
+struct SupervisorGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for SupervisorGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl AmqpBus {
+    /// Connects to `uri` using topic exchange `exchange`. Waits up to `wait`
+    /// for the first connection; reconnects in the background for ever after.
+    pub async fn connect(uri: &str, exchange: &str, wait: Duration) -> Result<Self, BusError> {
+        let (live, mut watcher) = watch::channel(None);
+        let inner = Arc::new(Inner {
+            uri: uri.to_string(),
+            exchange: exchange.to_string(),
+            live,
+            pending: Arc::default(),
+            consumers: Mutex::new(Vec::new()),
+        });
+        let supervisor = tokio::spawn(supervise(inner.clone()));
+        let bus = AmqpBus {
+            inner,
+            _supervisor: Arc::new(SupervisorGuard(supervisor)),
+        };
+        let first = tokio::time::timeout(wait, watcher.wait_for(|l| l.is_some())).await;
+        match first {
+            Ok(Ok(_)) => Ok(bus),
+            _ => Err(BusError::Unavailable(format!(
+                "cannot connect to {} within {wait:?}",
+                redact_uri(uri)
+            ))),
+        }
+    }
+
+    /// Whether the bus is connected right now.
+    pub fn is_connected(&self) -> bool {
+        self.inner.live.borrow().is_some()
+    }
+
+    /// Waits until the bus is connected (after a reconnect), up to `wait`.
+    pub async fn wait_connected(&self, wait: Duration) -> bool {
+        let mut rx = self.inner.live.subscribe();
+        tokio::time::timeout(wait, rx.wait_for(|l| l.is_some())).await.is_ok()
+    }
+
+    fn current(&self) -> Result<Arc<Live>, BusError> {
+        self.inner.live.borrow().clone().ok_or_else(|| {
+            BusError::Unavailable(format!("reconnecting to {}", redact_uri(&self.inner.uri)))
+        })
+    }
+
+    async fn add_consumer(&self, queue: Option<String>, bindings: &[String], prefetch: u16) -> Result<IncomingStream, BusError> {
+        let (tx, rx) = async_channel::bounded(prefetch.max(1) as usize);
+        let spec = ConsumerSpec {
+            queue,
+            bindings: bindings.to_vec(),
+            prefetch,
+            tx,
+        };
+        let mut consumers = self.inner.consumers.lock().await;
+        let live = self.current()?;
+        start_consumer(&self.inner, &live, &spec)
+            .await
+            .map_err(|e| BusError::Unavailable(format!("cannot consume: {e}")))?;
+        consumers.push(spec);
+        Ok(rx)
+    }
+}
+
+fn unavailable(e: lapin::Error) -> BusError {
+    BusError::Unavailable(e.to_string())
+}
+
+/// Keeps a connection up: connect, set up, wait for loss, fail pending calls, retry.
+async fn supervise(inner: Arc<Inner>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match open(&inner).await {
+            Ok(live) => {
+                backoff = Duration::from_millis(100);
+                let live = Arc::new(live);
+                {
+                    let mut consumers = inner.consumers.lock().await;
+                    consumers.retain(|c| !c.tx.is_closed());
+                    for spec in consumers.iter() {
+                        if let Err(e) = start_consumer(&inner, &live, spec).await {
+                            tracing::warn!(error = %e, "re-establishing a consumer failed");
+                        }
+                    }
+                    inner.live.send_replace(Some(live.clone()));
+                }
+                tracing::info!(bus = %redact_uri(&inner.uri), "connected to the message bus");
+                wait_for_loss(&live.connection).await;
+                inner.live.send_replace(None);
+                tracing::warn!(bus = %redact_uri(&inner.uri), "lost the message bus connection; reconnecting");
+                let _ = live.connection.close(0, "reconnecting".into()).await;
+                fail_pending(&inner.pending, "the message bus connection was lost");
+            }
+            Err(e) => {
+                tracing::warn!(bus = %redact_uri(&inner.uri), error = %e, retry_in = ?backoff, "cannot connect to the message bus");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+fn fail_pending(pending: &Pending, why: &str) {
+    let drained: Vec<_> = pending.lock().expect("pending lock").drain().collect();
+    for (_, tx) in drained {
+        let _ = tx.send(Err(BusError::Unavailable(why.to_string())));
+    }
+}
+
+/// Resolves when the connection is no longer usable.
+async fn wait_for_loss(connection: &Connection) {
+    let mut events = connection.events_listener();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            event = events.next() => match event {
+                Some(lapin::Event::Error(e)) => {
+                    tracing::debug!(error = %e, "bus connection error");
+                    return;
+                }
+                None => return,
+                _ => {}
+            },
+            _ = tick.tick() => {
+                if !connection.status().connected() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Opens a connection, declares the exchange and the reply queue.
+async fn open(inner: &Arc<Inner>) -> Result<Live, lapin::Error> {
+    let connection = tokio::time::timeout(
+        Duration::from_secs(10),
+        Connection::connect(&inner.uri, ConnectionProperties::default()),
+    )
+    .await
+    .map_err(|_| lapin::Error::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")))??;
+    let publisher = connection.create_channel().await?;
+    publisher
+        .exchange_declare(
+            inner.exchange.as_str().into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let replies = connection.create_channel().await?;
+    let queue = replies
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    let reply_queue = queue.name().as_str().to_string();
+    let mut consumer = replies
+        .basic_consume(
+            reply_queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    let pending = inner.pending.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(delivery)) = consumer.next().await {
+            let Some(id) = delivery.properties.correlation_id().as_ref() else {
+                continue;
+            };
+            let waiter = pending.lock().expect("pending lock").remove(id.as_str());
+            if let Some(tx) = waiter {
+                let _ = tx.send(Ok(delivery.data));
+            }
+        }
+    });
+    Ok(Live {
+        connection,
+        publisher,
+        reply_queue,
+    })
+}
+
+/// Declares and binds a consumer's queue on `live` and forwards its messages.
+async fn start_consumer(inner: &Inner, live: &Live, spec: &ConsumerSpec) -> Result<(), lapin::Error> {
+    let channel = live.connection.create_channel().await?;
+    channel.basic_qos(spec.prefetch.max(1), BasicQosOptions::default()).await?;
+    let (name, options) = match &spec.queue {
+        Some(name) => (
+            name.clone(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+        ),
+        None => (
+            String::new(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+        ),
+    };
+    let queue = channel
+        .queue_declare(name.as_str().into(), options, FieldTable::default())
+        .await?;
+    let queue_name = queue.name().as_str().to_string();
+    for binding in &spec.bindings {
+        channel
+            .queue_bind(
+                queue_name.as_str().into(),
+                inner.exchange.as_str().into(),
+                binding.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    let mut consumer = channel
+        .basic_consume(
+            queue_name.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let tx = spec.tx.clone();
+    tokio::spawn(async move {
+        while let Some(delivery) = consumer.next().await {
+            let Ok(delivery) = delivery else { break };
+            let reply_to = delivery.properties.reply_to().as_ref().map(|s| s.as_str().to_string());
+            let correlation_id = delivery
+                .properties
+                .correlation_id()
+                .as_ref()
+                .map(|s| s.as_str().to_string());
+            let settle = AmqpSettle {
+                channel: channel.clone(),
+                acker: delivery.acker,
+                reply_to: reply_to.clone(),
+                correlation_id,
+            };
+            let incoming = Incoming::new(
+                delivery.routing_key.as_str().to_string(),
+                delivery.data,
+                reply_to.is_some(),
+                Box::new(settle),
+            );
+            if tx.send(incoming).await.is_err() {
+                // Nobody listens any more: drop the channel (unacked messages go back to the queue).
+                let _ = channel.close(200, "consumer dropped".into()).await;
+                break;
+            }
+        }
+    });
+    Ok(())
+}
+
+struct AmqpSettle {
+    channel: Channel,
+    acker: lapin::Acker,
+    reply_to: Option<String>,
+    correlation_id: Option<String>,
+}
+
+#[async_trait]
+impl Settle for AmqpSettle {
+    async fn settle(self: Box<Self>, reply: Option<Vec<u8>>) -> Result<(), BusError> {
+        if let (Some(reply), Some(reply_to)) = (reply, &self.reply_to) {
+            let mut props = BasicProperties::default().with_content_type("application/json".into());
+            if let Some(id) = &self.correlation_id {
+                props = props.with_correlation_id(id.as_str().into());
+            }
+            self.channel
+                .basic_publish("".into(), reply_to.as_str().into(), BasicPublishOptions::default(), &reply, props)
+                .await
+                .map_err(unavailable)?;
+        }
+        self.acker.ack(BasicAckOptions::default()).await.map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Transport for AmqpBus {
+    async fn call_raw(&self, routing_key: &str, body: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, BusError> {
+        let live = self.current()?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let (tx, rx) = oneshot::channel();
+        self.inner.pending.lock().expect("pending lock").insert(id.clone(), tx);
+        let props = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_reply_to(live.reply_queue.as_str().into())
+            .with_correlation_id(id.as_str().into());
+        let published = live
+            .publisher
+            .basic_publish(
+                self.inner.exchange.as_str().into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                &body,
+                props,
+            )
+            .await;
+        if let Err(e) = published {
+            self.inner.pending.lock().expect("pending lock").remove(&id);
+            return Err(unavailable(e));
+        }
+        let outcome = tokio::time::timeout(timeout, rx).await;
+        self.inner.pending.lock().expect("pending lock").remove(&id);
+        match outcome {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(_)) => Err(BusError::Unavailable("the message bus connection was lost".into())),
+            Err(_) => Err(BusError::Timeout {
+                routing_key: routing_key.to_string(),
+                timeout,
+            }),
+        }
+    }
+
+    async fn publish_raw(&self, routing_key: &str, body: Vec<u8>) -> Result<(), BusError> {
+        let live = self.current()?;
+        live.publisher
+            .basic_publish(
+                self.inner.exchange.as_str().into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                &body,
+                BasicProperties::default().with_content_type("application/json".into()),
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn consume(&self, queue: &str, bindings: &[String], prefetch: u16) -> Result<IncomingStream, BusError> {
+        self.add_consumer(Some(queue.to_string()), bindings, prefetch).await
+    }
+
+    async fn subscribe(&self, patterns: &[String]) -> Result<IncomingStream, BusError> {
+        self.add_consumer(None, patterns, 100).await
+    }
+
+    fn describe(&self) -> String {
+        redact_uri(&self.inner.uri)
+    }
+}
