@@ -15,8 +15,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
@@ -101,7 +101,9 @@ impl AmqpBus {
     /// Waits until the bus is connected (after a reconnect), up to `wait`.
     pub async fn wait_connected(&self, wait: Duration) -> bool {
         let mut rx = self.inner.live.subscribe();
-        tokio::time::timeout(wait, rx.wait_for(|l| l.is_some())).await.is_ok()
+        tokio::time::timeout(wait, rx.wait_for(|l| l.is_some()))
+            .await
+            .is_ok()
     }
 
     fn current(&self) -> Result<Arc<Live>, BusError> {
@@ -110,7 +112,12 @@ impl AmqpBus {
         })
     }
 
-    async fn add_consumer(&self, queue: Option<String>, bindings: &[String], prefetch: u16) -> Result<IncomingStream, BusError> {
+    async fn add_consumer(
+        &self,
+        queue: Option<String>,
+        bindings: &[String],
+        prefetch: u16,
+    ) -> Result<IncomingStream, BusError> {
         let (tx, rx) = async_channel::bounded(prefetch.max(1) as usize);
         let spec = ConsumerSpec {
             queue,
@@ -203,7 +210,12 @@ async fn open(inner: &Arc<Inner>) -> Result<Live, lapin::Error> {
         Connection::connect(&inner.uri, ConnectionProperties::default()),
     )
     .await
-    .map_err(|_| lapin::Error::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")))??;
+    .map_err(|_| {
+        lapin::Error::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "connect timed out",
+        ))
+    })??;
     let publisher = connection.create_channel().await?;
     publisher
         .exchange_declare(
@@ -257,9 +269,15 @@ async fn open(inner: &Arc<Inner>) -> Result<Live, lapin::Error> {
 }
 
 /// Declares and binds a consumer's queue on `live` and forwards its messages.
-async fn start_consumer(inner: &Inner, live: &Live, spec: &ConsumerSpec) -> Result<(), lapin::Error> {
+async fn start_consumer(
+    inner: &Inner,
+    live: &Live,
+    spec: &ConsumerSpec,
+) -> Result<(), lapin::Error> {
     let channel = live.connection.create_channel().await?;
-    channel.basic_qos(spec.prefetch.max(1), BasicQosOptions::default()).await?;
+    channel
+        .basic_qos(spec.prefetch.max(1), BasicQosOptions::default())
+        .await?;
     let (name, options) = match &spec.queue {
         Some(name) => (
             name.clone(),
@@ -304,7 +322,11 @@ async fn start_consumer(inner: &Inner, live: &Live, spec: &ConsumerSpec) -> Resu
     tokio::spawn(async move {
         while let Some(delivery) = consumer.next().await {
             let Ok(delivery) = delivery else { break };
-            let reply_to = delivery.properties.reply_to().as_ref().map(|s| s.as_str().to_string());
+            let reply_to = delivery
+                .properties
+                .reply_to()
+                .as_ref()
+                .map(|s| s.as_str().to_string());
             let correlation_id = delivery
                 .properties
                 .correlation_id()
@@ -348,22 +370,40 @@ impl Settle for AmqpSettle {
                 props = props.with_correlation_id(id.as_str().into());
             }
             self.channel
-                .basic_publish("".into(), reply_to.as_str().into(), BasicPublishOptions::default(), &reply, props)
+                .basic_publish(
+                    "".into(),
+                    reply_to.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &reply,
+                    props,
+                )
                 .await
                 .map_err(unavailable)?;
         }
-        self.acker.ack(BasicAckOptions::default()).await.map_err(unavailable)?;
+        self.acker
+            .ack(BasicAckOptions::default())
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 }
 
 #[async_trait]
 impl Transport for AmqpBus {
-    async fn call_raw(&self, routing_key: &str, body: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, BusError> {
+    async fn call_raw(
+        &self,
+        routing_key: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, BusError> {
         let live = self.current()?;
         let id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = oneshot::channel();
-        self.inner.pending.lock().expect("pending lock").insert(id.clone(), tx);
+        self.inner
+            .pending
+            .lock()
+            .expect("pending lock")
+            .insert(id.clone(), tx);
         let props = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_reply_to(live.reply_queue.as_str().into())
@@ -386,7 +426,9 @@ impl Transport for AmqpBus {
         self.inner.pending.lock().expect("pending lock").remove(&id);
         match outcome {
             Ok(Ok(reply)) => reply,
-            Ok(Err(_)) => Err(BusError::Unavailable("the message bus connection was lost".into())),
+            Ok(Err(_)) => Err(BusError::Unavailable(
+                "the message bus connection was lost".into(),
+            )),
             Err(_) => Err(BusError::Timeout {
                 routing_key: routing_key.to_string(),
                 timeout,
@@ -409,8 +451,14 @@ impl Transport for AmqpBus {
         Ok(())
     }
 
-    async fn consume(&self, queue: &str, bindings: &[String], prefetch: u16) -> Result<IncomingStream, BusError> {
-        self.add_consumer(Some(queue.to_string()), bindings, prefetch).await
+    async fn consume(
+        &self,
+        queue: &str,
+        bindings: &[String],
+        prefetch: u16,
+    ) -> Result<IncomingStream, BusError> {
+        self.add_consumer(Some(queue.to_string()), bindings, prefetch)
+            .await
     }
 
     async fn subscribe(&self, patterns: &[String]) -> Result<IncomingStream, BusError> {

@@ -7,14 +7,21 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::oneshot;
 
-use crate::transport::{Incoming, IncomingStream, Settle, Transport, topic_matches};
 use crate::BusError;
+use crate::transport::{Incoming, IncomingStream, Settle, Transport, topic_matches};
 
 #[derive(Default)]
 struct Router {
     /// Shared queues by name: bindings, and both channel ends (the kept
     /// receiver keeps the queue alive while no worker listens, like a durable queue).
-    queues: HashMap<String, (Vec<String>, async_channel::Sender<Incoming>, async_channel::Receiver<Incoming>)>,
+    queues: HashMap<
+        String,
+        (
+            Vec<String>,
+            async_channel::Sender<Incoming>,
+            async_channel::Receiver<Incoming>,
+        ),
+    >,
     /// Private subscriptions; dropped when their receivers are gone.
     subscriptions: Vec<(Vec<String>, async_channel::Sender<Incoming>)>,
 }
@@ -32,7 +39,12 @@ impl InProcessBus {
     }
 
     /// Delivers a message to every matching queue; returns how many got it.
-    fn route(&self, routing_key: &str, body: &[u8], reply: Option<&Arc<Mutex<Option<oneshot::Sender<Vec<u8>>>>>>) -> usize {
+    fn route(
+        &self,
+        routing_key: &str,
+        body: &[u8],
+        reply: Option<&Arc<Mutex<Option<oneshot::Sender<Vec<u8>>>>>>,
+    ) -> usize {
         let mut router = self.router.lock().expect("bus router lock");
         let mut delivered = 0;
         for (bindings, tx, _) in router.queues.values() {
@@ -41,7 +53,15 @@ impl InProcessBus {
                     Some(slot) => Box::new(ReplySlot(slot.clone())),
                     None => Box::new(NoReply),
                 };
-                if tx.try_send(Incoming::new(routing_key.to_string(), body.to_vec(), reply.is_some(), settle)).is_ok() {
+                if tx
+                    .try_send(Incoming::new(
+                        routing_key.to_string(),
+                        body.to_vec(),
+                        reply.is_some(),
+                        settle,
+                    ))
+                    .is_ok()
+                {
                     delivered += 1;
                 }
             }
@@ -51,7 +71,12 @@ impl InProcessBus {
                 return false;
             }
             if patterns.iter().any(|p| topic_matches(p, routing_key)) {
-                let _ = tx.try_send(Incoming::new(routing_key.to_string(), body.to_vec(), false, Box::new(NoReply)));
+                let _ = tx.try_send(Incoming::new(
+                    routing_key.to_string(),
+                    body.to_vec(),
+                    false,
+                    Box::new(NoReply),
+                ));
             }
             true
         });
@@ -85,15 +110,24 @@ impl Settle for ReplySlot {
 
 #[async_trait]
 impl Transport for InProcessBus {
-    async fn call_raw(&self, routing_key: &str, body: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, BusError> {
+    async fn call_raw(
+        &self,
+        routing_key: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, BusError> {
         let (tx, rx) = oneshot::channel();
         let slot = Arc::new(Mutex::new(Some(tx)));
         if self.route(routing_key, &body, Some(&slot)) == 0 {
-            return Err(BusError::Unavailable(format!("no service consumes '{routing_key}'")));
+            return Err(BusError::Unavailable(format!(
+                "no service consumes '{routing_key}'"
+            )));
         }
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(_)) => Err(BusError::Unavailable(format!("'{routing_key}' was dropped without a reply"))),
+            Ok(Err(_)) => Err(BusError::Unavailable(format!(
+                "'{routing_key}' was dropped without a reply"
+            ))),
             Err(_) => Err(BusError::Timeout {
                 routing_key: routing_key.to_string(),
                 timeout,
@@ -106,15 +140,17 @@ impl Transport for InProcessBus {
         Ok(())
     }
 
-    async fn consume(&self, queue: &str, bindings: &[String], _prefetch: u16) -> Result<IncomingStream, BusError> {
+    async fn consume(
+        &self,
+        queue: &str,
+        bindings: &[String],
+        _prefetch: u16,
+    ) -> Result<IncomingStream, BusError> {
         let mut router = self.router.lock().expect("bus router lock");
-        let entry = router
-            .queues
-            .entry(queue.to_string())
-            .or_insert_with(|| {
-                let (tx, rx) = async_channel::unbounded();
-                (Vec::new(), tx, rx)
-            });
+        let entry = router.queues.entry(queue.to_string()).or_insert_with(|| {
+            let (tx, rx) = async_channel::unbounded();
+            (Vec::new(), tx, rx)
+        });
         for b in bindings {
             if !entry.0.contains(b) {
                 entry.0.push(b.clone());
@@ -152,15 +188,25 @@ mod tests {
             while let Ok(msg) = work.recv().await {
                 let req: crate::Request = serde_json::from_slice(&msg.body).unwrap();
                 let resp = crate::Response::success(req.id.unwrap(), req.params);
-                msg.finish(Some(serde_json::to_vec(&resp).unwrap())).await.unwrap();
+                msg.finish(Some(serde_json::to_vec(&resp).unwrap()))
+                    .await
+                    .unwrap();
             }
         });
-        let got = bus.request("echo.say", json!({"a": 1}), Duration::from_secs(1)).await.unwrap();
+        let got = bus
+            .request("echo.say", json!({"a": 1}), Duration::from_secs(1))
+            .await
+            .unwrap();
         assert_eq!(got, json!({"a": 1}));
-        bus.publish("notify.storage.Host.created", &json!({"x": 1})).await.unwrap();
+        bus.publish("notify.storage.Host.created", &json!({"x": 1}))
+            .await
+            .unwrap();
         let ev = events.recv().await.unwrap();
         assert_eq!(ev.routing_key, "notify.storage.Host.created");
-        let err = bus.request("nobody.home", json!({}), Duration::from_millis(50)).await.unwrap_err();
+        let err = bus
+            .request("nobody.home", json!({}), Duration::from_millis(50))
+            .await
+            .unwrap_err();
         assert!(err.is_unavailable(), "{err}");
     }
 }

@@ -195,13 +195,19 @@ mod tests {
         let n = serde_json::to_value(Request::notification("investigate", json!([]))).unwrap();
         assert!(n.get("id").is_none());
         let ok = Response::success(json!(1), json!([]));
-        assert_eq!(serde_json::to_value(&ok).unwrap(), json!({"jsonrpc": "2.0", "id": 1, "result": []}));
+        assert_eq!(
+            serde_json::to_value(&ok).unwrap(),
+            json!({"jsonrpc": "2.0", "id": 1, "result": []})
+        );
         let err = Response::failure(json!(1), RpcError::lookup("no Host 1.2.3.4"));
         assert_eq!(
             serde_json::to_value(&err).unwrap(),
             json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -20000, "message": "no Host 1.2.3.4"}})
         );
-        assert_eq!(err.into_result().unwrap_err().code, codes::STORAGE_LOOKUP_ERROR);
+        assert_eq!(
+            err.into_result().unwrap_err().code,
+            codes::STORAGE_LOOKUP_ERROR
+        );
         assert_eq!(method_of("jobs.clusterexec.restart"), "restart");
         assert_eq!(method_of("get"), "get");
     }

@@ -56,7 +56,10 @@ pub fn redact_uri(uri: &str) -> String {
 mod tests {
     #[test]
     fn redacts_passwords() {
-        assert_eq!(super::redact_uri("amqp://guest:secret@h:5672/%2f"), "amqp://guest:***@h:5672/%2f");
+        assert_eq!(
+            super::redact_uri("amqp://guest:secret@h:5672/%2f"),
+            "amqp://guest:***@h:5672/%2f"
+        );
         assert_eq!(super::redact_uri("amqp://h:5672"), "amqp://h:5672");
     }
 }

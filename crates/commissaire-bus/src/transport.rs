@@ -41,7 +41,12 @@ impl std::fmt::Debug for Incoming {
 
 impl Incoming {
     /// Wraps a message and what settles it.
-    pub fn new(routing_key: String, body: Vec<u8>, wants_reply: bool, settle: Box<dyn Settle>) -> Self {
+    pub fn new(
+        routing_key: String,
+        body: Vec<u8>,
+        wants_reply: bool,
+        settle: Box<dyn Settle>,
+    ) -> Self {
         Incoming {
             routing_key,
             body,
@@ -68,7 +73,12 @@ pub type IncomingStream = async_channel::Receiver<Incoming>;
 pub trait Transport: Send + Sync + 'static {
     /// Publishes `body` with `routing_key` and waits up to `timeout` for the
     /// raw reply body.
-    async fn call_raw(&self, routing_key: &str, body: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, BusError>;
+    async fn call_raw(
+        &self,
+        routing_key: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, BusError>;
 
     /// Publishes `body` with `routing_key`; nobody replies.
     async fn publish_raw(&self, routing_key: &str, body: Vec<u8>) -> Result<(), BusError>;
@@ -77,7 +87,12 @@ pub trait Transport: Send + Sync + 'static {
     /// (topic patterns). Every consumer of the same queue competes for its
     /// messages; `prefetch` bounds the messages in flight for this consumer.
     /// Consuming goes on across reconnections until the stream is dropped.
-    async fn consume(&self, queue: &str, bindings: &[String], prefetch: u16) -> Result<IncomingStream, BusError>;
+    async fn consume(
+        &self,
+        queue: &str,
+        bindings: &[String],
+        prefetch: u16,
+    ) -> Result<IncomingStream, BusError>;
 
     /// Subscribes a private queue, which gets a copy of every message whose
     /// key matches one of `patterns`, for as long as the stream is kept.
@@ -87,12 +102,17 @@ pub trait Transport: Send + Sync + 'static {
     fn describe(&self) -> String;
 
     /// Sends a JSON-RPC request to `routing_key` and returns its result.
-    async fn request(&self, routing_key: &str, params: Value, timeout: Duration) -> Result<Value, BusError> {
+    async fn request(
+        &self,
+        routing_key: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, BusError> {
         let request = Request::new(method_of(routing_key), params);
         let body = serde_json::to_vec(&request).map_err(|e| BusError::Protocol(e.to_string()))?;
         let reply = self.call_raw(routing_key, body, timeout).await?;
-        let response: Response =
-            serde_json::from_slice(&reply).map_err(|e| BusError::Protocol(format!("reply to {routing_key}: {e}")))?;
+        let response: Response = serde_json::from_slice(&reply)
+            .map_err(|e| BusError::Protocol(format!("reply to {routing_key}: {e}")))?;
         Ok(response.into_result()?)
     }
 
@@ -133,10 +153,16 @@ mod tests {
     fn topic_patterns() {
         assert!(topic_matches("storage.*", "storage.get"));
         assert!(!topic_matches("storage.*", "storage.get.x"));
-        assert!(topic_matches("notify.storage.*.*", "notify.storage.Host.created"));
+        assert!(topic_matches(
+            "notify.storage.*.*",
+            "notify.storage.Host.created"
+        ));
         assert!(topic_matches("notify.#", "notify.storage.Host.created"));
         assert!(topic_matches("#", "a"));
-        assert!(topic_matches("jobs.clusterexec.*", "jobs.clusterexec.restart"));
+        assert!(topic_matches(
+            "jobs.clusterexec.*",
+            "jobs.clusterexec.restart"
+        ));
         assert!(!topic_matches("jobs.clusterexec.*", "jobs.investigate"));
         assert!(topic_matches("a.#.b", "a.b"));
         assert!(!topic_matches("a", "b"));

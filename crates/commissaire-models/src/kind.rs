@@ -40,20 +40,62 @@ pub enum ModelKind {
 macro_rules! dispatch {
     ($kind:expr, $t:ident => $body:expr) => {
         match $kind {
-            ModelKind::Host => { type $t = Host; $body }
-            ModelKind::HostCreds => { type $t = HostCreds; $body }
-            ModelKind::HostStatus => { type $t = HostStatus; $body }
-            ModelKind::Cluster => { type $t = Cluster; $body }
-            ModelKind::ClusterDeploy => { type $t = ClusterDeploy; $body }
-            ModelKind::ClusterRestart => { type $t = ClusterRestart; $body }
-            ModelKind::ClusterUpgrade => { type $t = ClusterUpgrade; $body }
-            ModelKind::Network => { type $t = Network; $body }
-            ModelKind::ContainerManagerConfig => { type $t = ContainerManagerConfig; $body }
-            ModelKind::WatcherRecord => { type $t = WatcherRecord; $body }
-            ModelKind::Hosts => { type $t = Hosts; $body }
-            ModelKind::Clusters => { type $t = Clusters; $body }
-            ModelKind::Networks => { type $t = Networks; $body }
-            ModelKind::ContainerManagerConfigs => { type $t = ContainerManagerConfigs; $body }
+            ModelKind::Host => {
+                type $t = Host;
+                $body
+            }
+            ModelKind::HostCreds => {
+                type $t = HostCreds;
+                $body
+            }
+            ModelKind::HostStatus => {
+                type $t = HostStatus;
+                $body
+            }
+            ModelKind::Cluster => {
+                type $t = Cluster;
+                $body
+            }
+            ModelKind::ClusterDeploy => {
+                type $t = ClusterDeploy;
+                $body
+            }
+            ModelKind::ClusterRestart => {
+                type $t = ClusterRestart;
+                $body
+            }
+            ModelKind::ClusterUpgrade => {
+                type $t = ClusterUpgrade;
+                $body
+            }
+            ModelKind::Network => {
+                type $t = Network;
+                $body
+            }
+            ModelKind::ContainerManagerConfig => {
+                type $t = ContainerManagerConfig;
+                $body
+            }
+            ModelKind::WatcherRecord => {
+                type $t = WatcherRecord;
+                $body
+            }
+            ModelKind::Hosts => {
+                type $t = Hosts;
+                $body
+            }
+            ModelKind::Clusters => {
+                type $t = Clusters;
+                $body
+            }
+            ModelKind::Networks => {
+                type $t = Networks;
+                $body
+            }
+            ModelKind::ContainerManagerConfigs => {
+                type $t = ContainerManagerConfigs;
+                $body
+            }
         }
     };
 }
@@ -140,7 +182,11 @@ impl ModelKind {
     /// members dropped: the full (stored) form.
     pub fn normalize(self, value: Value) -> Result<Value, ModelError> {
         if !value.is_object() {
-            return Err(ModelError::invalid(self.name(), ".", "must be a JSON object"));
+            return Err(ModelError::invalid(
+                self.name(),
+                ".",
+                "must be a JSON object",
+            ));
         }
         dispatch!(self, T => T::from_json(value).map(|m| m.to_json()))
     }

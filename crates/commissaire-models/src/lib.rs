@@ -52,7 +52,11 @@ pub enum ModelError {
 
 impl ModelError {
     /// Builds an [`ModelError::Invalid`].
-    pub fn invalid(model: &'static str, field: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn invalid(
+        model: &'static str,
+        field: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
         ModelError::Invalid {
             model,
             field: field.into(),

@@ -174,9 +174,17 @@ impl Model for Host {
     }
     fn validate(&self) -> Result<(), ModelError> {
         check_address(Self::NAME, &self.address)?;
-        for (field, value) in [("cpus", self.cpus), ("memory", self.memory), ("space", self.space)] {
+        for (field, value) in [
+            ("cpus", self.cpus),
+            ("memory", self.memory),
+            ("space", self.space),
+        ] {
             if value < 0 {
-                return Err(ModelError::invalid(Self::NAME, field, "must not be negative"));
+                return Err(ModelError::invalid(
+                    Self::NAME,
+                    field,
+                    "must not be negative",
+                ));
             }
         }
         Ok(())
@@ -224,7 +232,11 @@ impl Model for HostCreds {
     fn validate(&self) -> Result<(), ModelError> {
         check_address(Self::NAME, &self.address)?;
         if self.remote_user.is_empty() {
-            return Err(ModelError::invalid(Self::NAME, "remote_user", "must not be empty"));
+            return Err(ModelError::invalid(
+                Self::NAME,
+                "remote_user",
+                "must not be empty",
+            ));
         }
         Ok(())
     }
@@ -303,8 +315,13 @@ impl Model for Cluster {
             check_name(Self::NAME, "container_manager", &self.container_manager)?;
         }
         for (i, address) in self.hostset.iter().enumerate() {
-            check_address(Self::NAME, address)
-                .map_err(|_| ModelError::invalid(Self::NAME, format!("hostset[{i}]"), format!("'{address}' is not a host address")))?;
+            check_address(Self::NAME, address).map_err(|_| {
+                ModelError::invalid(
+                    Self::NAME,
+                    format!("hostset[{i}]"),
+                    format!("'{address}' is not a host address"),
+                )
+            })?;
         }
         Ok(())
     }

@@ -19,15 +19,23 @@ fn host_example_round_trips() {
 
 #[test]
 fn host_with_external_source_keeps_it() {
-    let host = Host::from_json(json!({"address": "192.168.100.50", "os": "fedora", "source": "cloudforms"})).unwrap();
+    let host = Host::from_json(
+        json!({"address": "192.168.100.50", "os": "fedora", "source": "cloudforms"}),
+    )
+    .unwrap();
     assert_eq!(host.source, "cloudforms");
     assert_eq!(host.status, HostState::New);
 }
 
 #[test]
 fn host_defaults_fill_missing_members_and_unknown_members_are_dropped() {
-    let v = ModelKind::Host.normalize(json!({"address": "10.0.0.1", "cluster": "x", "ssh_priv_key": "abc"})).unwrap();
-    assert_eq!(v, json!({"address": "10.0.0.1", "status": "", "os": "", "cpus": 0, "memory": 0, "space": 0, "last_check": "", "source": ""}));
+    let v = ModelKind::Host
+        .normalize(json!({"address": "10.0.0.1", "cluster": "x", "ssh_priv_key": "abc"}))
+        .unwrap();
+    assert_eq!(
+        v,
+        json!({"address": "10.0.0.1", "status": "", "os": "", "cpus": 0, "memory": 0, "space": 0, "last_check": "", "source": ""})
+    );
 }
 
 #[test]
@@ -48,7 +56,13 @@ fn bad_enum_values_name_the_member() {
 
 #[test]
 fn every_documented_status_parses() {
-    for s in ["investigating", "bootstrapping", "active", "disassociated", "failed"] {
+    for s in [
+        "investigating",
+        "bootstrapping",
+        "active",
+        "disassociated",
+        "failed",
+    ] {
         Host::from_json(json!({"address": "h", "status": s})).unwrap();
     }
     for s in ["atomic", "rhel", "centos", "fedora", "debian", "ubuntu"] {
@@ -67,16 +81,35 @@ fn every_documented_status_parses() {
 
 #[test]
 fn addresses_and_names_are_checked() {
-    assert_eq!(Host::from_json(json!({})).unwrap_err().field(), Some("address"));
-    assert_eq!(Host::from_json(json!({"address": "a b"})).unwrap_err().field(), Some("address"));
-    assert_eq!(Cluster::from_json(json!({"name": "x/y"})).unwrap_err().field(), Some("name"));
+    assert_eq!(
+        Host::from_json(json!({})).unwrap_err().field(),
+        Some("address")
+    );
+    assert_eq!(
+        Host::from_json(json!({"address": "a b"}))
+            .unwrap_err()
+            .field(),
+        Some("address")
+    );
+    assert_eq!(
+        Cluster::from_json(json!({"name": "x/y"}))
+            .unwrap_err()
+            .field(),
+        Some("name")
+    );
     assert!(Host::from_json(json!({"address": "fe80::1"})).is_ok());
-    assert_eq!(Host::from_json(json!({"address": "h", "memory": -1})).unwrap_err().field(), Some("memory"));
+    assert_eq!(
+        Host::from_json(json!({"address": "h", "memory": -1}))
+            .unwrap_err()
+            .field(),
+        Some("memory")
+    );
 }
 
 #[test]
 fn cluster_hides_hostset_and_defaults_network() {
-    let c = Cluster::from_json(json!({"name": "mycluster", "container_manager": "prod_openshift"})).unwrap();
+    let c = Cluster::from_json(json!({"name": "mycluster", "container_manager": "prod_openshift"}))
+        .unwrap();
     assert_eq!(c.network, "default");
     assert_eq!(
         c.to_safe_json(),
@@ -95,19 +128,33 @@ fn cluster_deploy_example_and_version_required() {
     .unwrap();
     assert_eq!(d.finished_at, "");
     assert_eq!(d.in_process, vec!["10.0.0.1"]);
-    assert_eq!(ClusterDeploy::from_json(json!({"name": "c"})).unwrap_err().field(), Some("version"));
+    assert_eq!(
+        ClusterDeploy::from_json(json!({"name": "c"}))
+            .unwrap_err()
+            .field(),
+        Some("version")
+    );
     let r = ClusterRestart::from_json(json!({"name": "c"})).unwrap();
-    assert_eq!(r.to_json(), json!({"name": "c", "status": "", "restarted": [], "in_process": [], "started_at": "", "finished_at": ""}));
+    assert_eq!(
+        r.to_json(),
+        json!({"name": "c", "status": "", "restarted": [], "in_process": [], "started_at": "", "finished_at": ""})
+    );
     let u = ClusterUpgrade::from_json(json!({"name": "c"})).unwrap();
     assert_eq!(u.to_json()["upgraded"], json!([]));
 }
 
 #[test]
 fn network_example_and_flannel_server_needs_address() {
-    assert_eq!(Network::default_network().to_json(), json!({"name": "default", "type": "flannel_etcd", "options": {}}));
+    assert_eq!(
+        Network::default_network().to_json(),
+        json!({"name": "default", "type": "flannel_etcd", "options": {}})
+    );
     let err = Network::from_json(json!({"name": "n", "type": "flannel_server"})).unwrap_err();
     assert_eq!(err.field(), Some("options.address"));
-    Network::from_json(json!({"name": "n", "type": "flannel_server", "options": {"address": "10.0.0.1:8080"}})).unwrap();
+    Network::from_json(
+        json!({"name": "n", "type": "flannel_server", "options": {"address": "10.0.0.1:8080"}}),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -117,12 +164,16 @@ fn container_manager_example() {
     }))
     .unwrap();
     assert_eq!(cm.kind, ContainerManagerType::Openshift);
-    assert_eq!(cm.to_json()["options"]["apiserver"], "https://192.168.152.101:8080/api/");
+    assert_eq!(
+        cm.to_json()["options"]["apiserver"],
+        "https://192.168.152.101:8080/api/"
+    );
 }
 
 #[test]
 fn host_creds_default_user_and_debug_redacts_key() {
-    let creds = HostCreds::from_json(json!({"address": "10.0.0.1", "ssh_priv_key": "c2VjcmV0"})).unwrap();
+    let creds =
+        HostCreds::from_json(json!({"address": "10.0.0.1", "ssh_priv_key": "c2VjcmV0"})).unwrap();
     assert_eq!(creds.remote_user, "root");
     assert!(!format!("{creds:?}").contains("c2VjcmV0"));
     assert!(ModelKind::HostCreds.is_secret());
@@ -146,9 +197,20 @@ fn list_models_and_kinds() {
         assert_eq!(ModelKind::from_name(kind.name()).unwrap(), *kind);
     }
     assert_eq!(ModelKind::Hosts.item_kind(), Some(ModelKind::Host));
-    assert_eq!(ModelKind::ContainerManagerConfigs.list_field(), Some("container_managers"));
-    assert!(matches!(ModelKind::from_name("Bogus"), Err(ModelError::UnknownModel(_))));
-    assert_eq!(ModelKind::Host.primary_key(&json!({"address": "1.2.3.4"})).unwrap(), "1.2.3.4");
+    assert_eq!(
+        ModelKind::ContainerManagerConfigs.list_field(),
+        Some("container_managers")
+    );
+    assert!(matches!(
+        ModelKind::from_name("Bogus"),
+        Err(ModelError::UnknownModel(_))
+    ));
+    assert_eq!(
+        ModelKind::Host
+            .primary_key(&json!({"address": "1.2.3.4"}))
+            .unwrap(),
+        "1.2.3.4"
+    );
     assert!(ModelKind::Host.primary_key(&json!({})).is_err());
     assert!(ModelKind::Host.normalize(json!("string")).is_err());
 }

@@ -80,10 +80,14 @@ pub async fn load(
     if let Some(settings) = etcd {
         let key = etcd_config_key(service);
         let mut client = settings.connect().await?;
-        let response = client
-            .get(key.as_str(), None)
-            .await
-            .map_err(|source| ConfigError::EtcdRead { key: key.clone(), source })?;
+        let response =
+            client
+                .get(key.as_str(), None)
+                .await
+                .map_err(|source| ConfigError::EtcdRead {
+                    key: key.clone(),
+                    source,
+                })?;
         return match response.kvs().first() {
             Some(kv) => parse(format!("etcd key {key}"), kv.value()),
             None => {
@@ -115,11 +119,23 @@ mod tests {
         let cfg = load("storage", Some(&path), None).await.unwrap();
         assert_eq!(cfg["bus_uri"], "amqp://x");
         std::fs::write(&path, "[1]").unwrap();
-        assert!(matches!(load("storage", Some(&path), None).await, Err(ConfigError::Parse { .. })));
+        assert!(matches!(
+            load("storage", Some(&path), None).await,
+            Err(ConfigError::Parse { .. })
+        ));
         std::fs::write(&path, "{oops").unwrap();
-        assert!(matches!(load("storage", Some(&path), None).await, Err(ConfigError::Parse { .. })));
+        assert!(matches!(
+            load("storage", Some(&path), None).await,
+            Err(ConfigError::Parse { .. })
+        ));
         let missing = dir.path().join("missing.conf");
-        assert!(matches!(load("storage", Some(&missing), None).await, Err(ConfigError::Read { .. })));
-        assert_eq!(default_config_path("watcher"), PathBuf::from("/etc/commissaire/watcher.conf"));
+        assert!(matches!(
+            load("storage", Some(&missing), None).await,
+            Err(ConfigError::Read { .. })
+        ));
+        assert_eq!(
+            default_config_path("watcher"),
+            PathBuf::from("/etc/commissaire/watcher.conf")
+        );
     }
 }

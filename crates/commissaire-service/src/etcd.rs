@@ -54,7 +54,11 @@ impl EtcdSettings {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let machines = var("ETCD_MACHINES")?;
         Some(EtcdSettings {
-            endpoints: machines.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            endpoints: machines
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
             cert: var("ETCD_TLSPEM").map(PathBuf::from),
             key: var("ETCD_TLSKEY").map(PathBuf::from),
             ca_cert: var("ETCD_CACERT").map(PathBuf::from),
@@ -87,7 +91,9 @@ impl EtcdSettings {
                 tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
             }
             match (&self.cert, &self.key) {
-                (Some(cert), Some(key)) => tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?)),
+                (Some(cert), Some(key)) => {
+                    tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?))
+                }
                 (None, None) => {}
                 _ => {
                     return Err(EtcdConnectError::Settings(

@@ -24,7 +24,9 @@ use async_trait::async_trait;
 use commissaire_bus::{Bus, Incoming, Request, Response, RpcError, codes, method_of};
 use serde_json::{Map, Value};
 
-pub use config::{CONFIG_DIR, ConfigError, default_config_path, etcd_config_key, load as load_config};
+pub use config::{
+    CONFIG_DIR, ConfigError, default_config_path, etcd_config_key, load as load_config,
+};
 pub use etcd::{EtcdConnectError, EtcdSettings};
 
 /// The bus URI used when neither the command line nor the configuration gives one.
@@ -83,7 +85,11 @@ pub async fn run<S: Service + ?Sized>(
 ) -> Result<ServiceHandle, commissaire_bus::BusError> {
     let workers = workers.max(1);
     let stream = bus
-        .consume(service.name(), &service.bindings(), workers.min(u16::MAX as usize) as u16)
+        .consume(
+            service.name(),
+            &service.bindings(),
+            workers.min(u16::MAX as usize) as u16,
+        )
         .await?;
     tracing::info!(service = service.name(), workers, bus = %bus.describe(), "service started");
     let handled = Arc::new(AtomicU64::new(0));
@@ -94,8 +100,7 @@ pub async fn run<S: Service + ?Sized>(
             let handled = handled.clone();
             tokio::spawn(async move {
                 while let Ok(message) = stream.recv().await {
-                    handle(&*service, message).await;
-                    handled.fetch_add(1, Ordering::Relaxed);
+                    handle(&*service, message, &handled).await;
                 }
             })
         })
@@ -104,8 +109,9 @@ pub async fn run<S: Service + ?Sized>(
 }
 
 /// Handles one message: parse, check, call, reply, acknowledge.
-async fn handle<S: Service + ?Sized>(service: &S, message: Incoming) {
+async fn handle<S: Service + ?Sized>(service: &S, message: Incoming, handled: &AtomicU64) {
     let response = respond(service, &message.routing_key, &message.body).await;
+    handled.fetch_add(1, Ordering::Relaxed);
     let reply = response.map(|r| serde_json::to_vec(&r).expect("responses serialise"));
     if let Err(e) = message.finish(reply).await {
         tracing::warn!(service = service.name(), error = %e, "could not reply to or acknowledge a message");
@@ -113,7 +119,11 @@ async fn handle<S: Service + ?Sized>(service: &S, message: Incoming) {
 }
 
 /// The response to a raw message; `None` for notifications.
-async fn respond<S: Service + ?Sized>(service: &S, routing_key: &str, body: &[u8]) -> Option<Response> {
+async fn respond<S: Service + ?Sized>(
+    service: &S,
+    routing_key: &str,
+    body: &[u8],
+) -> Option<Response> {
     let value: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => {
@@ -146,8 +156,11 @@ async fn respond<S: Service + ?Sized>(service: &S, routing_key: &str, body: &[u8
             codes::METHOD_NOT_FOUND,
             format!("{} has no method '{method}'", service.name()),
         ))
-    } else if !(request.params.is_object() || request.params.is_array() || request.params.is_null()) {
-        Err(RpcError::invalid_params("params must be an object or an array"))
+    } else if !(request.params.is_object() || request.params.is_array() || request.params.is_null())
+    {
+        Err(RpcError::invalid_params(
+            "params must be an object or an array",
+        ))
     } else {
         service.call(method, request.params).await
     };
@@ -197,7 +210,10 @@ pub struct ServiceSettings {
 }
 
 /// Loads a service's settings: the command line over the configuration over the defaults.
-pub async fn load_settings(service: &str, args: &ServiceArgs) -> Result<ServiceSettings, ConfigError> {
+pub async fn load_settings(
+    service: &str,
+    args: &ServiceArgs,
+) -> Result<ServiceSettings, ConfigError> {
     let etcd = EtcdSettings::from_env();
     let config = config::load(service, args.config.as_deref(), etcd.as_ref()).await?;
     let string = |key: &str| config.get(key).and_then(Value::as_str).map(str::to_string);
@@ -214,9 +230,18 @@ pub async fn load_settings(service: &str, args: &ServiceArgs) -> Result<ServiceS
             .unwrap_or_else(|| commissaire_bus::DEFAULT_EXCHANGE.to_string()),
         workers: args
             .workers
-            .or_else(|| config.get("workers").and_then(Value::as_u64).map(|w| w as usize))
+            .or_else(|| {
+                config
+                    .get("workers")
+                    .and_then(Value::as_u64)
+                    .map(|w| w as usize)
+            })
             .unwrap_or(4),
-        debug: args.debug || config.get("debug").and_then(Value::as_bool).unwrap_or(false),
+        debug: args.debug
+            || config
+                .get("debug")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
         config,
     })
 }
@@ -232,9 +257,18 @@ pub fn init_logging(debug: bool, logging: Option<&Value>) {
         .to_string();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let json = logging.and_then(|l| l.get("format")).and_then(Value::as_str) == Some("json");
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let json = logging
+        .and_then(|l| l.get("format"))
+        .and_then(Value::as_str)
+        == Some("json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
@@ -284,16 +318,26 @@ mod tests {
         let bus: Bus = Arc::new(InProcessBus::new());
         let handle = run(Arc::new(Echo), bus.clone(), 2).await.unwrap();
         let t = Duration::from_secs(2);
-        assert_eq!(bus.request("echo.say", json!({"x": 1}), t).await.unwrap(), json!({"x": 1}));
+        assert_eq!(
+            bus.request("echo.say", json!({"x": 1}), t).await.unwrap(),
+            json!({"x": 1})
+        );
         let e = bus.request("echo.fail", json!({}), t).await.unwrap_err();
         assert_eq!(e.rpc().unwrap().code, codes::CONFLICT);
         let e = bus.request("echo.nope", json!({}), t).await.unwrap_err();
         assert_eq!(e.rpc().unwrap().code, codes::METHOD_NOT_FOUND);
-        let reply = bus.call_raw("echo.say", b"{not json".to_vec(), t).await.unwrap();
+        let reply = bus
+            .call_raw("echo.say", b"{not json".to_vec(), t)
+            .await
+            .unwrap();
         let reply: Response = serde_json::from_slice(&reply).unwrap();
         assert_eq!(reply.error.unwrap().code, codes::PARSE_ERROR);
         let reply = bus
-            .call_raw("echo.say", br#"{"jsonrpc":"2.0","id":7,"method":"other","params":{}}"#.to_vec(), t)
+            .call_raw(
+                "echo.say",
+                br#"{"jsonrpc":"2.0","id":7,"method":"other","params":{}}"#.to_vec(),
+                t,
+            )
             .await
             .unwrap();
         let reply: Response = serde_json::from_slice(&reply).unwrap();
@@ -306,13 +350,20 @@ mod tests {
     async fn settings_precedence() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("svc.conf");
-        std::fs::write(&path, r#"{"bus_uri": "amqp://file", "workers": 3, "debug": true}"#).unwrap();
+        std::fs::write(
+            &path,
+            r#"{"bus_uri": "amqp://file", "workers": 3, "debug": true}"#,
+        )
+        .unwrap();
         let mut args = ServiceArgs {
             config: Some(path),
             ..Default::default()
         };
         let s = load_settings("svc", &args).await.unwrap();
-        assert_eq!((s.bus_uri.as_str(), s.workers, s.debug), ("amqp://file", 3, true));
+        assert_eq!(
+            (s.bus_uri.as_str(), s.workers, s.debug),
+            ("amqp://file", 3, true)
+        );
         args.bus_uri = Some("amqp://cli".into());
         args.workers = Some(9);
         let s = load_settings("svc", &args).await.unwrap();

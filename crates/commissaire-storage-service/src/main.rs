@@ -1,0 +1,35 @@
+//! `commissaire-storage-service`: answers `storage.*` requests on the bus
+//! from the store handlers configured in `storage_handlers`.
+
+use anyhow::Context;
+use clap::Parser;
+use commissaire_service::{ServiceArgs, init_logging, load_settings, shutdown_signal};
+use commissaire_storage::StorageRouter;
+
+/// Commissaire storage service.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(flatten)]
+    service: ServiceArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = load_settings("storage", &cli.service).await?;
+    init_logging(settings.debug, settings.config.get("logging"));
+    let router = StorageRouter::from_config(settings.config.get("storage_handlers")).await?;
+    let bus = commissaire_bus::connect(
+        &settings.bus_uri,
+        &settings.bus_exchange,
+        commissaire_service::STARTUP_BUS_WAIT,
+    )
+    .await
+    .context("connecting to the message bus")?;
+    let handle = commissaire_storage::start(router, bus, settings.workers).await?;
+    shutdown_signal().await;
+    tracing::info!("stopping");
+    handle.stop();
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! Typed calls to the storage service over the bus.
+
+use std::time::Duration;
+
+use commissaire_bus::{Bus, BusError, DEFAULT_TIMEOUT, codes};
+use commissaire_models::Model;
+use serde_json::{Value, json};
+
+/// Why a storage call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageCallError {
+    /// No such record.
+    #[error("{0}")]
+    NotFound(String),
+    /// The bus or the service failed.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// The service's answer is not the expected model.
+    #[error("unexpected answer from storage: {0}")]
+    Decode(String),
+}
+
+impl StorageCallError {
+    fn from_bus(e: BusError) -> Self {
+        match e.rpc() {
+            Some(rpc) if rpc.code == codes::STORAGE_LOOKUP_ERROR => {
+                StorageCallError::NotFound(rpc.message.clone())
+            }
+            _ => StorageCallError::Bus(e),
+        }
+    }
+}
+
+/// A storage client over a bus.
+#[derive(Clone)]
+pub struct StorageClient {
+    bus: Bus,
+    timeout: Duration,
+}
+
+impl StorageClient {
+    /// A client with the default timeout.
+    pub fn new(bus: Bus) -> Self {
+        StorageClient {
+            bus,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Changes the per-call timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    async fn call(&self, method: &str, params: Value) -> Result<Value, StorageCallError> {
+        self.bus
+            .request(&format!("storage.{method}"), params, self.timeout)
+            .await
+            .map_err(StorageCallError::from_bus)
+    }
+
+    fn decode<M: Model>(value: Value) -> Result<M, StorageCallError> {
+        M::from_json(value).map_err(|e| StorageCallError::Decode(e.to_string()))
+    }
+
+    /// Reads the record whose key members are set in `key`.
+    pub async fn get<M: Model>(&self, key: Value) -> Result<M, StorageCallError> {
+        let v = self
+            .call(
+                "get",
+                json!({"model_type_name": M::NAME, "model_json_data": key}),
+            )
+            .await?;
+        Self::decode(v)
+    }
+
+    /// Writes a record; returns it as stored.
+    pub async fn save<M: Model>(&self, model: &M) -> Result<M, StorageCallError> {
+        let v = self
+            .call(
+                "save",
+                json!({"model_type_name": M::NAME, "model_json_data": model.to_json()}),
+            )
+            .await?;
+        Self::decode(v)
+    }
+
+    /// Deletes the record whose key members are set in `key`.
+    pub async fn delete<M: Model>(&self, key: Value) -> Result<(), StorageCallError> {
+        self.call(
+            "delete",
+            json!({"model_type_name": M::NAME, "model_json_data": key}),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Every record of a kind.
+    pub async fn list<M: Model>(&self) -> Result<Vec<M>, StorageCallError> {
+        let v = self
+            .call("list", json!({"model_type_name": M::NAME}))
+            .await?;
+        match v {
+            Value::Array(items) => items.into_iter().map(Self::decode).collect(),
+            other => Err(StorageCallError::Decode(format!(
+                "expected a list, got {other}"
+            ))),
+        }
+    }
+
+    /// Writes `new` only if what is stored is `expected` (`None`: nothing).
+    pub async fn swap<M: Model>(
+        &self,
+        expected: Option<&M>,
+        new: &M,
+    ) -> Result<M, StorageCallError> {
+        let v = self
+            .call(
+                "swap",
+                json!({"model_type_name": M::NAME, "expected": expected.map(Model::to_json), "model_json_data": new.to_json()}),
+            )
+            .await?;
+        Self::decode(v)
+    }
+}

@@ -1,0 +1,154 @@
+//! The etcd v3 store handler: keys under `/commissaire/`.
+
+use async_trait::async_trait;
+use etcd_client::{Client, Compare, CompareOp, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp};
+use serde_json::Value;
+
+use crate::store::{StoreError, StoreHandler, Written};
+
+/// Records in etcd, one JSON document per key.
+#[derive(Clone)]
+pub struct EtcdStore {
+    client: Client,
+    prefix: String,
+}
+
+fn etcd_error(e: etcd_client::Error) -> StoreError {
+    match e {
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        etcd_client::Error::GRpcStatus(ref s)
+            if matches!(
+                s.code(),
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+            ) =>
+        {
+            StoreError::Unavailable(e.to_string())
+        }
+        other => StoreError::Backend(other.to_string()),
+    }
+}
+
+fn decode(key: &[u8], value: &[u8]) -> Result<Value, StoreError> {
+    serde_json::from_slice(value).map_err(|e| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: e.to_string(),
+    })
+}
+
+impl EtcdStore {
+    /// A store using `client`, with keys under `/commissaire/`.
+    pub fn new(client: Client) -> Self {
+        Self::with_prefix(client, "/commissaire/")
+    }
+
+    /// A store with keys under another prefix (tests use one per run).
+    pub fn with_prefix(client: Client, prefix: &str) -> Self {
+        EtcdStore {
+            client,
+            prefix: prefix.to_string(),
+        }
+    }
+
+    fn full(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+}
+
+#[async_trait]
+impl StoreHandler for EtcdStore {
+    fn handler_type(&self) -> &'static str {
+        "etcd"
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Value>, StoreError> {
+        let mut kv = self.client.kv_client();
+        let response = kv.get(self.full(key), None).await.map_err(etcd_error)?;
+        response
+            .kvs()
+            .first()
+            .map(|kv| decode(kv.key(), kv.value()))
+            .transpose()
+    }
+
+    async fn put(&self, key: &str, value: &Value) -> Result<Written, StoreError> {
+        let mut kv = self.client.kv_client();
+        let response = kv
+            .put(
+                self.full(key),
+                value.to_string(),
+                Some(PutOptions::new().with_prev_key()),
+            )
+            .await
+            .map_err(etcd_error)?;
+        Ok(if response.prev_key().is_some() {
+            Written::Updated
+        } else {
+            Written::Created
+        })
+    }
+
+    async fn delete(&self, key: &str) -> Result<Option<Value>, StoreError> {
+        let mut kv = self.client.kv_client();
+        let response = kv
+            .delete(self.full(key), Some(DeleteOptions::new().with_prev_key()))
+            .await
+            .map_err(etcd_error)?;
+        response
+            .prev_kvs()
+            .first()
+            .map(|kv| decode(kv.key(), kv.value()))
+            .transpose()
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<Value>, StoreError> {
+        let mut kv = self.client.kv_client();
+        let response = kv
+            .get(self.full(prefix), Some(GetOptions::new().with_prefix()))
+            .await
+            .map_err(etcd_error)?;
+        response
+            .kvs()
+            .iter()
+            .map(|kv| decode(kv.key(), kv.value()))
+            .collect()
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&Value>,
+        new: &Value,
+    ) -> Result<Result<Written, Option<Value>>, StoreError> {
+        let full = self.full(key);
+        let mut kv = self.client.kv_client();
+        // Read the current value and its revision, compare as JSON, then write
+        // only if the key was not modified since (one etcd transaction).
+        let current = kv.get(full.as_str(), None).await.map_err(etcd_error)?;
+        let (stored, revision) = match current.kvs().first() {
+            Some(kv) => (Some(decode(kv.key(), kv.value())?), kv.mod_revision()),
+            None => (None, 0),
+        };
+        if stored.as_ref() != expected {
+            return Ok(Err(stored));
+        }
+        let txn = Txn::new()
+            .when([Compare::mod_revision(
+                full.as_str(),
+                CompareOp::Equal,
+                revision,
+            )])
+            .and_then([TxnOp::put(full.as_str(), new.to_string(), None)]);
+        let response = kv.txn(txn).await.map_err(etcd_error)?;
+        if response.succeeded() {
+            Ok(Ok(if stored.is_some() {
+                Written::Updated
+            } else {
+                Written::Created
+            }))
+        } else {
+            Ok(Err(self.get(key).await?))
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! Commissaire storage: store handlers behind one trait ([`StoreHandler`]:
+//! etcd v3 and embedded redb), the `storage_handlers` routing of models to
+//! handlers by glob and by a record's `source` ([`StorageRouter`]), and the
+//! storage service answering `storage.*` on the bus ([`StorageService`]).
+//!
+//! Only the storage service talks to a store; everything else asks it over
+//! the bus. [`client`] has typed helpers for those callers.
+
+pub mod client;
+mod etcd;
+mod redb_store;
+mod router;
+mod service;
+mod store;
+
+pub use etcd::EtcdStore;
+pub use redb_store::RedbStore;
+pub use router::{RoutedHandler, RouterError, StorageRouter};
+pub use service::{StorageService, start};
+pub use store::{StoreError, StoreHandler, Written, collection, list_prefix, record_key};

@@ -1,0 +1,352 @@
+//! The storage service: JSON-RPC methods over the configured store handlers.
+//!
+//! | method | params | result |
+//! |---|---|---|
+//! | `save` | `model_type_name`, `model_json_data` (object or list) | the stored record(s) |
+//! | `get` | `model_type_name`, `model_json_data` (object with the key, or list) | the record(s); -20000 if missing |
+//! | `delete` | as `get` | `null`; -20000 if missing |
+//! | `list` | `model_type_name` (`Hosts` or `Host`) | every record of that kind |
+//! | `swap` | `model_type_name`, `expected` (record or `null`), `model_json_data` | the stored record; 409 if what is stored is not `expected` |
+//! | `list_store_handlers` | none | `[{name, handler_type, model_types}]` |
+//!
+//! After each write a notification `notify.storage.<Model>.<created|updated|deleted>`
+//! carrying `{event, class, model}` (the model without hidden members) is published;
+//! secret models (HostCreds) are never published.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use commissaire_bus::{Bus, RpcError, codes};
+use commissaire_models::{ModelError, ModelKind};
+use commissaire_service::Service;
+use serde_json::{Value, json};
+
+use crate::router::{RoutedHandler, StorageRouter};
+use crate::store::{StoreError, Written, list_prefix, record_key};
+
+/// The storage service.
+pub struct StorageService {
+    router: StorageRouter,
+    bus: Option<Bus>,
+}
+
+fn model_error(e: ModelError) -> RpcError {
+    let data = match e.field() {
+        Some(field) => json!({"field": field}),
+        None => json!({}),
+    };
+    RpcError::invalid_request(e.to_string()).with_data(data)
+}
+
+fn store_error(e: StoreError) -> RpcError {
+    match e {
+        StoreError::Unavailable(m) => RpcError::unavailable(m),
+        other => RpcError::internal(other.to_string()),
+    }
+}
+
+struct Params {
+    kind: ModelKind,
+    data: Value,
+}
+
+fn params(params: &Value, need_data: bool) -> Result<Params, RpcError> {
+    let name = params
+        .get("model_type_name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| RpcError::invalid_params("model_type_name (string) is required"))?;
+    let kind = ModelKind::from_name(name).map_err(|e| RpcError::invalid_params(e.to_string()))?;
+    let data = params
+        .get("model_json_data")
+        .cloned()
+        .unwrap_or(Value::Null);
+    if need_data && !(data.is_object() || data.is_array()) {
+        return Err(RpcError::invalid_params(
+            "model_json_data (object or list) is required",
+        ));
+    }
+    Ok(Params { kind, data })
+}
+
+fn storable(kind: ModelKind) -> Result<(), RpcError> {
+    if kind.is_storable() {
+        Ok(())
+    } else {
+        Err(RpcError::invalid_params(format!(
+            "{kind} records are not stored"
+        )))
+    }
+}
+
+impl StorageService {
+    /// A service over `router`, publishing notifications on `bus` when given.
+    pub fn new(router: StorageRouter, bus: Option<Bus>) -> Self {
+        StorageService { router, bus }
+    }
+
+    /// The handler a record is written to: the one its `source` names, else
+    /// the first one claiming its kind.
+    fn write_handler(&self, kind: ModelKind, record: &Value) -> Result<&RoutedHandler, RpcError> {
+        if let Some(source) = record
+            .get("source")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
+            return self.router.by_name(source).ok_or_else(|| {
+                RpcError::invalid_request(format!(
+                    "source '{source}' names no configured storage handler"
+                ))
+                .with_data(json!({"field": "source"}))
+            });
+        }
+        self.router
+            .for_kind(kind)
+            .ok_or_else(|| RpcError::internal(format!("no storage handler claims {kind} records")))
+    }
+
+    /// The handlers to look for a record in: the one named by `source` if
+    /// given, else the claiming handler first and then the others (records
+    /// owned by another handler through `source`).
+    fn read_handlers(
+        &self,
+        kind: ModelKind,
+        record: &Value,
+    ) -> Result<Vec<&RoutedHandler>, RpcError> {
+        if record
+            .get("source")
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+        {
+            return Ok(vec![self.write_handler(kind, record)?]);
+        }
+        let mut order: Vec<&RoutedHandler> = self
+            .router
+            .handlers()
+            .iter()
+            .filter(|h| h.claims(kind))
+            .collect();
+        order.extend(self.router.handlers().iter().filter(|h| !h.claims(kind)));
+        Ok(order)
+    }
+
+    fn key(kind: ModelKind, record: &Value) -> Result<String, RpcError> {
+        let pk = kind.primary_key(record).map_err(model_error)?;
+        record_key(kind, &pk)
+            .ok_or_else(|| RpcError::invalid_params(format!("{kind} records are not stored")))
+    }
+
+    async fn notify(&self, kind: ModelKind, event: &str, record: &Value) {
+        if kind.is_secret() {
+            return;
+        }
+        let Some(bus) = &self.bus else { return };
+        let body =
+            json!({"event": event, "class": kind.name(), "model": kind.safe(record.clone())});
+        let key = format!("notify.storage.{kind}.{event}");
+        if let Err(e) = bus.publish(&key, &body).await {
+            tracing::warn!(%key, error = %e, "could not publish a storage notification");
+        }
+    }
+
+    async fn save_one(&self, kind: ModelKind, data: Value) -> Result<Value, RpcError> {
+        storable(kind)?;
+        let record = kind.normalize(data).map_err(model_error)?;
+        let key = Self::key(kind, &record)?;
+        let handler = self.write_handler(kind, &record)?;
+        let written = handler
+            .handler
+            .put(&key, &record)
+            .await
+            .map_err(store_error)?;
+        let event = if written == Written::Created {
+            "created"
+        } else {
+            "updated"
+        };
+        self.notify(kind, event, &record).await;
+        Ok(record)
+    }
+
+    async fn find(
+        &self,
+        kind: ModelKind,
+        data: &Value,
+    ) -> Result<(String, &RoutedHandler, Value), RpcError> {
+        storable(kind)?;
+        let key = Self::key(kind, data)?;
+        for handler in self.read_handlers(kind, data)? {
+            if let Some(value) = handler.handler.get(&key).await.map_err(store_error)? {
+                return Ok((key, handler, value));
+            }
+        }
+        let pk = kind.primary_key(data).unwrap_or_default();
+        Err(RpcError::lookup(format!("no {kind} record for '{pk}'")))
+    }
+
+    async fn get_one(&self, kind: ModelKind, data: Value) -> Result<Value, RpcError> {
+        let (key, _, value) = self.find(kind, &data).await?;
+        kind.normalize(value)
+            .map_err(|e| RpcError::internal(format!("stored record {key} is invalid: {e}")))
+    }
+
+    async fn delete_one(&self, kind: ModelKind, data: Value) -> Result<Value, RpcError> {
+        let (key, handler, _) = self.find(kind, &data).await?;
+        if let Some(previous) = handler.handler.delete(&key).await.map_err(store_error)? {
+            self.notify(kind, "deleted", &previous).await;
+        }
+        Ok(Value::Null)
+    }
+
+    async fn list(&self, kind: ModelKind) -> Result<Value, RpcError> {
+        let item = kind.item_kind().unwrap_or(kind);
+        let prefix = list_prefix(item)
+            .ok_or_else(|| RpcError::invalid_params(format!("{kind} cannot be listed")))?;
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        let mut handlers: Vec<&RoutedHandler> = self
+            .router
+            .handlers()
+            .iter()
+            .filter(|h| h.claims(item))
+            .collect();
+        handlers.extend(self.router.handlers().iter().filter(|h| !h.claims(item)));
+        for handler in handlers {
+            for value in handler.handler.list(&prefix).await.map_err(store_error)? {
+                match item.normalize(value) {
+                    Ok(record) => {
+                        let pk = item.primary_key(&record).unwrap_or_default();
+                        if seen.insert(pk) {
+                            out.push(record);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(handler = %handler.name, error = %e, "skipping an invalid stored record")
+                    }
+                }
+            }
+        }
+        Ok(Value::Array(out))
+    }
+
+    async fn swap(&self, kind: ModelKind, expected: Value, data: Value) -> Result<Value, RpcError> {
+        storable(kind)?;
+        let record = kind.normalize(data).map_err(model_error)?;
+        let expected = match expected {
+            Value::Null => None,
+            other => Some(kind.normalize(other).map_err(model_error)?),
+        };
+        let key = Self::key(kind, &record)?;
+        let handler = self.write_handler(kind, &record)?;
+        match handler
+            .handler
+            .compare_and_swap(&key, expected.as_ref(), &record)
+            .await
+            .map_err(store_error)?
+        {
+            Ok(written) => {
+                let event = if written == Written::Created {
+                    "created"
+                } else {
+                    "updated"
+                };
+                self.notify(kind, event, &record).await;
+                Ok(record)
+            }
+            Err(stored) => {
+                let stored = stored.map(|s| kind.safe(s)).unwrap_or(Value::Null);
+                Err(
+                    RpcError::conflict(format!("the stored {kind} changed meanwhile"))
+                        .with_data(json!({"stored": stored})),
+                )
+            }
+        }
+    }
+
+    /// Applies `one` to a record or to each record of a list.
+    async fn each<'a, F, Fut>(&'a self, data: Value, one: F) -> Result<Value, RpcError>
+    where
+        F: Fn(Value) -> Fut,
+        Fut: std::future::Future<Output = Result<Value, RpcError>> + 'a,
+    {
+        match data {
+            Value::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    out.push(one(item).await?);
+                }
+                Ok(Value::Array(out))
+            }
+            single => one(single).await,
+        }
+    }
+}
+
+#[async_trait]
+impl Service for StorageService {
+    fn name(&self) -> &str {
+        "storage"
+    }
+
+    fn methods(&self) -> &[&'static str] {
+        &[
+            "save",
+            "get",
+            "delete",
+            "list",
+            "swap",
+            "list_store_handlers",
+        ]
+    }
+
+    async fn call(&self, method: &str, raw: Value) -> Result<Value, RpcError> {
+        if !raw.is_object() && method != "list_store_handlers" {
+            return Err(RpcError::invalid_params("params must be an object"));
+        }
+        match method {
+            "save" => {
+                let p = params(&raw, true)?;
+                self.each(p.data, |d| self.save_one(p.kind, d)).await
+            }
+            "get" => {
+                let p = params(&raw, true)?;
+                self.each(p.data, |d| self.get_one(p.kind, d)).await
+            }
+            "delete" => {
+                let p = params(&raw, true)?;
+                self.each(p.data, |d| self.delete_one(p.kind, d)).await
+            }
+            "list" => self.list(params(&raw, false)?.kind).await,
+            "swap" => {
+                let p = params(&raw, true)?;
+                let expected = raw.get("expected").cloned().unwrap_or(Value::Null);
+                self.swap(p.kind, expected, p.data).await
+            }
+            "list_store_handlers" => Ok(Value::Array(
+                self.router
+                    .handlers()
+                    .iter()
+                    .map(|h| {
+                        let kinds: Vec<&str> = ModelKind::ALL
+                            .iter()
+                            .filter(|k| k.is_storable() && h.claims(**k))
+                            .map(|k| k.name())
+                            .collect();
+                        json!({"name": h.name, "handler_type": h.handler.handler_type(), "model_types": kinds, "patterns": h.patterns})
+                    })
+                    .collect(),
+            )),
+            other => Err(RpcError::new(codes::METHOD_NOT_FOUND, format!("storage has no method '{other}'"))),
+        }
+    }
+}
+
+/// Starts the storage service on `bus` with `workers` workers.
+pub async fn start(
+    router: StorageRouter,
+    bus: Bus,
+    workers: usize,
+) -> Result<commissaire_service::ServiceHandle, commissaire_bus::BusError> {
+    let service = Arc::new(StorageService::new(router, Some(bus.clone())));
+    commissaire_service::run(service, bus, workers).await
+}
