@@ -10,18 +10,21 @@ use tokio::sync::oneshot;
 use crate::BusError;
 use crate::transport::{Incoming, IncomingStream, Settle, Transport, topic_matches};
 
+/// A shared queue: its bindings and both channel ends.
+struct SharedQueue {
+    bindings: Vec<String>,
+    tx: async_channel::Sender<Incoming>,
+    rx: async_channel::Receiver<Incoming>,
+}
+
+/// Where a caller waits for its reply.
+type ReplyCell = Arc<Mutex<Option<oneshot::Sender<Vec<u8>>>>>;
+
 #[derive(Default)]
 struct Router {
     /// Shared queues by name: bindings, and both channel ends (the kept
     /// receiver keeps the queue alive while no worker listens, like a durable queue).
-    queues: HashMap<
-        String,
-        (
-            Vec<String>,
-            async_channel::Sender<Incoming>,
-            async_channel::Receiver<Incoming>,
-        ),
-    >,
+    queues: HashMap<String, SharedQueue>,
     /// Private subscriptions; dropped when their receivers are gone.
     subscriptions: Vec<(Vec<String>, async_channel::Sender<Incoming>)>,
 }
@@ -43,11 +46,11 @@ impl InProcessBus {
         &self,
         routing_key: &str,
         body: &[u8],
-        reply: Option<&Arc<Mutex<Option<oneshot::Sender<Vec<u8>>>>>>,
+        reply: Option<&ReplyCell>,
     ) -> usize {
         let mut router = self.router.lock().expect("bus router lock");
         let mut delivered = 0;
-        for (bindings, tx, _) in router.queues.values() {
+        for SharedQueue { bindings, tx, .. } in router.queues.values() {
             if bindings.iter().any(|b| topic_matches(b, routing_key)) {
                 let settle: Box<dyn Settle> = match reply {
                     Some(slot) => Box::new(ReplySlot(slot.clone())),
@@ -94,7 +97,7 @@ impl Settle for NoReply {
 }
 
 /// The caller's reply slot; the first message settled with a reply fills it.
-struct ReplySlot(Arc<Mutex<Option<oneshot::Sender<Vec<u8>>>>>);
+struct ReplySlot(ReplyCell);
 
 #[async_trait]
 impl Settle for ReplySlot {
@@ -149,14 +152,18 @@ impl Transport for InProcessBus {
         let mut router = self.router.lock().expect("bus router lock");
         let entry = router.queues.entry(queue.to_string()).or_insert_with(|| {
             let (tx, rx) = async_channel::unbounded();
-            (Vec::new(), tx, rx)
+            SharedQueue {
+                bindings: Vec::new(),
+                tx,
+                rx,
+            }
         });
         for b in bindings {
-            if !entry.0.contains(b) {
-                entry.0.push(b.clone());
+            if !entry.bindings.contains(b) {
+                entry.bindings.push(b.clone());
             }
         }
-        Ok(entry.2.clone())
+        Ok(entry.rx.clone())
     }
 
     async fn subscribe(&self, patterns: &[String]) -> Result<IncomingStream, BusError> {
