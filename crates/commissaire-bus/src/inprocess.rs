@@ -42,12 +42,7 @@ impl InProcessBus {
     }
 
     /// Delivers a message to every matching queue; returns how many got it.
-    fn route(
-        &self,
-        routing_key: &str,
-        body: &[u8],
-        reply: Option<&ReplyCell>,
-    ) -> usize {
+    fn route(&self, routing_key: &str, body: &[u8], reply: Option<&ReplyCell>) -> usize {
         let mut router = self.router.lock().expect("bus router lock");
         let mut delivered = 0;
         for SharedQueue { bindings, tx, .. } in router.queues.values() {

@@ -1,0 +1,251 @@
+//! Server configuration: `/etc/commissaire/commissaire.conf` (JSON, keys named
+//! like the flags: `listen-port`, `authentication-plugins`, ...), `-c FILE`,
+//! `--no-config-file`, and command-line flags over all of it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::auth::{AuthConfigError, PluginSpec};
+
+/// The default configuration file.
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/commissaire/commissaire.conf";
+
+/// The server's command line (the docs' flags, plus `--request-timeout`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServerArgs {
+    /// Turn on debug logging.
+    #[arg(long)]
+    pub debug: bool,
+    /// Full path to a JSON configuration file (command-line arguments override).
+    #[arg(short = 'c', long = "config-file")]
+    pub config_file: Option<PathBuf>,
+    /// Disregard the default configuration file, if it exists.
+    #[arg(long = "no-config-file", alias = "no-config")]
+    pub no_config_file: bool,
+    /// Interface to listen on.
+    #[arg(short = 'i', long = "listen-interface")]
+    pub listen_interface: Option<String>,
+    /// Port to listen on.
+    #[arg(short = 'p', long = "listen-port")]
+    pub listen_port: Option<u16>,
+    /// Full path to the TLS PEM (certificate and key) for the server.
+    #[arg(long = "tls-pemfile")]
+    pub tls_pemfile: Option<PathBuf>,
+    /// Full path to the certificate authorities that client certificates are verified against.
+    #[arg(long = "tls-clientverifyfile")]
+    pub tls_clientverifyfile: Option<PathBuf>,
+    /// Authentication plugin and its configuration (repeatable): MODULE_NAME:key=value,...
+    #[arg(
+        long = "authentication-plugin",
+        value_name = "MODULE_NAME:key=value,.."
+    )]
+    pub authentication_plugins: Vec<String>,
+    /// URI paths which provide their own authentication (repeatable).
+    #[arg(long = "self-auth")]
+    pub self_auths: Vec<String>,
+    /// Message bus exchange name.
+    #[arg(long = "bus-exchange")]
+    pub bus_exchange: Option<String>,
+    /// Message bus connection URI.
+    #[arg(long = "bus-uri")]
+    pub bus_uri: Option<String>,
+    /// Seconds to wait for a service's answer before replying 503.
+    #[arg(long = "request-timeout")]
+    pub request_timeout: Option<f64>,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A member is malformed.
+    #[error("{origin}: {reason}")]
+    Invalid {
+        /// File or flag.
+        origin: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An authentication plugin is misconfigured.
+    #[error(transparent)]
+    Auth(#[from] AuthConfigError),
+}
+
+/// The resolved server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Interface to listen on.
+    pub listen_interface: String,
+    /// Port to listen on.
+    pub listen_port: u16,
+    /// TLS certificate and key.
+    pub tls_pemfile: Option<PathBuf>,
+    /// CA for client certificates.
+    pub tls_clientverifyfile: Option<PathBuf>,
+    /// Authentication plugins, in order.
+    pub plugins: Vec<PluginSpec>,
+    /// Paths that bypass authentication.
+    pub self_auths: Vec<String>,
+    /// Bus URI.
+    pub bus_uri: String,
+    /// Exchange name.
+    pub bus_exchange: String,
+    /// Debug logging.
+    pub debug: bool,
+    /// How long to wait for services.
+    pub request_timeout: Duration,
+    /// The whole file, for members other binaries add (e.g. the all-in-one's).
+    pub file: Map<String, Value>,
+}
+
+fn read_file(args: &ServerArgs) -> Result<(String, Map<String, Value>), ServerConfigError> {
+    if args.no_config_file && args.config_file.is_none() {
+        return Ok(("no file".into(), Map::new()));
+    }
+    let (path, required) = match &args.config_file {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
+    };
+    let text = match std::fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(("no file".into(), Map::new()));
+        }
+        Err(source) => return Err(ServerConfigError::Read { path, source }),
+    };
+    let origin = path.display().to_string();
+    match serde_json::from_slice::<Value>(&text) {
+        Ok(Value::Object(map)) => {
+            // Accept `listen_port` as well as `listen-port`.
+            let map = map
+                .into_iter()
+                .map(|(k, v)| (k.replace('_', "-"), v))
+                .collect();
+            Ok((origin, map))
+        }
+        Ok(_) => Err(ServerConfigError::Invalid {
+            origin,
+            reason: "must be a JSON object".into(),
+        }),
+        Err(e) => Err(ServerConfigError::Invalid {
+            origin,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+impl ServerConfig {
+    /// Resolves the settings: flags over the file over the defaults.
+    pub fn resolve(args: &ServerArgs, default_bus_uri: &str) -> Result<Self, ServerConfigError> {
+        let (origin, file) = read_file(args)?;
+        let invalid = |key: &str, what: &str| ServerConfigError::Invalid {
+            origin: origin.clone(),
+            reason: format!("'{key}' must be {what}"),
+        };
+        let text = |key: &str| -> Result<Option<String>, ServerConfigError> {
+            match file.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(invalid(key, "a string")),
+            }
+        };
+        let listen_port = match (args.listen_port, file.get("listen-port")) {
+            (Some(p), _) => p,
+            (None, None) => 8000,
+            (None, Some(v)) => v
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .ok_or_else(|| invalid("listen-port", "a port number"))?,
+        };
+        let plugins = if !args.authentication_plugins.is_empty() {
+            args.authentication_plugins
+                .iter()
+                .map(|s| PluginSpec::parse_cli(s))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            match file
+                .get("authentication-plugins")
+                .or_else(|| file.get("authentication-plugin"))
+            {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(list)) => list
+                    .iter()
+                    .map(PluginSpec::from_config)
+                    .collect::<Result<Vec<_>, _>>()?,
+                Some(obj @ Value::Object(_)) => vec![PluginSpec::from_config(obj)?],
+                Some(Value::String(s)) => vec![PluginSpec::parse_cli(s)?],
+                Some(_) => {
+                    return Err(invalid(
+                        "authentication-plugins",
+                        "a list of plugin objects",
+                    ));
+                }
+            }
+        };
+        let self_auths = if !args.self_auths.is_empty() {
+            args.self_auths.clone()
+        } else {
+            match file.get("self-auths") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(list)) => list
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| invalid("self-auths", "a list of paths"))?,
+                Some(_) => return Err(invalid("self-auths", "a list of paths")),
+            }
+        };
+        let request_timeout = match args.request_timeout {
+            Some(t) => t,
+            None => file
+                .get("request-timeout")
+                .and_then(Value::as_f64)
+                .unwrap_or(10.0),
+        };
+        if !(request_timeout > 0.0 && request_timeout < 3600.0) {
+            return Err(invalid(
+                "request-timeout",
+                "a number of seconds between 0 and 3600",
+            ));
+        }
+        Ok(ServerConfig {
+            listen_interface: match &args.listen_interface {
+                Some(i) => i.clone(),
+                None => text("listen-interface")?.unwrap_or_else(|| "0.0.0.0".into()),
+            },
+            listen_port,
+            tls_pemfile: args
+                .tls_pemfile
+                .clone()
+                .or(text("tls-pemfile")?.map(PathBuf::from)),
+            tls_clientverifyfile: args
+                .tls_clientverifyfile
+                .clone()
+                .or(text("tls-clientverifyfile")?.map(PathBuf::from)),
+            plugins,
+            self_auths,
+            bus_uri: match &args.bus_uri {
+                Some(u) => u.clone(),
+                None => text("bus-uri")?.unwrap_or_else(|| default_bus_uri.to_string()),
+            },
+            bus_exchange: match &args.bus_exchange {
+                Some(e) => e.clone(),
+                None => text("bus-exchange")?
+                    .unwrap_or_else(|| commissaire_bus::DEFAULT_EXCHANGE.to_string()),
+            },
+            debug: args.debug || file.get("debug").and_then(Value::as_bool).unwrap_or(false),
+            request_timeout: Duration::from_secs_f64(request_timeout),
+            file,
+        })
+    }
+}

@@ -1,0 +1,35 @@
+//! `commissaire-server`: the REST API, talking to the services over the bus.
+
+use anyhow::Context;
+use clap::Parser;
+use commissaire_http::{ServerArgs, ServerConfig};
+
+/// Commissaire REST server.
+#[derive(Debug, Parser)]
+#[command(name = "commissaire-server", version, about)]
+struct Cli {
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = Cli::parse();
+    let config = ServerConfig::resolve(&cli.server, commissaire_service::DEFAULT_BUS_URI)?;
+    commissaire_service::init_logging(config.debug, config.file.get("logging"));
+    let bus = commissaire_bus::connect(
+        &config.bus_uri,
+        &config.bus_exchange,
+        commissaire_service::STARTUP_BUS_WAIT,
+    )
+    .await
+    .context("connecting to the message bus")?;
+    tokio::select! {
+        result = commissaire_http::run(config, bus) => result,
+        _ = commissaire_service::shutdown_signal() => {
+            tracing::info!("stopping");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! The axum router: paths, methods, authentication, body limits, and JSON
+//! answers for unknown paths (404) and wrong methods (405).
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Extension, Router};
+
+use crate::api::{Api, Operation, Reply, peer_address};
+use crate::auth::{AuthManager, RequestCredentials};
+use crate::error::{ApiError, ApiResult};
+use crate::peer::PeerInfo;
+
+/// The largest request body accepted (larger ones get 413).
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The API handlers.
+    pub api: Api,
+    /// Authentication.
+    pub auth: Arc<AuthManager>,
+}
+
+type S = State<AppState>;
+
+async fn list_clusters(State(s): S) -> ApiResult<Reply> {
+    s.api.list_clusters().await
+}
+async fn get_cluster(State(s): S, Path(name): Path<String>) -> ApiResult<Reply> {
+    s.api.get_cluster(&name).await
+}
+async fn put_cluster(State(s): S, Path(name): Path<String>, body: Bytes) -> ApiResult<Reply> {
+    s.api.put_cluster(&name, &body).await
+}
+async fn delete_cluster(State(s): S, Path(name): Path<String>) -> ApiResult<Reply> {
+    s.api.delete_cluster(&name).await
+}
+async fn list_members(State(s): S, Path(name): Path<String>) -> ApiResult<Reply> {
+    s.api.list_members(&name).await
+}
+async fn put_members(State(s): S, Path(name): Path<String>, body: Bytes) -> ApiResult<Reply> {
+    s.api.put_members(&name, &body).await
+}
+async fn get_member(
+    State(s): S,
+    Path((name, address)): Path<(String, String)>,
+) -> ApiResult<Reply> {
+    s.api.get_member(&name, &address).await
+}
+async fn put_member(
+    State(s): S,
+    Path((name, address)): Path<(String, String)>,
+) -> ApiResult<Reply> {
+    s.api.put_member(&name, &address).await
+}
+async fn delete_member(
+    State(s): S,
+    Path((name, address)): Path<(String, String)>,
+) -> ApiResult<Reply> {
+    s.api.delete_member(&name, &address).await
+}
+macro_rules! operation_handlers {
+    ($get:ident, $put:ident, $op:expr) => {
+        async fn $get(State(s): S, Path(name): Path<String>) -> ApiResult<Reply> {
+            s.api.get_operation(&name, $op).await
+        }
+        async fn $put(State(s): S, Path(name): Path<String>, body: Bytes) -> ApiResult<Reply> {
+            s.api.put_operation(&name, $op, &body).await
+        }
+    };
+}
+operation_handlers!(get_restart, put_restart, Operation::Restart);
+operation_handlers!(get_upgrade, put_upgrade, Operation::Upgrade);
+operation_handlers!(get_deploy, put_deploy, Operation::Deploy);
+
+async fn list_hosts(State(s): S) -> ApiResult<Reply> {
+    s.api.list_hosts().await
+}
+async fn get_host(State(s): S, Path(address): Path<String>) -> ApiResult<Reply> {
+    s.api.get_host(&address).await
+}
+async fn put_host(State(s): S, Path(address): Path<String>, body: Bytes) -> ApiResult<Reply> {
+    s.api.put_host(&address, &body).await
+}
+async fn put_host_from_peer(
+    State(s): S,
+    peer: Option<Extension<PeerInfo>>,
+    body: Bytes,
+) -> ApiResult<Reply> {
+    let peer = peer.ok_or_else(|| ApiError::bad_request("the client's address is unknown"))?;
+    s.api.put_host(&peer_address(peer.addr.ip()), &body).await
+}
+async fn delete_host(State(s): S, Path(address): Path<String>) -> ApiResult<Reply> {
+    s.api.delete_host(&address).await
+}
+async fn get_creds(State(s): S, Path(address): Path<String>) -> ApiResult<Reply> {
+    s.api.get_creds(&address).await
+}
+async fn get_host_status(State(s): S, Path(address): Path<String>) -> ApiResult<Reply> {
+    s.api.get_host_status(&address).await
+}
+async fn list_networks(State(s): S) -> ApiResult<Reply> {
+    s.api.list_networks().await
+}
+async fn get_network(State(s): S, Path(name): Path<String>) -> ApiResult<Reply> {
+    s.api.get_network(&name).await
+}
+async fn put_network(State(s): S, Path(name): Path<String>, body: Bytes) -> ApiResult<Reply> {
+    s.api.put_network(&name, &body).await
+}
+async fn delete_network(State(s): S, Path(name): Path<String>) -> ApiResult<Reply> {
+    s.api.delete_network(&name).await
+}
+async fn list_container_managers(State(s): S) -> ApiResult<Reply> {
+    s.api.list_container_managers().await
+}
+async fn get_container_manager(State(s): S, Path(name): Path<String>) -> ApiResult<Reply> {
+    s.api.get_container_manager(&name).await
+}
+async fn put_container_manager(
+    State(s): S,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Reply> {
+    s.api.put_container_manager(&name, &body).await
+}
+async fn delete_container_manager(State(s): S, Path(name): Path<String>) -> ApiResult<Reply> {
+    s.api.delete_container_manager(&name).await
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::not_found(format!("no such endpoint: {}", request.uri().path()))
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+/// Lets a request through if an authentication plugin allows it; else 403.
+async fn authenticate(State(s): S, request: Request, next: Next) -> Response {
+    let fallback_peer = PeerInfo {
+        addr: ([0, 0, 0, 0], 0).into(),
+        client_cert_cn: None,
+    };
+    let peer = request
+        .extensions()
+        .get::<PeerInfo>()
+        .cloned()
+        .unwrap_or(fallback_peer);
+    let credentials = RequestCredentials {
+        headers: request.headers(),
+        peer: &peer,
+        path: request.uri().path(),
+    };
+    match s.auth.check(&credentials).await {
+        Some(user) => {
+            tracing::debug!(%user, method = %request.method(), path = %request.uri().path(), "authenticated");
+            next.run(request).await
+        }
+        None => {
+            tracing::info!(peer = %peer.addr, method = %request.method(), path = %request.uri().path(), "authentication denied");
+            ApiError::forbidden().into_response()
+        }
+    }
+}
+
+/// Answers 413 with a JSON body when the body limit was hit.
+async fn body_too_large(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body exceeds {MAX_BODY} bytes"),
+        )
+        .into_response();
+    }
+    response
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v0/clusters", get(list_clusters))
+        .route("/api/v0/cluster", get(list_clusters))
+        .route(
+            "/api/v0/cluster/{name}",
+            get(get_cluster).put(put_cluster).delete(delete_cluster),
+        )
+        .route(
+            "/api/v0/cluster/{name}/hosts",
+            get(list_members).put(put_members),
+        )
+        .route(
+            "/api/v0/cluster/{name}/hosts/{address}",
+            get(get_member).put(put_member).delete(delete_member),
+        )
+        .route(
+            "/api/v0/cluster/{name}/restart",
+            get(get_restart).put(put_restart),
+        )
+        .route(
+            "/api/v0/cluster/{name}/upgrade",
+            get(get_upgrade).put(put_upgrade),
+        )
+        .route(
+            "/api/v0/cluster/{name}/deploy",
+            get(get_deploy).put(put_deploy),
+        )
+        .route("/api/v0/hosts", get(list_hosts))
+        .route("/api/v0/host", put(put_host_from_peer))
+        .route(
+            "/api/v0/host/{address}",
+            get(get_host).put(put_host).delete(delete_host),
+        )
+        .route("/api/v0/host/{address}/creds", get(get_creds))
+        .route("/api/v0/host/{address}/status", get(get_host_status))
+        .route("/api/v0/networks", get(list_networks))
+        .route(
+            "/api/v0/network/{name}",
+            get(get_network).put(put_network).delete(delete_network),
+        )
+        .route("/api/v0/containermanagers", get(list_container_managers))
+        .route(
+            "/api/v0/containermanager/{name}",
+            get(get_container_manager)
+                .put(put_container_manager)
+                .delete(delete_container_manager),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(body_too_large))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .with_state(state)
+}
+
+/// Strips trailing slashes (`/api/v0/clusters/` is `/api/v0/clusters`), as the original allowed.
+pub fn trim_trailing_slash(mut request: http::Request<Body>) -> http::Request<Body> {
+    let path = request.uri().path();
+    if path.len() > 1 && path.ends_with('/') {
+        let trimmed = path.trim_end_matches('/');
+        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+        let rebuilt = match request.uri().query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_string(),
+        };
+        if let Ok(uri) = rebuilt.parse() {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}

@@ -1,0 +1,174 @@
+//! Accepting connections (plain or TLS) and handing requests to the router,
+//! with the peer's address and verified client certificate name attached.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::ServerConfig;
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+use crate::peer::PeerInfo;
+use crate::routes::trim_trailing_slash;
+
+/// Why TLS could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A PEM file could not be read or holds nothing usable.
+    #[error("{path}: {reason}")]
+    Pem {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Config(String),
+}
+
+/// Builds the server's TLS configuration from `pemfile` (certificate chain
+/// and private key in one PEM file, as the original) and, optionally, the CA
+/// file that client certificates are verified against. Clients without a
+/// certificate are still accepted (other plugins may authenticate them).
+pub fn tls_config(
+    pemfile: &Path,
+    client_verify: Option<&Path>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let pem_err = |path: &Path, reason: String| TlsError::Pem {
+        path: path.display().to_string(),
+        reason,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(pemfile)
+        .map_err(|e| pem_err(pemfile, e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| pem_err(pemfile, e.to_string()))?;
+    if certs.is_empty() {
+        return Err(pem_err(pemfile, "no certificate found".into()));
+    }
+    let key = PrivateKeyDer::from_pem_file(pemfile)
+        .map_err(|e| pem_err(pemfile, format!("no private key: {e}")))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let builder = match client_verify {
+        Some(ca_path) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(ca_path)
+                .map_err(|e| pem_err(ca_path, e.to_string()))?
+            {
+                let cert = cert.map_err(|e| pem_err(ca_path, e.to_string()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| pem_err(ca_path, e.to_string()))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| TlsError::Config(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The common name of a certificate's subject.
+pub fn common_name(cert: &CertificateDer<'_>) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let cn = parsed
+        .subject()
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_string();
+    Some(cn)
+}
+
+/// Serves `app` on `listener` until the task is dropped.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<Arc<ServerConfig>>,
+) -> std::io::Result<()> {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    loop {
+        let (tcp, addr) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let app = app.clone();
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            match acceptor {
+                None => {
+                    let peer = PeerInfo {
+                        addr,
+                        client_cert_cn: None,
+                    };
+                    serve_connection(tcp, peer, app).await;
+                }
+                Some(acceptor) => {
+                    let stream = match tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        acceptor.accept(tcp),
+                    )
+                    .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(peer = %addr, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let client_cert_cn = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|certs| certs.first())
+                        .and_then(common_name);
+                    let peer = PeerInfo {
+                        addr,
+                        client_cert_cn,
+                    };
+                    serve_connection(stream, peer, app).await;
+                }
+            }
+        });
+    }
+}
+
+async fn serve_connection<I>(io: I, peer: PeerInfo, app: Router)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service =
+        hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+            let mut request = trim_trailing_slash(request.map(Body::new));
+            request.extensions_mut().insert(peer.clone());
+            app.clone().oneshot(request)
+        });
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    if let Err(e) = builder.serve_connection(TokioIo::new(io), service).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
