@@ -15,7 +15,7 @@
 #   scripts/test.sh; scripts/test.sh -p some-crate; ...
 #   scripts/testbed.sh down /tmp/tb
 #
-# Environment: N_SSH (default 3), TEST_THREADS (default 4), plus the port
+# Environment: N_SSH (default 10), TEST_THREADS (default 4), plus the port
 # variables understood by scripts/testbed.sh.
 set -uo pipefail
 
@@ -52,7 +52,7 @@ else
   trap '"$TESTBED" down "$STATE"' EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
-  "$TESTBED" up "$STATE" "${N_SSH:-3}" >/dev/null || { echo "test.sh: test bed failed to start" >&2; exit 1; }
+  "$TESTBED" up "$STATE" "${N_SSH:-10}" >/dev/null || { echo "test.sh: test bed failed to start" >&2; exit 1; }
   # shellcheck disable=SC1091
   . "$STATE/env"
 fi
