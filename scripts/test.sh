@@ -30,6 +30,16 @@ fi
 command -v cargo >/dev/null 2>&1 || { echo "test.sh: cargo not found on PATH" >&2; exit 127; }
 [ -n "${PROTOC:-}" ] || { [ -x /usr/bin/protoc ] && export PROTOC=/usr/bin/protoc; }   # etcd-client's build.rs
 
+# On a fresh machine, install what the test bed needs first (Debian packages).
+for tool in etcd redis-server /usr/lib/rabbitmq/bin/rabbitmq-server /usr/sbin/sshd ansible-playbook protoc openssl curl; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "test.sh: $tool is missing; installing the test bed's packages" >&2
+    bash "$ROOT/scripts/install-deps.sh" || exit 1
+    break
+  fi
+done
+[ -n "${PROTOC:-}" ] || { [ -x /usr/bin/protoc ] && export PROTOC=/usr/bin/protoc; }
+
 # split "$@" at the first `--`
 cargo_args=()
 bin_args=()
@@ -68,4 +78,10 @@ cargo test --workspace ${cargo_args[@]+"${cargo_args[@]}"} -- \
   ${threads[@]+"${threads[@]}"} ${bin_args[@]+"${bin_args[@]}"}
 rc=$?
 echo "test.sh: cargo test exited with $rc" >&2
+# The whole suite also runs the Gherkin features over the Redis bus.
+if [ $rc -eq 0 ] && [ ${#cargo_args[@]} -eq 0 ]; then
+  COMMISSAIRE_TEST_BUS=redis cargo test -p commissaire-http --test features
+  rc=$?
+  echo "test.sh: features over Redis exited with $rc" >&2
+fi
 exit $rc
