@@ -4,7 +4,10 @@
 use anyhow::Context;
 use clap::Parser;
 use commissaire_service::{ServiceArgs, init_logging, load_settings, shutdown_signal};
-use commissaire_storage::StorageRouter;
+use commissaire_storage::{SecretBox, StorageRouter};
+
+/// Where the master key that seals host credentials lives unless `secrets_key_file` says otherwise.
+const DEFAULT_SECRETS_KEY_FILE: &str = "/etc/commissaire/secrets.key";
 
 /// Commissaire storage service.
 #[derive(Debug, Parser)]
@@ -20,6 +23,12 @@ async fn main() -> anyhow::Result<()> {
     let settings = load_settings("storage", &cli.service).await?;
     init_logging(settings.debug, settings.config.get("logging"));
     let router = StorageRouter::from_config(settings.config.get("storage_handlers")).await?;
+    let key_file = settings
+        .config
+        .get("secrets_key_file")
+        .and_then(|v| v.as_str())
+        .unwrap_or(DEFAULT_SECRETS_KEY_FILE);
+    let secrets = SecretBox::load_or_create(std::path::Path::new(key_file))?;
     let bus = commissaire_bus::connect(
         &settings.bus_uri,
         &settings.bus_exchange,
@@ -27,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .context("connecting to the message bus")?;
-    let handle = commissaire_storage::start(router, bus, settings.workers).await?;
+    let handle = commissaire_storage::start_with_secrets(router, secrets, bus, settings.workers).await?;
     shutdown_signal().await;
     tracing::info!("stopping");
     handle.stop();

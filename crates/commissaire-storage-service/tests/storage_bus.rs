@@ -521,12 +521,14 @@ async fn source_routes_a_host_to_a_second_handler() {
 async fn the_binary_serves_storage_requests() {
     let uri = testkit::fresh_vhost();
     let dir = tempfile::tempdir().unwrap();
+    let prefix = testkit::etcd_prefix();
     let config = dir.path().join("storage.conf");
     std::fs::write(
         &config,
         json!({
             "bus_uri": "amqp://nowhere.invalid",
-            "storage_handlers": [{"type": "etcd", "server_url": format!("http://{}", testkit::etcd_endpoint()), "prefix": testkit::etcd_prefix()}]
+            "secrets_key_file": dir.path().join("secrets.key"),
+            "storage_handlers": [{"type": "etcd", "server_url": format!("http://{}", testkit::etcd_endpoint()), "prefix": prefix}]
         })
         .to_string(),
     )

@@ -10,11 +10,13 @@ pub mod client;
 mod etcd;
 mod redb_store;
 mod router;
+mod secrets;
 mod service;
 mod store;
 
 pub use etcd::EtcdStore;
 pub use redb_store::RedbStore;
 pub use router::{RoutedHandler, RouterError, StorageRouter};
-pub use service::{StorageService, start};
+pub use secrets::{SecretBox, SecretError};
+pub use service::{StorageService, start, start_with_secrets};
 pub use store::{StoreError, StoreHandler, Written, collection, list_prefix, record_key};

@@ -23,12 +23,14 @@ use commissaire_service::Service;
 use serde_json::{Value, json};
 
 use crate::router::{RoutedHandler, StorageRouter};
+use crate::secrets::SecretBox;
 use crate::store::{StoreError, Written, list_prefix, record_key};
 
 /// The storage service.
 pub struct StorageService {
     router: StorageRouter,
     bus: Option<Bus>,
+    secrets: SecretBox,
 }
 
 fn model_error(e: ModelError) -> RpcError {
@@ -80,9 +82,28 @@ fn storable(kind: ModelKind) -> Result<(), RpcError> {
 }
 
 impl StorageService {
-    /// A service over `router`, publishing notifications on `bus` when given.
-    pub fn new(router: StorageRouter, bus: Option<Bus>) -> Self {
-        StorageService { router, bus }
+    /// A service over `router`, publishing notifications on `bus` when
+    /// given, sealing secret records with `secrets`.
+    pub fn new(router: StorageRouter, bus: Option<Bus>, secrets: SecretBox) -> Self {
+        StorageService { router, bus, secrets }
+    }
+
+    /// What is written to the store for `record`: secret records are sealed.
+    fn to_store(&self, kind: ModelKind, key: &str, record: &Value) -> Value {
+        if kind.is_secret() {
+            self.secrets.seal(key, record)
+        } else {
+            record.clone()
+        }
+    }
+
+    /// A stored value as a record: secret records are opened.
+    fn from_store(&self, kind: ModelKind, key: &str, stored: Value) -> Result<Value, RpcError> {
+        if kind.is_secret() {
+            self.secrets.open(key, stored).map_err(|e| RpcError::internal(e.to_string()))
+        } else {
+            Ok(stored)
+        }
     }
 
     /// The handler a record is written to: the one its `source` names, else
@@ -154,11 +175,8 @@ impl StorageService {
         let record = kind.normalize(data).map_err(model_error)?;
         let key = Self::key(kind, &record)?;
         let handler = self.write_handler(kind, &record)?;
-        let written = handler
-            .handler
-            .put(&key, &record)
-            .await
-            .map_err(store_error)?;
+        let stored = self.to_store(kind, &key, &record);
+        let written = handler.handler.put(&key, &stored).await.map_err(store_error)?;
         let event = if written == Written::Created {
             "created"
         } else {
@@ -186,6 +204,7 @@ impl StorageService {
 
     async fn get_one(&self, kind: ModelKind, data: Value) -> Result<Value, RpcError> {
         let (key, _, value) = self.find(kind, &data).await?;
+        let value = self.from_store(kind, &key, value)?;
         kind.normalize(value)
             .map_err(|e| RpcError::internal(format!("stored record {key} is invalid: {e}")))
     }
@@ -213,6 +232,14 @@ impl StorageService {
         handlers.extend(self.router.handlers().iter().filter(|h| !h.claims(item)));
         for handler in handlers {
             for value in handler.handler.list(&prefix).await.map_err(store_error)? {
+                let opened = match item.primary_key(&value).ok().and_then(|pk| record_key(item, &pk)) {
+                    Some(key) => self.from_store(item, &key, value),
+                    None => Ok(value),
+                };
+                let Ok(value) = opened else {
+                    tracing::warn!(handler = %handler.name, "skipping a secret record that cannot be opened");
+                    continue;
+                };
                 match item.normalize(value) {
                     Ok(record) => {
                         let pk = item.primary_key(&record).unwrap_or_default();
@@ -231,6 +258,9 @@ impl StorageService {
 
     async fn swap(&self, kind: ModelKind, expected: Value, data: Value) -> Result<Value, RpcError> {
         storable(kind)?;
+        if kind.is_secret() {
+            return Err(RpcError::invalid_params(format!("swap is not supported for {kind} (a secret record)")));
+        }
         let record = kind.normalize(data).map_err(model_error)?;
         let expected = match expected {
             Value::Null => None,
@@ -341,12 +371,24 @@ impl Service for StorageService {
     }
 }
 
-/// Starts the storage service on `bus` with `workers` workers.
+/// Starts the storage service on `bus` with `workers` workers, sealing
+/// secrets with an ephemeral key (see [`start_with_secrets`] for a key file).
 pub async fn start(
     router: StorageRouter,
     bus: Bus,
     workers: usize,
 ) -> Result<commissaire_service::ServiceHandle, commissaire_bus::BusError> {
-    let service = Arc::new(StorageService::new(router, Some(bus.clone())));
+    start_with_secrets(router, SecretBox::ephemeral(), bus, workers).await
+}
+
+/// Starts the storage service on `bus` with `workers` workers, sealing
+/// secrets with `secrets`.
+pub async fn start_with_secrets(
+    router: StorageRouter,
+    secrets: SecretBox,
+    bus: Bus,
+    workers: usize,
+) -> Result<commissaire_service::ServiceHandle, commissaire_bus::BusError> {
+    let service = Arc::new(StorageService::new(router, Some(bus.clone()), secrets));
     commissaire_service::run(service, bus, workers).await
 }

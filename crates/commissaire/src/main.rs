@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::Parser;
 use commissaire_bus::{Bus, InProcessBus};
 use commissaire_http::{ServerArgs, ServerConfig};
-use commissaire_storage::{RedbStore, StorageRouter};
+use commissaire_storage::{RedbStore, SecretBox, StorageRouter};
 
 /// Commissaire all-in-one: server and services in one process.
 #[derive(Debug, Parser)]
@@ -58,7 +58,8 @@ async fn main() -> anyhow::Result<()> {
     let mut router = StorageRouter::new();
     router.add("redb", Arc::new(store), &["*".to_string()])?;
     let bus: Bus = Arc::new(InProcessBus::new());
-    let _storage = commissaire_storage::start(router, bus.clone(), cli.workers).await?;
+    let secrets = SecretBox::load_or_create(&data_dir.join("secrets.key"))?;
+    let _storage = commissaire_storage::start_with_secrets(router, secrets, bus.clone(), cli.workers).await?;
     tokio::select! {
         result = commissaire_http::run(config, bus) => result,
         _ = commissaire_service::shutdown_signal() => {
