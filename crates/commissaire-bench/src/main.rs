@@ -76,21 +76,37 @@ async fn etcd_router() -> anyhow::Result<StorageRouter> {
 }
 
 async fn redb_router(dir: &tempfile::TempDir) -> anyhow::Result<StorageRouter> {
-    Ok(StorageRouter::from_config(Some(&json!({"type": "redb", "path": dir.path().join("bench.redb")}))).await?)
+    Ok(StorageRouter::from_config(Some(
+        &json!({"type": "redb", "path": dir.path().join("bench.redb")}),
+    ))
+    .await?)
 }
 
-async fn bench_storage_get(label: &str, bus: Bus, router: StorageRouter, total: usize) -> anyhow::Result<()> {
+async fn bench_storage_get(
+    label: &str,
+    bus: Bus,
+    router: StorageRouter,
+    total: usize,
+) -> anyhow::Result<()> {
     let _service = commissaire_storage::start(router, bus.clone(), 4).await?;
     let t = Duration::from_secs(10);
-    bus.request("storage.save", json!({"model_type_name": "Network", "model_json_data": {"name": "bench"}}), t)
-        .await?;
+    bus.request(
+        "storage.save",
+        json!({"model_type_name": "Network", "model_json_data": {"name": "bench"}}),
+        t,
+    )
+    .await?;
     for concurrency in [1, 16] {
         let bus = bus.clone();
         measure(label, total, concurrency, move || {
             let bus = bus.clone();
             async move {
-                bus.request("storage.get", json!({"model_type_name": "Network", "model_json_data": {"name": "bench"}}), t)
-                    .await?;
+                bus.request(
+                    "storage.get",
+                    json!({"model_type_name": "Network", "model_json_data": {"name": "bench"}}),
+                    t,
+                )
+                .await?;
                 Ok(())
             }
         })
@@ -100,7 +116,12 @@ async fn bench_storage_get(label: &str, bus: Bus, router: StorageRouter, total: 
 }
 
 /// Starts a storage service and the REST server on `bus`; returns the base URL.
-async fn start_stack(bus: Bus, router: StorageRouter, users: &std::path::Path, bus_uri: &str) -> anyhow::Result<String> {
+async fn start_stack(
+    bus: Bus,
+    router: StorageRouter,
+    users: &std::path::Path,
+    bus_uri: &str,
+) -> anyhow::Result<String> {
     std::mem::forget(commissaire_storage::start(router, bus.clone(), 4).await?);
     let args = ServerArgs {
         no_config_file: true,
@@ -115,12 +136,19 @@ async fn start_stack(bus: Bus, router: StorageRouter, users: &std::path::Path, b
 }
 
 async fn bench_http(label: &str, base: String, bus: Bus, cli: &Cli) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()?;
     let put = |path: String, body: serde_json::Value| {
         let client = client.clone();
         let base = base.clone();
         async move {
-            let r = client.put(format!("{base}{path}")).basic_auth("a", Some("a")).json(&body).send().await?;
+            let r = client
+                .put(format!("{base}{path}"))
+                .basic_auth("a", Some("a"))
+                .json(&body)
+                .send()
+                .await?;
             anyhow::ensure!(r.status().is_success(), "PUT {path}: {}", r.status());
             anyhow::Ok(())
         }
@@ -137,18 +165,40 @@ async fn bench_http(label: &str, base: String, bus: Bus, cli: &Cli) -> anyhow::R
         .map(|i| json!({"address": format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256), "status": "active", "os": "fedora", "cpus": 4, "memory": 8_000_000, "space": 50_000_000}))
         .collect();
     for chunk in hosts.chunks(100) {
-        bus.request("storage.save", json!({"model_type_name": "Host", "model_json_data": chunk}), t).await?;
+        bus.request(
+            "storage.save",
+            json!({"model_type_name": "Host", "model_json_data": chunk}),
+            t,
+        )
+        .await?;
     }
     let members: Vec<&serde_json::Value> = hosts.iter().take(3).map(|h| &h["address"]).collect();
     let cluster = bus
-        .request("storage.get", json!({"model_type_name": "Cluster", "model_json_data": {"name": "bench"}}), t)
+        .request(
+            "storage.get",
+            json!({"model_type_name": "Cluster", "model_json_data": {"name": "bench"}}),
+            t,
+        )
         .await?;
     let mut next = cluster.clone();
     next["hostset"] = json!(members);
-    bus.request("storage.save", json!({"model_type_name": "Cluster", "model_json_data": next}), t).await?;
+    bus.request(
+        "storage.save",
+        json!({"model_type_name": "Cluster", "model_json_data": next}),
+        t,
+    )
+    .await?;
     for (what, path, total) in [
-        ("GET /api/v0/cluster/bench", "/api/v0/cluster/bench", cli.cluster_requests),
-        ("GET /api/v0/hosts (1000 hosts)", "/api/v0/hosts", cli.hosts_requests),
+        (
+            "GET /api/v0/cluster/bench",
+            "/api/v0/cluster/bench",
+            cli.cluster_requests,
+        ),
+        (
+            "GET /api/v0/hosts (1000 hosts)",
+            "/api/v0/hosts",
+            cli.hosts_requests,
+        ),
     ] {
         for concurrency in [1, 16] {
             let client = client.clone();
@@ -176,13 +226,30 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let users = dir.path().join("users.json");
     // A realistic cost-12 hash: the server's credential cache pays it once.
-    std::fs::write(&users, json!({"a": {"hash": bcrypt::hash("a", 12)?}}).to_string())?;
+    std::fs::write(
+        &users,
+        json!({"a": {"hash": bcrypt::hash("a", 12)?}}).to_string(),
+    )?;
     println!("# storage.get round trips");
     let amqp = testkit::fresh_vhost();
-    let bus = commissaire_bus::connect(&amqp, "commissaire", Duration::from_secs(10)).await.context("AMQP")?;
-    bench_storage_get("storage.get AMQP+etcd", bus, etcd_router().await?, cli.storage_requests).await?;
+    let bus = commissaire_bus::connect(&amqp, "commissaire", Duration::from_secs(10))
+        .await
+        .context("AMQP")?;
+    bench_storage_get(
+        "storage.get AMQP+etcd",
+        bus,
+        etcd_router().await?,
+        cli.storage_requests,
+    )
+    .await?;
     let bus: Bus = Arc::new(InProcessBus::new());
-    bench_storage_get("storage.get in-process+redb", bus, redb_router(&dir).await?, cli.storage_requests).await?;
+    bench_storage_get(
+        "storage.get in-process+redb",
+        bus,
+        redb_router(&dir).await?,
+        cli.storage_requests,
+    )
+    .await?;
 
     println!("# REST reads, HTTP basic auth (bcrypt cost 12)");
     let amqp = testkit::fresh_vhost();
@@ -191,7 +258,13 @@ async fn main() -> anyhow::Result<()> {
     bench_http("AMQP+etcd", base, bus, &cli).await?;
     let redb_dir = tempfile::tempdir()?;
     let bus: Bus = Arc::new(InProcessBus::new());
-    let base = start_stack(bus.clone(), redb_router(&redb_dir).await?, &users, "inprocess://").await?;
+    let base = start_stack(
+        bus.clone(),
+        redb_router(&redb_dir).await?,
+        &users,
+        "inprocess://",
+    )
+    .await?;
     bench_http("all-in-one (in-process+redb)", base, bus, &cli).await?;
     Ok(())
 }

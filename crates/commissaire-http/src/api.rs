@@ -511,7 +511,9 @@ impl Api {
             match optional_string(&body, "version")? {
                 Some(v) if !v.trim().is_empty() => Some(v),
                 _ => {
-                    return Err(ApiError::bad_request("a deploy needs a 'version'").field("version"));
+                    return Err(
+                        ApiError::bad_request("a deploy needs a 'version'").field("version")
+                    );
                 }
             }
         } else {

@@ -36,7 +36,8 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .context("connecting to the message bus")?;
-    let handle = commissaire_storage::start_with_secrets(router, secrets, bus, settings.workers).await?;
+    let handle =
+        commissaire_storage::start_with_secrets(router, secrets, bus, settings.workers).await?;
     shutdown_signal().await;
     tracing::info!("stopping");
     handle.stop();

@@ -41,7 +41,9 @@ pub struct SecretBox {
 
 impl std::fmt::Debug for SecretBox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretBox").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("SecretBox")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -64,17 +66,23 @@ impl SecretBox {
                 .mode(0o600)
                 .open(path)
                 .map_err(|e| err(format!("cannot create: {e}")))?;
-            file.write_all(key.as_slice()).map_err(|e| err(e.to_string()))?;
+            file.write_all(key.as_slice())
+                .map_err(|e| err(e.to_string()))?;
             file.sync_all().map_err(|e| err(e.to_string()))?;
             tracing::info!(path = %path.display(), "created a new master key for secrets");
         }
         let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
         if meta.permissions().mode() & 0o077 != 0 {
-            return Err(err("must not be readable by group or others (chmod 600)".into()));
+            return Err(err(
+                "must not be readable by group or others (chmod 600)".into()
+            ));
         }
         let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
         if bytes.len() != 32 {
-            return Err(err(format!("must hold exactly 32 bytes, holds {}", bytes.len())));
+            return Err(err(format!(
+                "must hold exactly 32 bytes, holds {}",
+                bytes.len()
+            )));
         }
         let cipher = XChaCha20Poly1305::new_from_slice(&bytes).map_err(|e| err(e.to_string()))?;
         Ok(SecretBox {
@@ -100,7 +108,13 @@ impl SecretBox {
         let plaintext = record.to_string();
         let sealed = self
             .cipher
-            .encrypt(&nonce, Payload { msg: plaintext.as_bytes(), aad: key.as_bytes() })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: key.as_bytes(),
+                },
+            )
             .expect("XChaCha20-Poly1305 encryption does not fail");
         let mut blob = nonce.to_vec();
         blob.extend(sealed);
@@ -126,7 +140,13 @@ impl SecretBox {
         let (nonce, ciphertext) = blob.split_at(NONCE_LEN);
         let plaintext = self
             .cipher
-            .decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: key.as_bytes() })
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: key.as_bytes(),
+                },
+            )
             .map_err(|_| SecretError::Open(key.to_string()))?;
         serde_json::from_slice(&plaintext).map_err(|_| SecretError::Open(key.to_string()))
     }
@@ -141,23 +161,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys/secrets.key");
         let sb = SecretBox::load_or_create(&path).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        let record = json!({"address": "10.0.0.1", "ssh_priv_key": "S3CR3T", "remote_user": "root"});
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let record =
+            json!({"address": "10.0.0.1", "ssh_priv_key": "S3CR3T", "remote_user": "root"});
         let sealed = sb.seal("hostcreds/10.0.0.1", &record);
         assert!(!sealed.to_string().contains("S3CR3T"));
         assert_eq!(sealed["address"], "10.0.0.1");
-        assert_eq!(sb.open("hostcreds/10.0.0.1", sealed.clone()).unwrap(), record);
+        assert_eq!(
+            sb.open("hostcreds/10.0.0.1", sealed.clone()).unwrap(),
+            record
+        );
         // Another record's key does not open it.
         assert!(sb.open("hostcreds/10.0.0.2", sealed.clone()).is_err());
         // Tampering is detected.
         let mut bad = sealed.clone();
-        let mut blob = base64::engine::general_purpose::STANDARD.decode(bad["sealed"].as_str().unwrap()).unwrap();
+        let mut blob = base64::engine::general_purpose::STANDARD
+            .decode(bad["sealed"].as_str().unwrap())
+            .unwrap();
         *blob.last_mut().unwrap() ^= 1;
         bad["sealed"] = json!(base64::engine::general_purpose::STANDARD.encode(blob));
         assert!(sb.open("hostcreds/10.0.0.1", bad).is_err());
         // The same file gives the same key; another key file does not open it.
         let again = SecretBox::load_or_create(&path).unwrap();
-        assert_eq!(again.open("hostcreds/10.0.0.1", sealed.clone()).unwrap(), record);
+        assert_eq!(
+            again.open("hostcreds/10.0.0.1", sealed.clone()).unwrap(),
+            record
+        );
         let other = SecretBox::load_or_create(&dir.path().join("other.key")).unwrap();
         assert!(other.open("hostcreds/10.0.0.1", sealed).is_err());
         // Loose permissions are refused.

@@ -85,7 +85,11 @@ impl StorageService {
     /// A service over `router`, publishing notifications on `bus` when
     /// given, sealing secret records with `secrets`.
     pub fn new(router: StorageRouter, bus: Option<Bus>, secrets: SecretBox) -> Self {
-        StorageService { router, bus, secrets }
+        StorageService {
+            router,
+            bus,
+            secrets,
+        }
     }
 
     /// What is written to the store for `record`: secret records are sealed.
@@ -100,7 +104,9 @@ impl StorageService {
     /// A stored value as a record: secret records are opened.
     fn from_store(&self, kind: ModelKind, key: &str, stored: Value) -> Result<Value, RpcError> {
         if kind.is_secret() {
-            self.secrets.open(key, stored).map_err(|e| RpcError::internal(e.to_string()))
+            self.secrets
+                .open(key, stored)
+                .map_err(|e| RpcError::internal(e.to_string()))
         } else {
             Ok(stored)
         }
@@ -176,7 +182,11 @@ impl StorageService {
         let key = Self::key(kind, &record)?;
         let handler = self.write_handler(kind, &record)?;
         let stored = self.to_store(kind, &key, &record);
-        let written = handler.handler.put(&key, &stored).await.map_err(store_error)?;
+        let written = handler
+            .handler
+            .put(&key, &stored)
+            .await
+            .map_err(store_error)?;
         let event = if written == Written::Created {
             "created"
         } else {
@@ -232,7 +242,11 @@ impl StorageService {
         handlers.extend(self.router.handlers().iter().filter(|h| !h.claims(item)));
         for handler in handlers {
             for value in handler.handler.list(&prefix).await.map_err(store_error)? {
-                let opened = match item.primary_key(&value).ok().and_then(|pk| record_key(item, &pk)) {
+                let opened = match item
+                    .primary_key(&value)
+                    .ok()
+                    .and_then(|pk| record_key(item, &pk))
+                {
                     Some(key) => self.from_store(item, &key, value),
                     None => Ok(value),
                 };
@@ -259,7 +273,9 @@ impl StorageService {
     async fn swap(&self, kind: ModelKind, expected: Value, data: Value) -> Result<Value, RpcError> {
         storable(kind)?;
         if kind.is_secret() {
-            return Err(RpcError::invalid_params(format!("swap is not supported for {kind} (a secret record)")));
+            return Err(RpcError::invalid_params(format!(
+                "swap is not supported for {kind} (a secret record)"
+            )));
         }
         let record = kind.normalize(data).map_err(model_error)?;
         let expected = match expected {

@@ -59,7 +59,8 @@ async fn main() -> anyhow::Result<()> {
     router.add("redb", Arc::new(store), &["*".to_string()])?;
     let bus: Bus = Arc::new(InProcessBus::new());
     let secrets = SecretBox::load_or_create(&data_dir.join("secrets.key"))?;
-    let _storage = commissaire_storage::start_with_secrets(router, secrets, bus.clone(), cli.workers).await?;
+    let _storage =
+        commissaire_storage::start_with_secrets(router, secrets, bus.clone(), cli.workers).await?;
     tokio::select! {
         result = commissaire_http::run(config, bus) => result,
         _ = commissaire_service::shutdown_signal() => {
