@@ -165,6 +165,9 @@ pub struct Host {
     /// Name of the storage handler that owns this record (CPD-61); empty for the default.
     #[serde(deserialize_with = "null_as_empty")]
     pub source: String,
+    /// Why the host is `failed` (absent otherwise).
+    #[serde(deserialize_with = "null_as_empty", skip_serializing_if = "String::is_empty")]
+    pub reason: String,
 }
 
 impl Model for Host {
@@ -459,6 +462,9 @@ pub struct WatcherRecord {
     pub address: String,
     /// When it was last checked.
     pub last_check: String,
+    /// The host's status before the watcher marked it `failed`, restored when it answers again.
+    #[serde(deserialize_with = "null_as_empty", skip_serializing_if = "String::is_empty")]
+    pub previous_status: String,
 }
 
 impl Model for WatcherRecord {
