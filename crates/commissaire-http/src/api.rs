@@ -116,6 +116,20 @@ fn optional_string(body: &Map<String, Value>, field: &str) -> ApiResult<Option<S
     }
 }
 
+/// An optional whole number of at least `min` (`null` counts as absent).
+fn optional_count(body: &Map<String, Value>, field: &str, min: u64) -> ApiResult<Option<u32>> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_u64() {
+            Some(n) if n >= min && n <= u64::from(u32::MAX) => Ok(Some(n as u32)),
+            _ => Err(ApiError::bad_request(format!(
+                "{field} must be a whole number of at least {min}"
+            ))
+            .field(field)),
+        },
+    }
+}
+
 fn string_list(body: &Map<String, Value>, field: &str) -> ApiResult<Vec<String>> {
     let err =
         || ApiError::bad_request(format!("{field} must be a list of host addresses")).field(field);
@@ -519,6 +533,8 @@ impl Api {
         } else {
             None
         };
+        let max_failures = optional_count(&body, "max_failures", 0)?;
+        let batch_size = optional_count(&body, "batch_size", 1)?;
         self.get_cluster_record(name).await?;
         let kind = op.kind();
         let key = json!({"name": name});
@@ -560,6 +576,12 @@ impl Api {
         if let Some(v) = &version {
             record["version"] = json!(v);
         }
+        if let Some(n) = max_failures {
+            record["max_failures"] = json!(n);
+        }
+        if let Some(n) = batch_size {
+            record["batch_size"] = json!(n);
+        }
         let params = json!({"model_type_name": kind.name(), "expected": existing, "model_json_data": record});
         let saved = match self.bus.request("storage.swap", params, self.timeout).await {
             Ok(saved) => saved,
@@ -580,6 +602,61 @@ impl Api {
             .await
             .map_err(ApiError::from)?;
         created(saved)
+    }
+
+    /// `DELETE /cluster/{name}/{restart|upgrade|deploy}`: asks clusterexec to
+    /// stop the operation after the hosts it is working on (it sets
+    /// `cancel_requested`; clusterexec ends the operation `cancelled`).
+    /// 202 with the record; 404 if none was ever started; 409 if it is not in process.
+    pub async fn cancel_operation(&self, name: &str, op: Operation) -> ApiResult<Reply> {
+        check_name("name", name)?;
+        let kind = op.kind();
+        let key = json!({"model_type_name": kind.name(), "model_json_data": {"name": name}});
+        for _ in 0..CAS_ATTEMPTS {
+            let current = match self
+                .bus
+                .request("storage.get", key.clone(), self.timeout)
+                .await
+            {
+                Ok(v) => v,
+                Err(e)
+                    if e.rpc()
+                        .is_some_and(|r| r.code == codes::STORAGE_LOOKUP_ERROR) =>
+                {
+                    return Err(ApiError::not_found(format!(
+                        "no {} was ever started on cluster '{name}'",
+                        op.as_str()
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if current["status"] != "in_process" {
+                return Err(ApiError::conflict(format!(
+                    "the {} of cluster '{name}' is not in process (it is {})",
+                    op.as_str(),
+                    current["status"]
+                )));
+            }
+            if current["cancel_requested"] == true {
+                return Ok((StatusCode::ACCEPTED, Json(current)));
+            }
+            let mut next = current.clone();
+            next["cancel_requested"] = json!(true);
+            let params = json!({"model_type_name": kind.name(), "expected": current, "model_json_data": next});
+            match self.bus.request("storage.swap", params, self.timeout).await {
+                Ok(saved) => return Ok((StatusCode::ACCEPTED, Json(saved))),
+                // clusterexec renews its lease in the record: read it again.
+                Err(e) if e.rpc().is_some_and(|r| r.code == codes::CONFLICT) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the {} of cluster '{name}' is being changed by others; try again",
+                op.as_str()
+            ),
+        ))
     }
 
     // ---- hosts -----------------------------------------------------------

@@ -67,18 +67,21 @@ async fn delete_member(
     s.api.delete_member(&name, &address).await
 }
 macro_rules! operation_handlers {
-    ($get:ident, $put:ident, $op:expr) => {
+    ($get:ident, $put:ident, $delete:ident, $op:expr) => {
         async fn $get(State(s): S, Path(name): Path<String>) -> ApiResult<Reply> {
             s.api.get_operation(&name, $op).await
         }
         async fn $put(State(s): S, Path(name): Path<String>, body: Bytes) -> ApiResult<Reply> {
             s.api.put_operation(&name, $op, &body).await
         }
+        async fn $delete(State(s): S, Path(name): Path<String>) -> ApiResult<Reply> {
+            s.api.cancel_operation(&name, $op).await
+        }
     };
 }
-operation_handlers!(get_restart, put_restart, Operation::Restart);
-operation_handlers!(get_upgrade, put_upgrade, Operation::Upgrade);
-operation_handlers!(get_deploy, put_deploy, Operation::Deploy);
+operation_handlers!(get_restart, put_restart, cancel_restart, Operation::Restart);
+operation_handlers!(get_upgrade, put_upgrade, cancel_upgrade, Operation::Upgrade);
+operation_handlers!(get_deploy, put_deploy, cancel_deploy, Operation::Deploy);
 
 async fn list_hosts(State(s): S) -> ApiResult<Reply> {
     s.api.list_hosts().await
@@ -210,15 +213,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/v0/cluster/{name}/restart",
-            get(get_restart).put(put_restart),
+            get(get_restart).put(put_restart).delete(cancel_restart),
         )
         .route(
             "/api/v0/cluster/{name}/upgrade",
-            get(get_upgrade).put(put_upgrade),
+            get(get_upgrade).put(put_upgrade).delete(cancel_upgrade),
         )
         .route(
             "/api/v0/cluster/{name}/deploy",
-            get(get_deploy).put(put_deploy),
+            get(get_deploy).put(put_deploy).delete(cancel_deploy),
         )
         .route("/api/v0/hosts", get(list_hosts))
         .route("/api/v0/host", put(put_host_from_peer))

@@ -166,7 +166,10 @@ pub struct Host {
     #[serde(deserialize_with = "null_as_empty")]
     pub source: String,
     /// Why the host is `failed` (absent otherwise).
-    #[serde(deserialize_with = "null_as_empty", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub reason: String,
 }
 
@@ -351,6 +354,30 @@ macro_rules! cluster_operation {
             /// When it ended; empty while running.
             #[serde(deserialize_with = "null_as_empty")]
             pub finished_at: String,
+            /// Hosts whose step failed (absent when none did).
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            pub failed_hosts: Vec<String>,
+            /// Why the operation failed or was cancelled, host by host (absent otherwise).
+            #[serde(deserialize_with = "null_as_empty", skip_serializing_if = "String::is_empty")]
+            pub reason: String,
+            /// How many failed hosts the roll tolerates before it stops
+            /// (absent: the clusterexec service's setting, by default 0).
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub max_failures: Option<u32>,
+            /// How many hosts are worked on at once (absent: the clusterexec
+            /// service's setting, by default 1).
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub batch_size: Option<u32>,
+            /// Set by `DELETE` on the operation: stop after the current hosts.
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            pub cancel_requested: bool,
+            /// The clusterexec replica running the operation (absent when none does).
+            #[serde(deserialize_with = "null_as_empty", skip_serializing_if = "String::is_empty")]
+            pub owner: String,
+            /// Until when `owner`'s claim holds unless renewed ([`crate::DATE_FORMAT`], UTC);
+            /// another replica takes the operation over once it has passed.
+            #[serde(deserialize_with = "null_as_empty", skip_serializing_if = "String::is_empty")]
+            pub lease_expires_at: String,
         }
 
         impl Model for $name {
@@ -463,7 +490,10 @@ pub struct WatcherRecord {
     /// When it was last checked.
     pub last_check: String,
     /// The host's status before the watcher marked it `failed`, restored when it answers again.
-    #[serde(deserialize_with = "null_as_empty", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub previous_status: String,
 }
 

@@ -1,0 +1,563 @@
+//! The clusterexec engine: claims operations, runs them host by host, and
+//! takes over operations whose owner's lease expired.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use commissaire_ansible::{PlaybookRunner, Target, merged_vars};
+use commissaire_bus::{Bus, RpcError};
+use commissaire_models::{Cluster, Host, HostCreds, OperationStatus};
+use commissaire_service::Service;
+use commissaire_storage::client::{StorageCallError, StorageClient};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::drain::{BusDrainer, NodeDrainer};
+use crate::executor::{AnsibleExecutor, HostExecutor};
+use crate::lease::{Claim, Lease};
+use crate::record::{OpKind, OpRecord, push_unique};
+use crate::store::OpStore;
+use crate::{ClusterExecConfig, ExecError};
+
+/// What [`ClusterExec::start`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartOutcome {
+    /// This replica claimed the operation and runs it now.
+    Started {
+        /// The replica whose expired lease was taken over, if any.
+        took_over_from: Option<String>,
+    },
+    /// This replica runs it already.
+    AlreadyRunning,
+    /// Nothing to run here, and why (not in process, another replica runs it, ...).
+    NotClaimed(String),
+}
+
+struct Running {
+    task: Option<JoinHandle<()>>,
+    lease: Option<Arc<Lease>>,
+}
+
+struct Inner {
+    config: ClusterExecConfig,
+    storage: StorageClient,
+    ops: OpStore,
+    drainer: Arc<dyn NodeDrainer>,
+    executor: Arc<dyn HostExecutor>,
+    running: Mutex<HashMap<(OpKind, String), Running>>,
+}
+
+/// The clusterexec service: answers `jobs.clusterexec.{restart,upgrade,deploy}`
+/// (params `{"name": CLUSTER}`) by claiming and running the operation the
+/// REST server recorded. Cheap to clone.
+#[derive(Clone)]
+pub struct ClusterExec {
+    inner: Arc<Inner>,
+}
+
+/// How long one storage call of the engine may take: short against the lease.
+fn storage_timeout(lease: Duration) -> Duration {
+    (lease / 4).clamp(Duration::from_secs(1), Duration::from_secs(10))
+}
+
+impl ClusterExec {
+    /// A service running playbooks with `ansible-playbook` and draining
+    /// nodes through the containermgr service on `bus`.
+    pub fn new(bus: Bus, config: ClusterExecConfig) -> Self {
+        let runner =
+            PlaybookRunner::new(config.playbook_dir.clone()).with_timeout(config.playbook_timeout);
+        let drainer = BusDrainer::new(bus.clone(), config.container_timeout, config.drain_timeout);
+        Self::with_parts(
+            bus,
+            config,
+            Arc::new(drainer),
+            Arc::new(AnsibleExecutor::new(runner)),
+        )
+    }
+
+    /// A service with its own drainer and host executor.
+    pub fn with_parts(
+        bus: Bus,
+        config: ClusterExecConfig,
+        drainer: Arc<dyn NodeDrainer>,
+        executor: Arc<dyn HostExecutor>,
+    ) -> Self {
+        let timeout = storage_timeout(config.lease);
+        ClusterExec {
+            inner: Arc::new(Inner {
+                storage: StorageClient::new(bus.clone()).with_timeout(timeout),
+                ops: OpStore::new(bus, timeout),
+                config,
+                drainer,
+                executor,
+                running: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ClusterExecConfig {
+        &self.inner.config
+    }
+
+    /// The operations this replica runs now.
+    pub fn running(&self) -> Vec<(OpKind, String)> {
+        let mut v: Vec<_> = self
+            .inner
+            .running
+            .lock()
+            .expect("not poisoned")
+            .keys()
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Claims the `kind` operation of cluster `name` and runs it in the
+    /// background, if it is in process and nobody (else) holds a live lease on it.
+    pub async fn start(&self, kind: OpKind, name: &str) -> Result<StartOutcome, ExecError> {
+        let key = (kind, name.to_string());
+        {
+            let mut running = self.inner.running.lock().expect("not poisoned");
+            if running.contains_key(&key) {
+                return Ok(StartOutcome::AlreadyRunning);
+            }
+            // Reserve, so that a concurrent start here does not claim it twice.
+            running.insert(
+                key.clone(),
+                Running {
+                    task: None,
+                    lease: None,
+                },
+            );
+        }
+        let claim = Lease::acquire(
+            &self.inner.ops,
+            kind,
+            name,
+            &self.inner.config.replica_id,
+            self.inner.config.lease,
+        )
+        .await;
+        let (lease, record, previous_owner) = match claim {
+            Ok(Claim::Claimed {
+                lease,
+                record,
+                previous_owner,
+            }) => (lease, record, previous_owner),
+            other => {
+                self.inner
+                    .running
+                    .lock()
+                    .expect("not poisoned")
+                    .remove(&key);
+                return match other {
+                    Ok(Claim::NotClaimed(why)) => Ok(StartOutcome::NotClaimed(why)),
+                    Err(e) => Err(e),
+                    Ok(Claim::Claimed { .. }) => unreachable!(),
+                };
+            }
+        };
+        match &previous_owner {
+            Some(prev) => {
+                tracing::warn!(op = kind.as_str(), cluster = name, previous_owner = %prev,
+                done = record.done.len(), "took over an operation whose owner's lease expired")
+            }
+            None => tracing::info!(op = kind.as_str(), cluster = name, "claimed the operation"),
+        }
+        let inner = self.inner.clone();
+        let task_lease = lease.clone();
+        let task_key = key.clone();
+        // Hold the map while spawning, so the task's removal comes after the insert.
+        let mut running = self.inner.running.lock().expect("not poisoned");
+        let task = tokio::spawn(async move {
+            inner.supervise(task_lease, kind, *record).await;
+            inner
+                .running
+                .lock()
+                .expect("not poisoned")
+                .remove(&task_key);
+        });
+        running.insert(
+            key,
+            Running {
+                task: Some(task),
+                lease: Some(lease),
+            },
+        );
+        Ok(StartOutcome::Started {
+            took_over_from: previous_owner,
+        })
+    }
+
+    /// Looks at every cluster's operation records once and starts those in
+    /// process that nobody holds a live lease on. Returns how many it started.
+    pub async fn scan_once(&self) -> Result<usize, ExecError> {
+        let clusters = self.inner.storage.list::<Cluster>().await?;
+        let now = chrono::Utc::now().naive_utc();
+        let mut started = 0;
+        for cluster in clusters {
+            for kind in OpKind::ALL {
+                let here = self
+                    .inner
+                    .running
+                    .lock()
+                    .expect("not poisoned")
+                    .contains_key(&(kind, cluster.name.clone()));
+                if here {
+                    continue;
+                }
+                // One unreadable record must not keep the others from being looked at.
+                let rec = match self.inner.ops.get(kind, &cluster.name).await {
+                    Ok(Some(stored)) => stored.rec,
+                    Ok(None) => continue,
+                    Err(e @ ExecError::Decode { .. }) => {
+                        tracing::warn!(op = kind.as_str(), cluster = %cluster.name, error = %e, "skipping a record");
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                let claimable = rec.status == OperationStatus::InProcess
+                    && (rec.owner.is_empty()
+                        || rec.owner == self.inner.config.replica_id
+                        || rec.lease_expired(now));
+                if !claimable {
+                    continue;
+                }
+                match self.start(kind, &cluster.name).await {
+                    Ok(StartOutcome::Started { .. }) => started += 1,
+                    Ok(_) => {}
+                    Err(e @ ExecError::Decode { .. }) => {
+                        tracing::warn!(op = kind.as_str(), cluster = %cluster.name, error = %e, "skipping a record");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(started)
+    }
+
+    /// Runs [`ClusterExec::scan_once`] now and then every `scan_interval`.
+    pub fn spawn_scanner(&self) -> JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = this.scan_once().await {
+                    tracing::warn!(error = %e, "scan of operation records failed");
+                }
+                tokio::time::sleep(this.inner.config.scan_interval).await;
+            }
+        })
+    }
+
+    /// Stops every operation this replica runs. With `release`, marks their
+    /// leases expired so another replica takes them over at once (graceful
+    /// shutdown); without, leaves them as a crash would (taken over when the
+    /// lease expires).
+    pub async fn stop_all(&self, release: bool) {
+        let runs: Vec<Running> = self
+            .inner
+            .running
+            .lock()
+            .expect("not poisoned")
+            .drain()
+            .map(|(_, r)| r)
+            .collect();
+        for run in &runs {
+            if let Some(task) = &run.task {
+                task.abort();
+            }
+        }
+        for run in runs {
+            if let Some(task) = run.task {
+                let _ = task.await;
+            }
+            if release && let Some(lease) = run.lease {
+                lease.release().await;
+            }
+        }
+    }
+}
+
+/// Resolves once `lost` turns true (never if its sender is gone).
+async fn wait_lost(lost: &mut watch::Receiver<bool>) {
+    loop {
+        if *lost.borrow_and_update() {
+            return;
+        }
+        if lost.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Inner {
+    /// Runs a claimed operation with lease renewal, and makes sure it ends
+    /// unless the lease was lost.
+    async fn supervise(&self, lease: Arc<Lease>, kind: OpKind, record: OpRecord) {
+        let name = record.name.clone();
+        let renewal = lease.spawn_renewal();
+        let started = Instant::now();
+        let result = self.execute(&lease, kind, record).await;
+        renewal.abort();
+        match result {
+            Ok(rec) => tracing::info!(op = kind.as_str(), cluster = %name, status = %rec.status,
+                done = rec.done.len(), failed = rec.failed_hosts.len(),
+                seconds = started.elapsed().as_secs_f64(), reason = %rec.reason, "operation ended"),
+            Err(e @ ExecError::LeaseLost { .. }) => {
+                tracing::warn!(op = kind.as_str(), cluster = %name, error = %e, "gave the operation up")
+            }
+            Err(e) => {
+                tracing::error!(op = kind.as_str(), cluster = %name, error = %e, "operation broke off");
+                let why = format!("clusterexec error: {e}");
+                if let Err(e) = lease
+                    .update(|r| r.end(OperationStatus::Failed, Some(&why)))
+                    .await
+                {
+                    tracing::warn!(op = kind.as_str(), cluster = %name, error = %e,
+                        "could not mark the operation failed; another replica will take it over");
+                }
+            }
+        }
+    }
+
+    /// Reads the cluster, retrying while storage is unavailable (the lease
+    /// is renewed meanwhile).
+    async fn cluster(&self, name: &str) -> Result<Option<Cluster>, ExecError> {
+        let mut tries = 0;
+        loop {
+            match self.storage.get::<Cluster>(json!({"name": name})).await {
+                Ok(c) => return Ok(Some(c)),
+                Err(StorageCallError::NotFound(_)) => return Ok(None),
+                Err(e) if tries < 5 => {
+                    tries += 1;
+                    tracing::warn!(cluster = name, error = %e, "cannot read the cluster; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The operation itself: host by host (or batch by batch) in `hostset` order.
+    async fn execute(
+        &self,
+        lease: &Lease,
+        kind: OpKind,
+        record: OpRecord,
+    ) -> Result<OpRecord, ExecError> {
+        let name = record.name.clone();
+        let Some(cluster) = self.cluster(&name).await? else {
+            let why = format!("cluster '{name}' does not exist any more");
+            return Ok(lease
+                .update(|r| {
+                    r.in_process.clear();
+                    r.end(OperationStatus::Failed, Some(&why))
+                })
+                .await?
+                .1);
+        };
+        let max_failures = record.max_failures.unwrap_or(self.config.max_failures) as usize;
+        let batch = record.batch_size.unwrap_or(self.config.batch_size).max(1) as usize;
+        // Resuming (after a takeover) = the hosts neither done nor failed, in
+        // hostset order; hosts the previous owner had in process run again.
+        let pending: Vec<String> = cluster
+            .hostset
+            .iter()
+            .filter(|h| !record.done.contains(h) && !record.failed_hosts.contains(h))
+            .cloned()
+            .collect();
+        tracing::info!(op = kind.as_str(), cluster = %name, hosts = pending.len(),
+            already_done = record.done.len(), batch, max_failures, "running");
+        let version = record.version.clone();
+        let mut lost = lease.lost_signal();
+        for chunk in pending.chunks(batch) {
+            let (cancelled, rec) = lease
+                .update(|r| {
+                    if r.cancel_requested {
+                        r.in_process.clear();
+                        r.end(OperationStatus::Cancelled, Some("cancelled on request"));
+                        true
+                    } else {
+                        r.in_process = chunk.to_vec();
+                        false
+                    }
+                })
+                .await?;
+            if cancelled {
+                return Ok(rec);
+            }
+            let work = futures::future::join_all(
+                chunk
+                    .iter()
+                    .map(|address| self.host_step(kind, &cluster, address, &version)),
+            );
+            let outcomes = tokio::select! {
+                outcomes = work => outcomes,
+                _ = wait_lost(&mut lost) => {
+                    return Err(ExecError::LeaseLost {
+                        op: kind.as_str(),
+                        cluster: name,
+                        why: "the lease was lost while hosts were worked on".into(),
+                    });
+                }
+            };
+            let (stop, rec) = lease
+                .update(|r| {
+                    let mut failed_now = Vec::new();
+                    for (address, outcome) in chunk.iter().zip(&outcomes) {
+                        r.in_process.retain(|h| h != address);
+                        match outcome {
+                            Ok(()) => push_unique(&mut r.done, address),
+                            Err(why) => {
+                                push_unique(&mut r.failed_hosts, address);
+                                r.add_reason(&format!("{address}: {why}"));
+                                failed_now.push(address.clone());
+                            }
+                        }
+                    }
+                    if r.failed_hosts.len() > max_failures {
+                        // As the original: the host(s) that failed stay in in_process.
+                        r.in_process = failed_now;
+                        r.end(OperationStatus::Failed, None);
+                        true
+                    } else {
+                        false
+                    }
+                })
+                .await?;
+            if stop {
+                return Ok(rec);
+            }
+        }
+        Ok(lease
+            .update(|r| {
+                r.in_process.clear();
+                let status = if r.failed_hosts.is_empty() {
+                    OperationStatus::Finished
+                } else {
+                    OperationStatus::Failed
+                };
+                r.end(status, None);
+            })
+            .await?
+            .1)
+    }
+
+    /// One host: cordon and drain (with a container manager), the playbook,
+    /// wait for Ready and uncordon. `Err` is the reason recorded for the host.
+    async fn host_step(
+        &self,
+        kind: OpKind,
+        cluster: &Cluster,
+        address: &str,
+        version: &str,
+    ) -> Result<(), String> {
+        let started = Instant::now();
+        let result = self.host_step_inner(kind, cluster, address, version).await;
+        let seconds = started.elapsed().as_secs_f64();
+        match &result {
+            Ok(()) => {
+                tracing::info!(op = kind.as_str(), cluster = %cluster.name, host = address, seconds, "host done")
+            }
+            Err(why) => {
+                tracing::warn!(op = kind.as_str(), cluster = %cluster.name, host = address, seconds, reason = %why, "host failed")
+            }
+        }
+        result
+    }
+
+    async fn host_step_inner(
+        &self,
+        kind: OpKind,
+        cluster: &Cluster,
+        address: &str,
+        version: &str,
+    ) -> Result<(), String> {
+        let key = json!({"address": address});
+        let host = match self.storage.get::<Host>(key.clone()).await {
+            Ok(h) => h,
+            Err(StorageCallError::NotFound(_)) => {
+                return Err("the host record does not exist".into());
+            }
+            Err(e) => return Err(format!("cannot read the host record: {e}")),
+        };
+        let creds = match self.storage.get::<HostCreds>(key).await {
+            Ok(c) => c,
+            Err(StorageCallError::NotFound(_)) => {
+                return Err("the host has no stored SSH credentials".into());
+            }
+            Err(e) => return Err(format!("cannot read the host's credentials: {e}")),
+        };
+        let cm = cluster.container_manager.as_str();
+        if !cm.is_empty() {
+            self.drainer.cordon(cm, address).await.map_err(|e| e.0)?;
+            if let Err(e) = self.drainer.drain(cm, address).await {
+                if let Err(u) = self.drainer.uncordon(cm, address).await {
+                    tracing::warn!(host = address, error = %u, "could not uncordon after a failed drain");
+                }
+                return Err(e.0);
+            }
+        }
+        let mut vars = merged_vars(host.os.as_str(), &self.config.ansible_vars);
+        if kind == OpKind::Deploy {
+            vars.insert("commissaire_deploy_version".into(), json!(version));
+        }
+        let target = Target::new(address, creds.remote_user, creds.ssh_priv_key);
+        // A host whose playbook failed stays cordoned: it needs a look first.
+        self.executor.run(kind, &target, vars).await?;
+        if !cm.is_empty() {
+            self.drainer
+                .wait_ready(cm, address)
+                .await
+                .map_err(|e| e.0)?;
+            self.drainer.uncordon(cm, address).await.map_err(|e| e.0)?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Service for ClusterExec {
+    fn name(&self) -> &str {
+        "clusterexec"
+    }
+
+    fn bindings(&self) -> Vec<String> {
+        vec!["jobs.clusterexec.*".to_string()]
+    }
+
+    fn methods(&self) -> &[&'static str] {
+        &["restart", "upgrade", "deploy"]
+    }
+
+    async fn call(&self, method: &str, params: Value) -> Result<Value, RpcError> {
+        let kind = OpKind::from_method(method)
+            .ok_or_else(|| RpcError::invalid_request(format!("unknown operation '{method}'")))?;
+        let name = match &params {
+            Value::Object(m) => m.get("name").and_then(Value::as_str),
+            Value::Array(a) => a.first().and_then(Value::as_str),
+            _ => None,
+        }
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| RpcError::invalid_params("params need the cluster's 'name'"))?;
+        let outcome = self.start(kind, name).await.map_err(|e| match e {
+            ExecError::Storage(StorageCallError::Bus(b)) | ExecError::Bus(b)
+                if b.is_unavailable() =>
+            {
+                RpcError::unavailable(b.to_string())
+            }
+            other => RpcError::internal(other.to_string()),
+        })?;
+        let (state, detail) = match outcome {
+            StartOutcome::Started { took_over_from } => ("started", took_over_from),
+            StartOutcome::AlreadyRunning => ("running", None),
+            StartOutcome::NotClaimed(why) => ("not_claimed", Some(why)),
+        };
+        Ok(json!({"name": name, "operation": kind.as_str(), "state": state, "detail": detail}))
+    }
+}

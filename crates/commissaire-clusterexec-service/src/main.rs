@@ -1,0 +1,86 @@
+//! `commissaire-clusterexec-service`: runs the rolling restarts, upgrades
+//! and deploys of clusters (`jobs.clusterexec.*` on the bus).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use commissaire_clusterexec_service::{ClusterExec, ClusterExecConfig};
+use commissaire_service::{ServiceArgs, init_logging, load_settings, shutdown_signal};
+use serde_json::{Value, json};
+
+/// Commissaire clusterexec service.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(flatten)]
+    service: ServiceArgs,
+    /// Directory holding restart.yaml, upgrade.yaml and deploy.yaml.
+    #[arg(long, env = "COMMISSAIRE_PLAYBOOK_DIR")]
+    playbook_dir: Option<PathBuf>,
+    /// Seconds a replica's claim on an operation holds without renewal.
+    #[arg(long, env = "COMMISSAIRE_CLUSTEREXEC_LEASE_SECONDS")]
+    lease_seconds: Option<f64>,
+    /// Seconds between scans for operations to take over (default: half the lease).
+    #[arg(long, env = "COMMISSAIRE_CLUSTEREXEC_SCAN_SECONDS")]
+    scan_seconds: Option<f64>,
+    /// Failed hosts tolerated before a roll stops.
+    #[arg(long, env = "COMMISSAIRE_CLUSTEREXEC_MAX_FAILURES")]
+    max_failures: Option<u32>,
+    /// Hosts worked on at once.
+    #[arg(long, env = "COMMISSAIRE_CLUSTEREXEC_BATCH_SIZE")]
+    batch_size: Option<u32>,
+    /// Time limit of one host's playbook run, in seconds.
+    #[arg(long, env = "COMMISSAIRE_CLUSTEREXEC_PLAYBOOK_TIMEOUT_SECONDS")]
+    playbook_timeout_seconds: Option<f64>,
+    /// Ansible variables over the per-OS defaults, as a JSON object.
+    #[arg(long, env = "COMMISSAIRE_CLUSTEREXEC_ANSIBLE_VARS")]
+    ansible_vars: Option<String>,
+    /// This replica's id (default: host name, process id and a random part).
+    #[arg(long, env = "COMMISSAIRE_CLUSTEREXEC_REPLICA_ID")]
+    replica_id: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = load_settings("clusterexec", &cli.service).await?;
+    init_logging(settings.debug, settings.config.get("logging"));
+    let mut config = settings.config.clone();
+    let mut set = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            config.insert(k.to_string(), v);
+        }
+    };
+    set(
+        "playbook_dir",
+        cli.playbook_dir.map(|p| json!(p.display().to_string())),
+    );
+    set("lease_seconds", cli.lease_seconds.map(|v| json!(v)));
+    set("scan_seconds", cli.scan_seconds.map(|v| json!(v)));
+    set("max_failures", cli.max_failures.map(|v| json!(v)));
+    set("batch_size", cli.batch_size.map(|v| json!(v)));
+    set(
+        "playbook_timeout_seconds",
+        cli.playbook_timeout_seconds.map(|v| json!(v)),
+    );
+    set("replica_id", cli.replica_id.map(|v| json!(v)));
+    if let Some(vars) = cli.ansible_vars {
+        let vars: Value = serde_json::from_str(&vars).context("--ansible-vars is not JSON")?;
+        config.insert("ansible_vars".into(), vars);
+    }
+    let config = ClusterExecConfig::from_config(&config)?;
+    let bus = commissaire_bus::connect(
+        &settings.bus_uri,
+        &settings.bus_exchange,
+        commissaire_service::STARTUP_BUS_WAIT,
+    )
+    .await
+    .context("connecting to the message bus")?;
+    let exec = ClusterExec::new(bus.clone(), config);
+    let handle = commissaire_clusterexec_service::start(exec, bus, settings.workers).await?;
+    shutdown_signal().await;
+    tracing::info!("stopping; handing running operations over");
+    handle.shutdown().await;
+    Ok(())
+}

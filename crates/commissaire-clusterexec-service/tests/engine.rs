@@ -1,0 +1,552 @@
+//! The engine on the in-process bus with the real storage service (on a
+//! redb file) and stand-in host executors and drainers: claiming, ordering,
+//! failures, batches, cancel, takeover after an expired lease, lost leases.
+//! (The same paths against real sshd hosts and ansible: tests/rolling.rs.)
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use commissaire_ansible::Target;
+use commissaire_bus::{Bus, InProcessBus};
+use commissaire_clusterexec_service::{
+    ClusterExec, ClusterExecConfig, DrainError, HostExecutor, NodeDrainer, OpKind, StartOutcome,
+};
+use commissaire_storage::StorageRouter;
+use serde_json::{Map, Value, json};
+
+const T: Duration = Duration::from_secs(5);
+
+/// Records every host run: (address, start, end) and can fail some hosts.
+#[derive(Default)]
+struct FakeHosts {
+    delay: Duration,
+    failing: HashSet<String>,
+    runs: Mutex<Vec<(String, Instant, Instant)>>,
+    vars: Mutex<Vec<Map<String, Value>>>,
+}
+
+#[async_trait]
+impl HostExecutor for FakeHosts {
+    async fn run(
+        &self,
+        _: OpKind,
+        target: &Target,
+        vars: Map<String, Value>,
+    ) -> Result<(), String> {
+        let start = Instant::now();
+        tokio::time::sleep(self.delay).await;
+        self.runs
+            .lock()
+            .unwrap()
+            .push((target.address.clone(), start, Instant::now()));
+        self.vars.lock().unwrap().push(vars);
+        if self.failing.contains(&target.address) {
+            Err("it broke".into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl FakeHosts {
+    fn with(delay_ms: u64, failing: &[&str]) -> Arc<FakeHosts> {
+        Arc::new(FakeHosts {
+            delay: Duration::from_millis(delay_ms),
+            failing: failing.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        })
+    }
+    fn order(&self) -> Vec<String> {
+        self.runs
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.0.clone())
+            .collect()
+    }
+}
+
+#[derive(Default)]
+struct FakeDrainer {
+    calls: Mutex<Vec<String>>,
+    fail_drain: bool,
+}
+
+#[async_trait]
+impl NodeDrainer for FakeDrainer {
+    async fn cordon(&self, m: &str, a: &str) -> Result<(), DrainError> {
+        self.calls.lock().unwrap().push(format!("cordon {m} {a}"));
+        Ok(())
+    }
+    async fn drain(&self, m: &str, a: &str) -> Result<(), DrainError> {
+        self.calls.lock().unwrap().push(format!("drain {m} {a}"));
+        if self.fail_drain {
+            Err(DrainError("pods would not leave".into()))
+        } else {
+            Ok(())
+        }
+    }
+    async fn uncordon(&self, m: &str, a: &str) -> Result<(), DrainError> {
+        self.calls.lock().unwrap().push(format!("uncordon {m} {a}"));
+        Ok(())
+    }
+}
+
+struct Env {
+    bus: Bus,
+    _storage: commissaire_service::ServiceHandle,
+    _dir: tempfile::TempDir,
+}
+
+impl Env {
+    async fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let bus: Bus = Arc::new(InProcessBus::new());
+        let router = StorageRouter::from_config(Some(
+            &json!({"type": "redb", "path": dir.path().join("db.redb")}),
+        ))
+        .await
+        .unwrap();
+        let storage = commissaire_storage::start(router, bus.clone(), 4)
+            .await
+            .unwrap();
+        Env {
+            bus,
+            _storage: storage,
+            _dir: dir,
+        }
+    }
+
+    async fn storage(&self, method: &str, model: &str, data: Value) -> Result<Value, String> {
+        self.bus
+            .request(
+                &format!("storage.{method}"),
+                json!({"model_type_name": model, "model_json_data": data}),
+                T,
+            )
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// A cluster of `hosts` (records and credentials stored), optionally with a container manager.
+    async fn cluster(&self, name: &str, hosts: &[&str], cm: &str) {
+        for h in hosts {
+            self.storage(
+                "save",
+                "Host",
+                json!({"address": h, "status": "active", "os": "fedora"}),
+            )
+            .await
+            .unwrap();
+            self.storage(
+                "save",
+                "HostCreds",
+                json!({"address": h, "ssh_priv_key": "a2V5Cg==", "remote_user": "root"}),
+            )
+            .await
+            .unwrap();
+        }
+        self.storage(
+            "save",
+            "Cluster",
+            json!({"name": name, "hostset": hosts, "container_manager": cm}),
+        )
+        .await
+        .unwrap();
+    }
+
+    /// Writes an in-process operation record as the REST server does, plus `extra` members.
+    async fn op(&self, kind: OpKind, name: &str, extra: Value) {
+        let mut rec = json!({"name": name, "status": "in_process", kind.done_member(): [],
+            "in_process": [], "started_at": commissaire_models::now_iso(), "finished_at": ""});
+        if kind == OpKind::Deploy {
+            rec["version"] = json!("7.2.6");
+        }
+        for (k, v) in extra.as_object().unwrap() {
+            rec[k] = v.clone();
+        }
+        self.storage("save", kind.model_name(), rec).await.unwrap();
+    }
+
+    async fn record(&self, kind: OpKind, name: &str) -> Value {
+        self.storage("get", kind.model_name(), json!({"name": name}))
+            .await
+            .unwrap()
+    }
+
+    async fn wait_end(&self, kind: OpKind, name: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let r = self.record(kind, name).await;
+            if r["status"] != "in_process" {
+                return r;
+            }
+            assert!(Instant::now() < deadline, "still in process: {r}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn exec(
+        &self,
+        id: &str,
+        hosts: Arc<FakeHosts>,
+        drainer: Arc<FakeDrainer>,
+        extra: Value,
+    ) -> ClusterExec {
+        let mut conf = json!({"replica_id": id, "lease_seconds": 2});
+        for (k, v) in extra.as_object().unwrap() {
+            conf[k] = v.clone();
+        }
+        let config = ClusterExecConfig::from_config(conf.as_object().unwrap()).unwrap();
+        ClusterExec::with_parts(self.bus.clone(), config, drainer, hosts)
+    }
+}
+
+fn strs(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or(&vec![])
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn rolls_host_by_host_and_shows_progress() {
+    let env = Env::new().await;
+    let hosts = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
+    env.cluster("c", &hosts, "").await;
+    env.op(OpKind::Deploy, "c", json!({})).await;
+    let fake = FakeHosts::with(300, &[]);
+    let exec = env.exec("r1", fake.clone(), Arc::default(), json!({}));
+    assert_eq!(
+        exec.start(OpKind::Deploy, "c").await.unwrap(),
+        StartOutcome::Started {
+            took_over_from: None
+        }
+    );
+    assert_eq!(
+        exec.start(OpKind::Deploy, "c").await.unwrap(),
+        StartOutcome::AlreadyRunning
+    );
+    // Meanwhile: in process, with partial lists.
+    let mut seen_partial = false;
+    let deadline = Instant::now() + T;
+    while Instant::now() < deadline {
+        let r = env.record(OpKind::Deploy, "c").await;
+        if r["status"] != "in_process" {
+            break;
+        }
+        assert_eq!(r["owner"], "r1", "{r}");
+        let done = strs(&r["deployed"]).len();
+        if (1..3).contains(&done) && strs(&r["in_process"]).len() == 1 {
+            seen_partial = true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen_partial);
+    let r = env.wait_end(OpKind::Deploy, "c", T).await;
+    assert_eq!(r["status"], "finished", "{r}");
+    assert_eq!(strs(&r["deployed"]), hosts);
+    assert_eq!(r["in_process"], json!([]));
+    assert!(r["finished_at"].as_str().unwrap().len() > 10);
+    for gone in [
+        "owner",
+        "lease_expires_at",
+        "failed_hosts",
+        "reason",
+        "cancel_requested",
+    ] {
+        assert!(r.get(gone).is_none(), "{gone} left in {r}");
+    }
+    assert_eq!(fake.order(), hosts);
+    let runs = fake.runs.lock().unwrap().clone();
+    for w in runs.windows(2) {
+        assert!(w[0].2 <= w[1].1, "hosts overlapped");
+    }
+    let vars = fake.vars.lock().unwrap().clone();
+    assert_eq!(vars[0]["commissaire_deploy_version"], "7.2.6");
+    assert_eq!(vars[0]["commissaire_upgrade_command"], "dnf update -y");
+    assert!(exec.running().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_host_stops_the_roll_unless_tolerated() {
+    let env = Env::new().await;
+    let hosts = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
+    env.cluster("c", &hosts, "").await;
+    env.cluster("d", &hosts, "").await;
+    env.op(OpKind::Restart, "c", json!({})).await;
+    env.op(OpKind::Restart, "d", json!({"max_failures": 1}))
+        .await;
+    let fake = FakeHosts::with(10, &["10.0.0.2"]);
+    let exec = env.exec("r1", fake.clone(), Arc::default(), json!({}));
+    exec.start(OpKind::Restart, "c").await.unwrap();
+    let r = env.wait_end(OpKind::Restart, "c", T).await;
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(strs(&r["restarted"]), ["10.0.0.1"]);
+    assert_eq!(strs(&r["in_process"]), ["10.0.0.2"]);
+    assert_eq!(strs(&r["failed_hosts"]), ["10.0.0.2"]);
+    assert_eq!(r["reason"], "10.0.0.2: it broke");
+    assert_eq!(
+        fake.order(),
+        ["10.0.0.1", "10.0.0.2"],
+        "10.0.0.3 was not touched"
+    );
+
+    exec.start(OpKind::Restart, "d").await.unwrap();
+    let r = env.wait_end(OpKind::Restart, "d", T).await;
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(strs(&r["restarted"]), ["10.0.0.1", "10.0.0.3"]);
+    assert_eq!(strs(&r["failed_hosts"]), ["10.0.0.2"]);
+    assert_eq!(r["in_process"], json!([]));
+}
+
+#[tokio::test]
+async fn batches_run_together() {
+    let env = Env::new().await;
+    let hosts = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"];
+    env.cluster("c", &hosts, "").await;
+    env.op(OpKind::Upgrade, "c", json!({})).await;
+    let fake = FakeHosts::with(300, &[]);
+    let exec = env.exec("r1", fake.clone(), Arc::default(), json!({"batch_size": 2}));
+    let t0 = Instant::now();
+    exec.start(OpKind::Upgrade, "c").await.unwrap();
+    let r = env.wait_end(OpKind::Upgrade, "c", T).await;
+    assert_eq!(r["status"], "finished", "{r}");
+    assert_eq!(strs(&r["upgraded"]).len(), 5);
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_millis(1400),
+        "3 steps of 300 ms took {took:?}"
+    );
+    let runs = fake.runs.lock().unwrap().clone();
+    let started: HashMap<_, _> = runs.iter().map(|r| (r.0.clone(), r.1)).collect();
+    let gap = |a: &str, b: &str| {
+        let (a, b) = (started[a], started[b]);
+        if a > b { a - b } else { b - a }
+    };
+    assert!(gap("10.0.0.1", "10.0.0.2") < Duration::from_millis(150));
+    assert!(gap("10.0.0.3", "10.0.0.4") < Duration::from_millis(150));
+    assert!(gap("10.0.0.2", "10.0.0.3") >= Duration::from_millis(250));
+}
+
+#[tokio::test]
+async fn cancel_stops_after_the_current_host() {
+    let env = Env::new().await;
+    let hosts = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
+    env.cluster("c", &hosts, "").await;
+    env.op(OpKind::Restart, "c", json!({})).await;
+    let fake = FakeHosts::with(400, &[]);
+    let exec = env.exec("r1", fake.clone(), Arc::default(), json!({}));
+    exec.start(OpKind::Restart, "c").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // What the REST server's DELETE does: set cancel_requested by compare-and-swap.
+    loop {
+        let current = env.record(OpKind::Restart, "c").await;
+        let mut next = current.clone();
+        next["cancel_requested"] = json!(true);
+        let r = env
+            .bus
+            .request(
+                "storage.swap",
+                json!({"model_type_name": "ClusterRestart", "expected": current, "model_json_data": next}),
+                T,
+            )
+            .await;
+        if r.is_ok() {
+            break;
+        }
+    }
+    let r = env.wait_end(OpKind::Restart, "c", T).await;
+    assert_eq!(r["status"], "cancelled", "{r}");
+    assert_eq!(strs(&r["restarted"]), ["10.0.0.1"]);
+    assert_eq!(r["in_process"], json!([]));
+    assert_eq!(r["reason"], "cancelled on request");
+    assert_eq!(fake.order(), ["10.0.0.1"]);
+}
+
+#[tokio::test]
+async fn expired_leases_are_taken_over_and_live_ones_are_not() {
+    let env = Env::new().await;
+    let hosts = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
+    env.cluster("dead", &hosts, "").await;
+    env.cluster("alive", &hosts, "").await;
+    env.cluster("lost", &hosts, "").await;
+    let past = "2001-01-01T00:00:00.000000";
+    let future = (chrono::Utc::now().naive_utc() + chrono::Duration::seconds(600))
+        .format(commissaire_models::DATE_FORMAT)
+        .to_string();
+    // A crashed owner had restarted .1 and was working on .2.
+    env.op(
+        OpKind::Restart,
+        "dead",
+        json!({"owner": "gone", "lease_expires_at": past,
+        "restarted": ["10.0.0.1"], "in_process": ["10.0.0.2"]}),
+    )
+    .await;
+    env.op(
+        OpKind::Upgrade,
+        "alive",
+        json!({"owner": "other", "lease_expires_at": future}),
+    )
+    .await;
+    // Nobody claimed this one (no clusterexec ran when it was started).
+    env.op(OpKind::Deploy, "lost", json!({})).await;
+    let fake = FakeHosts::with(10, &[]);
+    let exec = env.exec("r2", fake.clone(), Arc::default(), json!({}));
+    assert_eq!(exec.scan_once().await.unwrap(), 2);
+    let r = env.wait_end(OpKind::Restart, "dead", T).await;
+    assert_eq!(r["status"], "finished", "{r}");
+    assert_eq!(strs(&r["restarted"]), hosts);
+    let r = env.wait_end(OpKind::Deploy, "lost", T).await;
+    assert_eq!(r["status"], "finished", "{r}");
+    let mut order = fake.order();
+    order.sort();
+    assert_eq!(
+        order,
+        ["10.0.0.1", "10.0.0.2", "10.0.0.2", "10.0.0.3", "10.0.0.3"],
+        "the takeover resumed with the hosts not done"
+    );
+    let r = env.record(OpKind::Upgrade, "alive").await;
+    assert_eq!(
+        (r["status"].as_str(), r["owner"].as_str()),
+        (Some("in_process"), Some("other"))
+    );
+    assert!(matches!(
+        exec.start(OpKind::Upgrade, "alive").await.unwrap(),
+        StartOutcome::NotClaimed(_)
+    ));
+}
+
+#[tokio::test]
+async fn two_replicas_never_run_the_same_operation() {
+    let env = Env::new().await;
+    let hosts = ["10.0.0.1", "10.0.0.2"];
+    env.cluster("c", &hosts, "").await;
+    env.op(OpKind::Restart, "c", json!({})).await;
+    let fake = FakeHosts::with(100, &[]);
+    let a = env.exec("a", fake.clone(), Arc::default(), json!({}));
+    let b = env.exec("b", fake.clone(), Arc::default(), json!({}));
+    let (ra, rb) = tokio::join!(a.start(OpKind::Restart, "c"), b.start(OpKind::Restart, "c"));
+    let started = [ra.unwrap(), rb.unwrap()]
+        .iter()
+        .filter(|o| matches!(o, StartOutcome::Started { .. }))
+        .count();
+    assert_eq!(started, 1);
+    assert_eq!(
+        b.scan_once().await.unwrap() + a.scan_once().await.unwrap(),
+        0
+    );
+    let r = env.wait_end(OpKind::Restart, "c", T).await;
+    assert_eq!(r["status"], "finished", "{r}");
+    assert_eq!(fake.order(), hosts, "each host ran once");
+}
+
+#[tokio::test]
+async fn a_replica_that_loses_its_lease_stops() {
+    let env = Env::new().await;
+    let hosts = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
+    env.cluster("c", &hosts, "").await;
+    env.op(OpKind::Restart, "c", json!({})).await;
+    let fake = FakeHosts::with(400, &[]);
+    let exec = env.exec("r1", fake.clone(), Arc::default(), json!({}));
+    exec.start(OpKind::Restart, "c").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Someone else owns it now (as after a takeover).
+    let mut r = env.record(OpKind::Restart, "c").await;
+    r["owner"] = json!("usurper");
+    env.storage("save", "ClusterRestart", r).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(exec.running().is_empty());
+    assert_eq!(
+        fake.order(),
+        ["10.0.0.1"],
+        "no host after the lease was lost"
+    );
+    let r = env.record(OpKind::Restart, "c").await;
+    assert_eq!(
+        (r["status"].as_str(), r["owner"].as_str()),
+        (Some("in_process"), Some("usurper"))
+    );
+}
+
+#[tokio::test]
+async fn nodes_are_cordoned_drained_and_uncordoned() {
+    let env = Env::new().await;
+    let hosts = ["10.0.0.1", "10.0.0.2"];
+    env.cluster("c", &hosts, "kube").await;
+    env.cluster("d", &hosts, "kube").await;
+    env.op(OpKind::Restart, "c", json!({})).await;
+    env.op(OpKind::Restart, "d", json!({})).await;
+    let drainer = Arc::new(FakeDrainer::default());
+    let fake = FakeHosts::with(10, &[]);
+    let exec = env.exec("r1", fake.clone(), drainer.clone(), json!({}));
+    exec.start(OpKind::Restart, "c").await.unwrap();
+    let r = env.wait_end(OpKind::Restart, "c", T).await;
+    assert_eq!(r["status"], "finished", "{r}");
+    assert_eq!(
+        *drainer.calls.lock().unwrap(),
+        [
+            "cordon kube 10.0.0.1",
+            "drain kube 10.0.0.1",
+            "uncordon kube 10.0.0.1",
+            "cordon kube 10.0.0.2",
+            "drain kube 10.0.0.2",
+            "uncordon kube 10.0.0.2"
+        ]
+    );
+
+    let failing = Arc::new(FakeDrainer {
+        fail_drain: true,
+        ..Default::default()
+    });
+    let exec = env.exec("r2", fake.clone(), failing.clone(), json!({}));
+    exec.start(OpKind::Restart, "d").await.unwrap();
+    let r = env.wait_end(OpKind::Restart, "d", T).await;
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(strs(&r["failed_hosts"]), ["10.0.0.1"]);
+    assert_eq!(r["reason"], "10.0.0.1: pods would not leave");
+    assert_eq!(
+        fake.order().len(),
+        2,
+        "the playbook did not run after the failed drain"
+    );
+}
+
+#[tokio::test]
+async fn the_service_answers_jobs_on_the_bus() {
+    let env = Env::new().await;
+    env.cluster("c", &["10.0.0.1"], "").await;
+    env.op(OpKind::Upgrade, "c", json!({})).await;
+    let fake = FakeHosts::with(10, &[]);
+    let exec = env.exec("r1", fake.clone(), Arc::default(), json!({}));
+    let handle = commissaire_clusterexec_service::start(exec, env.bus.clone(), 2)
+        .await
+        .unwrap();
+    // The scanner may win the race; either way it runs once.
+    env.bus
+        .notify("jobs.clusterexec.upgrade", json!({"name": "c"}))
+        .await
+        .unwrap();
+    let r = env.wait_end(OpKind::Upgrade, "c", T).await;
+    assert_eq!(r["status"], "finished", "{r}");
+    assert_eq!(fake.order(), ["10.0.0.1"]);
+    let e = env
+        .bus
+        .request("jobs.clusterexec.restart", json!({}), T)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.rpc().unwrap().code,
+        commissaire_bus::codes::INVALID_PARAMS
+    );
+    let ok = env
+        .bus
+        .request("jobs.clusterexec.restart", json!({"name": "nope"}), T)
+        .await
+        .unwrap();
+    assert_eq!(ok["state"], "not_claimed");
+    handle.shutdown().await;
+}
