@@ -775,6 +775,9 @@ impl Api {
             .host
             .insert("last_check".into(), json!(host.last_check));
         status.host.insert("status".into(), json!(host.status));
+        if !host.reason.is_empty() {
+            status.host.insert("reason".into(), json!(host.reason));
+        }
         if let Some(cluster) = cluster.filter(|c| !c.container_manager.is_empty()) {
             status.kind = "container_manager".into();
             let params = json!([cluster.container_manager, address]);
