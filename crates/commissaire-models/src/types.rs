@@ -166,7 +166,10 @@ pub struct Host {
     #[serde(deserialize_with = "null_as_empty")]
     pub source: String,
     /// Why the host is `failed` (absent otherwise).
-    #[serde(deserialize_with = "null_as_empty", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub reason: String,
 }
 
@@ -463,7 +466,10 @@ pub struct WatcherRecord {
     /// When it was last checked.
     pub last_check: String,
     /// The host's status before the watcher marked it `failed`, restored when it answers again.
-    #[serde(deserialize_with = "null_as_empty", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub previous_status: String,
 }
 
