@@ -274,7 +274,7 @@ impl Investigator {
                 )
                 .await
             {
-                Ok(Value::Bool(true)) | Ok(Value::Null) => return Ok(()),
+                Ok(state) if state["ready"] == true => return Ok(()),
                 Ok(_) => {}
                 Err(e) if tokio::time::Instant::now() >= deadline => {
                     return Err(format!("the node did not become ready in {timeout:?}: {e}"));
