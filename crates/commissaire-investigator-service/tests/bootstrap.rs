@@ -2,172 +2,13 @@
 //! real SSH with the real `ansible-playbook` (every command and path of the
 //! bootstrap pointed into a temporary directory).
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use base64::Engine;
-use commissaire_bus::Bus;
-use commissaire_http::{ServerArgs, ServerConfig};
-use commissaire_investigator_service::{Investigator, InvestigatorConfig};
-use commissaire_storage::StorageRouter;
-use commissaire_testkit::{self as testkit, TestSshd};
-use serde_json::{Map, Value, json};
-
-struct Stack {
-    base: String,
-    bus: Bus,
-    work: tempfile::TempDir,
-}
-
-/// Bootstrap variables that keep every command and file inside `dir`.
-fn test_vars(dir: &std::path::Path) -> Map<String, Value> {
-    let d = dir.display();
-    let mut vars = Map::new();
-    for (name, value) in [
-        (
-            "commissaire_enable_pkg_repos",
-            format!("touch {d}/enable_pkg_repos"),
-        ),
-        (
-            "commissaire_install_libselinux_python",
-            format!("touch {d}/install_libselinux_python"),
-        ),
-        (
-            "commissaire_install_flannel",
-            format!("touch {d}/install_flannel"),
-        ),
-        (
-            "commissaire_install_docker",
-            format!("touch {d}/install_docker"),
-        ),
-        (
-            "commissaire_install_kube",
-            format!("touch {d}/install_kube"),
-        ),
-        (
-            "commissaire_service_enable_command",
-            format!("{d}/record enable"),
-        ),
-        (
-            "commissaire_service_restart_command",
-            format!("{d}/record restart"),
-        ),
-        ("commissaire_flanneld_config", format!("{d}/flanneld")),
-        ("commissaire_docker_config", format!("{d}/docker")),
-        (
-            "commissaire_kubernetes_config",
-            format!("{d}/kubernetes_config"),
-        ),
-        ("commissaire_kubeconfig_config", format!("{d}/kubeconfig")),
-        ("commissaire_kubelet_config", format!("{d}/kubelet")),
-    ] {
-        vars.insert(name.into(), json!(value));
-    }
-    // `record enable flanneld` appends "enable flanneld" to a log.
-    let script = dir.join("record");
-    std::fs::write(
-        &script,
-        format!("#!/bin/sh\necho \"$@\" >> {d}/services.log\n"),
-    )
-    .unwrap();
-    std::os::unix::fs::PermissionsExt::set_mode(
-        &mut std::fs::metadata(&script).unwrap().permissions(),
-        0o755,
-    );
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    vars
-}
-
-async fn start() -> Stack {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let work = tempfile::tempdir().unwrap();
-    let amqp = testkit::fresh_vhost();
-    let bus = commissaire_bus::connect(&amqp, "commissaire", Duration::from_secs(10))
-        .await
-        .unwrap();
-    let router = StorageRouter::from_config(Some(&json!({
-        "type": "etcd", "server_url": format!("http://{}", testkit::etcd_endpoint()), "prefix": testkit::etcd_prefix()
-    })))
-    .await
-    .unwrap();
-    std::mem::forget(
-        commissaire_storage::start(router, bus.clone(), 4)
-            .await
-            .unwrap(),
-    );
-    let config = InvestigatorConfig::from_config(
-        json!({
-            "playbook_dir": concat!(env!("CARGO_MANIFEST_DIR"), "/../../playbooks"),
-            "ansible_vars": test_vars(work.path()),
-            "etcd_server_url": "http://192.0.2.1:2379",
-            "facts_timeout": 30, "bootstrap_timeout": 180,
-        })
-        .as_object()
-        .unwrap(),
-    )
-    .unwrap();
-    let investigator = Arc::new(Investigator::new(bus.clone(), config));
-    std::mem::forget(
-        commissaire_service::run(investigator, bus.clone(), 2)
-            .await
-            .unwrap(),
-    );
-    let args = ServerArgs {
-        no_config_file: true,
-        ..Default::default()
-    };
-    let server_config = ServerConfig::resolve(&args, &amqp).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let server_bus = bus.clone();
-    tokio::spawn(
-        async move { commissaire_http::serve_on(listener, server_config, server_bus).await },
-    );
-    let stack = Stack { base, bus, work };
-    for _ in 0..100 {
-        if stack.get("/api/v0/network/default").await.0 == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    stack
-}
-
-impl Stack {
-    async fn send(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
-        let resp = reqwest::Client::new()
-            .request(method.parse().unwrap(), format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        self.send("GET", path, Value::Null).await
-    }
-
-    /// Waits until the host reaches a final status; returns the host record.
-    async fn settled(&self, address: &str) -> Value {
-        for _ in 0..600 {
-            let (_, host) = self.get(&format!("/api/v0/host/{address}")).await;
-            if matches!(
-                host["status"].as_str(),
-                Some("disassociated" | "active" | "failed")
-            ) {
-                return host;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        panic!("host {address} never settled");
-    }
-}
-
-fn key_b64() -> String {
-    base64::engine::general_purpose::STANDARD.encode(std::fs::read(testkit::ssh_key()).unwrap())
-}
+use commissaire_testkit::TestSshd;
+use common::{key_b64, start, start_with};
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn a_new_host_is_investigated_and_bootstrapped() {
@@ -297,4 +138,153 @@ async fn a_bad_key_ends_failed_with_the_reason() {
     )
     .await;
     assert_eq!(s.settled("127.0.0.39").await["status"], "failed");
+}
+
+#[tokio::test]
+async fn a_host_in_a_managed_cluster_becomes_an_active_node() {
+    let sshd = TestSshd::start("127.0.0.34");
+    let kube = commissaire_testkit::kube::StandInKube::start("node-token").await;
+    let s = start().await;
+    let cm =
+        json!({"type": "kubernetes", "options": {"server_url": kube.url, "token": "node-token"}});
+    assert_eq!(
+        s.send("PUT", "/api/v0/containermanager/k8s", cm).await.0,
+        201
+    );
+    assert_eq!(
+        s.send(
+            "PUT",
+            "/api/v0/cluster/managed",
+            json!({"container_manager": "k8s"})
+        )
+        .await
+        .0,
+        201
+    );
+    s.send(
+        "PUT",
+        &format!("/api/v0/host/{}", sshd.address),
+        json!({"ssh_priv_key": key_b64(), "cluster": "managed"}),
+    )
+    .await;
+    // The investigator registers the node, then waits for it to be Ready.
+    for _ in 0..300 {
+        if kube.state.lock().unwrap().nodes.contains_key(&sshd.address) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        kube.state.lock().unwrap().nodes.contains_key(&sshd.address),
+        "the node was registered"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        s.get(&format!("/api/v0/host/{}", sshd.address)).await.1["status"],
+        "bootstrapping",
+        "waits for Ready"
+    );
+    kube.set_ready(&sshd.address, true);
+    let host = s.settled(&sshd.address).await;
+    assert_eq!(host["status"], "active", "{host}");
+    // The kubernetes configuration was templated with the manager's URL and token.
+    let kubeconfig = std::fs::read_to_string(s.work.path().join("kubeconfig")).unwrap();
+    assert!(
+        kubeconfig.contains(&kube.url) && kubeconfig.contains("node-token"),
+        "{kubeconfig}"
+    );
+    // Host status: the manager's section.
+    let (status, body) = s
+        .get(&format!("/api/v0/host/{}/status", sshd.address))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["type"], "kubernetes");
+    assert_eq!(body["host"]["status"], "active");
+    assert_eq!(body["container_manager"]["conditions"]["Ready"], "True");
+    let cluster = s.get("/api/v0/cluster/managed").await.1;
+    assert_eq!(
+        cluster["hosts"],
+        json!({"total": 1, "available": 1, "unavailable": 0})
+    );
+    // NotReady shows in the status.
+    kube.set_ready(&sshd.address, false);
+    let body = s
+        .get(&format!("/api/v0/host/{}/status", sshd.address))
+        .await
+        .1;
+    assert_eq!(body["container_manager"]["ready"], false);
+    // Deleting the host removes its node.
+    assert_eq!(
+        s.send(
+            "DELETE",
+            &format!("/api/v0/host/{}", sshd.address),
+            Value::Null
+        )
+        .await
+        .0,
+        200
+    );
+    assert!(!kube.state.lock().unwrap().nodes.contains_key(&sshd.address));
+    // A manager in use cannot be deleted; once unused it can.
+    assert_eq!(
+        s.send("DELETE", "/api/v0/containermanager/k8s", Value::Null)
+            .await
+            .0,
+        409
+    );
+}
+
+#[tokio::test]
+async fn a_node_that_never_gets_ready_fails_the_host() {
+    let sshd = TestSshd::start("127.0.0.35");
+    let kube = commissaire_testkit::kube::StandInKube::start("node-token").await;
+    let s = start_with(json!({"node_ready_timeout": 3})).await;
+    let cm =
+        json!({"type": "kubernetes", "options": {"server_url": kube.url, "token": "node-token"}});
+    s.send("PUT", "/api/v0/containermanager/k8s", cm).await;
+    s.send(
+        "PUT",
+        "/api/v0/cluster/managed",
+        json!({"container_manager": "k8s"}),
+    )
+    .await;
+    s.send(
+        "PUT",
+        &format!("/api/v0/host/{}", sshd.address),
+        json!({"ssh_priv_key": key_b64(), "cluster": "managed"}),
+    )
+    .await;
+    let host = s.settled(&sshd.address).await;
+    assert_eq!(host["status"], "failed");
+    assert!(
+        host["reason"]
+            .as_str()
+            .unwrap()
+            .contains("did not become ready"),
+        "{host}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_manager_token_fails_the_host_with_the_reason() {
+    let sshd = TestSshd::start("127.0.0.36");
+    let kube = commissaire_testkit::kube::StandInKube::start("node-token").await;
+    let s = start().await;
+    let cm = json!({"type": "openshift", "options": {"server_url": kube.url, "token": "stale"}});
+    s.send("PUT", "/api/v0/containermanager/os", cm).await;
+    s.send(
+        "PUT",
+        "/api/v0/cluster/managed",
+        json!({"container_manager": "os"}),
+    )
+    .await;
+    s.send(
+        "PUT",
+        &format!("/api/v0/host/{}", sshd.address),
+        json!({"ssh_priv_key": key_b64(), "cluster": "managed"}),
+    )
+    .await;
+    let host = s.settled(&sshd.address).await;
+    assert_eq!(host["status"], "failed");
+    assert!(host["reason"].as_str().unwrap().contains("401"), "{host}");
 }
