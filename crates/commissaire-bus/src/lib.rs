@@ -7,17 +7,20 @@
 //! caller's own reply queue, matched by correlation id.
 //!
 //! [`connect`] picks the transport from the URI scheme: `amqp://` / `amqps://`
-//! ([`AmqpBus`], RabbitMQ) or `inprocess://` ([`InProcessBus`]).
+//! ([`AmqpBus`], RabbitMQ), `redis://` / `rediss://` ([`RedisBus`]) or
+//! `inprocess://` ([`InProcessBus`]).
 
 mod amqp;
 mod error;
 mod inprocess;
 mod jsonrpc;
+mod redis;
 mod transport;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::redis::RedisBus;
 pub use amqp::AmqpBus;
 pub use error::BusError;
 pub use inprocess::InProcessBus;
@@ -36,6 +39,7 @@ pub async fn connect(uri: &str, exchange: &str, wait: Duration) -> Result<Bus, B
     let scheme = uri.split("://").next().unwrap_or_default();
     match scheme {
         "amqp" | "amqps" => Ok(Arc::new(AmqpBus::connect(uri, exchange, wait).await?)),
+        "redis" | "rediss" => Ok(Arc::new(RedisBus::connect(uri, exchange, wait).await?)),
         "inprocess" | "memory" => Ok(Arc::new(InProcessBus::new())),
         _ => Err(BusError::UnsupportedUri(redact_uri(uri))),
     }

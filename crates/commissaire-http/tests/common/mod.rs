@@ -1,5 +1,6 @@
-//! A real stack for API tests: RabbitMQ (a fresh vhost), the storage service
-//! on etcd (a fresh key prefix), and the REST server on a free port.
+//! A real stack for API tests: RabbitMQ (a fresh vhost) — or Redis (a unique
+//! exchange) when `COMMISSAIRE_TEST_BUS=redis` —, the storage service on etcd
+//! (a fresh key prefix), and the REST server on a free port.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -23,7 +24,8 @@ pub struct Stack {
     pub base: String,
     /// The bus the stack uses (tests may call services directly).
     pub bus: Bus,
-    /// The AMQP URI of the stack's vhost.
+    /// The bus URI: the AMQP URI of the stack's vhost, or the Redis URI
+    /// (with `COMMISSAIRE_TEST_BUS=redis`).
     pub amqp: String,
     /// An authenticated client.
     pub client: reqwest::Client,
@@ -66,8 +68,15 @@ impl Stack {
     /// A stack with the given options.
     pub async fn start_with(options: StackOptions) -> Stack {
         let dir = tempfile::tempdir().unwrap();
-        let amqp = testkit::fresh_vhost();
-        let bus = commissaire_bus::connect(&amqp, "commissaire", Duration::from_secs(10))
+        // With Redis, a unique exchange (key prefix) isolates the stack.
+        let (amqp, exchange) = if std::env::var("COMMISSAIRE_TEST_BUS").is_ok_and(|b| b == "redis")
+        {
+            let exchange = format!("test-{}", uuid::Uuid::new_v4().simple());
+            (testkit::redis_uri(), exchange)
+        } else {
+            (testkit::fresh_vhost(), "commissaire".to_string())
+        };
+        let bus = commissaire_bus::connect(&amqp, &exchange, Duration::from_secs(10))
             .await
             .unwrap();
         let router = StorageRouter::from_config(Some(&json!({
@@ -80,6 +89,7 @@ impl Stack {
             .unwrap();
         let mut args = options.args;
         args.no_config_file = true;
+        args.bus_exchange = Some(exchange);
         args.request_timeout.get_or_insert(3.0);
         if !options.open {
             let users = users_file(dir.path());

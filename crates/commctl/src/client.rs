@@ -1,0 +1,284 @@
+//! The REST client: JSON requests to `/api/v0`, endpoint fallback on
+//! connection errors, authentication, and error statuses turned into
+//! [`CliError`]s.
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use reqwest::Method;
+use reqwest::blocking::{Client as HttpClient, RequestBuilder};
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use serde_json::Value;
+
+use crate::config::{Credentials, Settings};
+use crate::error::{CliError, CliResult, Unreachable};
+
+/// How long to wait for a connection to an endpoint.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for a whole request.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A client for the Commissaire REST API.
+pub struct Client {
+    http: HttpClient,
+    endpoints: Vec<reqwest::Url>,
+    /// The endpoint that answered last; later requests start there.
+    current: Cell<usize>,
+    credentials: Credentials,
+}
+
+/// An endpoint URL for messages: no user info.
+pub fn display_url(url: &reqwest::Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.as_str().trim_end_matches('/').to_string()
+}
+
+/// The API path for messages, e.g. `/api/v0/cluster/x`.
+pub fn display_path(segments: &[&str]) -> String {
+    format!("/{}", segments.join("/"))
+}
+
+/// Why a connection failed, in a few words (e.g. `connection refused`).
+fn connect_reason(error: &reqwest::Error) -> String {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    let mut deepest = error.to_string();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            let text = match io.kind() {
+                ConnectionRefused => "connection refused".to_string(),
+                ConnectionReset => "connection reset".to_string(),
+                TimedOut => "connection timed out".to_string(),
+                HostUnreachable => "host unreachable".to_string(),
+                NetworkUnreachable => "network unreachable".to_string(),
+                AddrNotAvailable => "address not available".to_string(),
+                _ => io.to_string(),
+            };
+            return text;
+        }
+        deepest = s.to_string();
+        source = s.source();
+    }
+    if error.is_timeout() {
+        return "connection timed out".into();
+    }
+    deepest
+}
+
+impl Client {
+    /// A client for the resolved settings.
+    pub fn new(settings: &Settings) -> CliResult<Client> {
+        let mut endpoints = Vec::new();
+        for e in &settings.endpoints {
+            let mut text = e.trim().to_string();
+            if !text.ends_with('/') {
+                text.push('/');
+            }
+            let url = reqwest::Url::parse(&text).map_err(|err| {
+                CliError::Config(format!("the endpoint '{}' is not a URL: {err}", e.trim()))
+            })?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(CliError::Config(format!(
+                    "the endpoint '{}' must be an http or https URL",
+                    display_url(&url)
+                )));
+            }
+            endpoints.push(url);
+        }
+        if endpoints.is_empty() {
+            return Err(CliError::Config("no endpoint is configured".into()));
+        }
+        let mut builder = HttpClient::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("commctl/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = &settings.ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                CliError::Config(format!("the certificate authority file is not PEM: {e}"))
+            })?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        if let Credentials::ClientCert(pem) = &settings.credentials {
+            let identity = reqwest::Identity::from_pem(pem).map_err(|e| {
+                CliError::Config(format!(
+                    "the kubeconfig's client certificate or key is not usable: {e}"
+                ))
+            })?;
+            builder = builder.identity(identity);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| CliError::Config(format!("cannot set up the HTTP client: {e}")))?;
+        Ok(Client {
+            http,
+            endpoints,
+            current: Cell::new(0),
+            credentials: settings.credentials.clone(),
+        })
+    }
+
+    fn url(base: &reqwest::Url, segments: &[&str]) -> reqwest::Url {
+        let mut url = base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    fn authenticate(&self, request: RequestBuilder) -> RequestBuilder {
+        match &self.credentials {
+            Credentials::Basic { username, password } => {
+                request.basic_auth(username, Some(password))
+            }
+            Credentials::Bearer(token) => request.bearer_auth(token),
+            Credentials::ClientCert(_) => request,
+        }
+    }
+
+    /// Sends a request to the first endpoint that accepts a connection and
+    /// returns the status and body.
+    pub fn send(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: Option<&Value>,
+    ) -> CliResult<(u16, String)> {
+        let n = self.endpoints.len();
+        let start = self.current.get();
+        let mut failures = Vec::new();
+        for i in 0..n {
+            let index = (start + i) % n;
+            let base = &self.endpoints[index];
+            let mut request = self
+                .http
+                .request(method.clone(), Self::url(base, segments))
+                .header(ACCEPT, "application/json");
+            if let Some(body) = body {
+                request = request
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body.to_string());
+            }
+            match self.authenticate(request).send() {
+                Ok(response) => {
+                    self.current.set(index);
+                    let status = response.status().as_u16();
+                    let text = response.text().map_err(|e| {
+                        CliError::Protocol(format!(
+                            "reading the answer from {}: {e}",
+                            display_url(base)
+                        ))
+                    })?;
+                    return Ok((status, text));
+                }
+                Err(e) if e.is_connect() => {
+                    let failure = Unreachable {
+                        endpoint: display_url(base),
+                        reason: connect_reason(&e),
+                    };
+                    if i + 1 < n {
+                        eprintln!(
+                            "warning: cannot reach {} : {}; trying {}",
+                            failure.endpoint,
+                            failure.reason,
+                            display_url(&self.endpoints[(index + 1) % n])
+                        );
+                    }
+                    failures.push(failure);
+                }
+                Err(e) => {
+                    return Err(CliError::Protocol(format!(
+                        "{method} {} on {} failed: {}",
+                        display_path(segments),
+                        display_url(base),
+                        connect_reason(&e)
+                    )));
+                }
+            }
+        }
+        Err(CliError::Unreachable(failures))
+    }
+
+    /// Sends a request and returns the JSON body of a 2xx answer (`null` when
+    /// empty); other statuses become [`CliError::Api`].
+    pub fn call(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: Option<&Value>,
+    ) -> CliResult<Value> {
+        let (status, text) = self.send(method.clone(), segments, body)?;
+        let json: Option<Value> = serde_json::from_str(&text).ok();
+        if (200..300).contains(&status) {
+            if text.trim().is_empty() {
+                return Ok(Value::Null);
+            }
+            return json.ok_or_else(|| {
+                CliError::Protocol(format!(
+                    "the server's answer to {method} {} is not JSON",
+                    display_path(segments)
+                ))
+            });
+        }
+        let server_message = json
+            .as_ref()
+            .and_then(|j| j.get("error"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let field = json
+            .as_ref()
+            .and_then(|j| j.get("field"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let message = match status {
+            401 | 403 => "the provided credentials were incorrect".to_string(),
+            _ => server_message.unwrap_or_else(|| {
+                let snippet: String = text.trim().chars().take(200).collect();
+                if snippet.is_empty() {
+                    format!("unable to {method} {}", display_path(segments))
+                } else {
+                    format!("unable to {method} {}: {snippet}", display_path(segments))
+                }
+            }),
+        };
+        Err(CliError::Api {
+            status,
+            message,
+            field,
+        })
+    }
+
+    /// GET.
+    pub fn get(&self, segments: &[&str]) -> CliResult<Value> {
+        self.call(Method::GET, segments, None)
+    }
+
+    /// PUT with a JSON body.
+    pub fn put(&self, segments: &[&str], body: &Value) -> CliResult<Value> {
+        self.call(Method::PUT, segments, Some(body))
+    }
+
+    /// DELETE.
+    pub fn delete(&self, segments: &[&str]) -> CliResult<Value> {
+        self.call(Method::DELETE, segments, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_keep_base_paths_and_escape() {
+        let base = reqwest::Url::parse("https://u:p@example.com/commissaire/").unwrap();
+        let url = Client::url(&base, &["api", "v0", "host", "fe80::1"]);
+        assert_eq!(url.path(), "/commissaire/api/v0/host/fe80::1");
+        assert_eq!(display_url(&base), "https://example.com/commissaire");
+        let base = reqwest::Url::parse("http://127.0.0.1:8000/").unwrap();
+        assert_eq!(
+            Client::url(&base, &["api", "v0", "clusters"]).as_str(),
+            "http://127.0.0.1:8000/api/v0/clusters"
+        );
+    }
+}

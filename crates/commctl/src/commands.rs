@@ -1,0 +1,598 @@
+//! The commands that talk to the server.
+
+use std::io::{IsTerminal, Read};
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::{Map, Value, json};
+
+use crate::cli::{
+    ClusterCommand, ContainerManagerCommand, DeployCommand, HostCommand, NetworkCommand,
+    OperationCommand, StatusArgs, UpgradeCommand,
+};
+use crate::client::Client;
+use crate::error::{CliError, CliResult, exit};
+use crate::output::{self, emit};
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Tables and messages.
+    Human,
+    /// The server's raw JSON.
+    Json,
+}
+
+/// A context for running commands.
+pub struct Ctx<'a> {
+    /// The REST client.
+    pub client: &'a Client,
+    /// The output mode.
+    pub mode: Mode,
+}
+
+impl Ctx<'_> {
+    fn show(&self, value: &Value, human: impl FnOnce(&Value) -> String) {
+        match self.mode {
+            Mode::Json => emit(&output::json(value)),
+            Mode::Human => emit(&human(value)),
+        }
+    }
+
+    fn show_record(&self, value: &Value) {
+        self.show(value, output::record)
+    }
+
+    /// Runs `f` for each name; errors are reported and the rest still run.
+    /// Returns the exit code of the first failure (0 if none).
+    fn each(
+        &self,
+        names: &[String],
+        mut f: impl FnMut(&str) -> CliResult<Value>,
+        done: impl Fn(&str) -> String,
+    ) -> CliResult<i32> {
+        let mut code = exit::OK;
+        let mut replies = Vec::new();
+        for name in names {
+            match f(name) {
+                Ok(reply) => {
+                    if self.mode == Mode::Human {
+                        emit(&done(name));
+                    }
+                    replies.push(reply);
+                }
+                Err(e @ CliError::Unreachable(_)) => return Err(e),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    if code == exit::OK {
+                        code = e.exit_code();
+                    }
+                }
+            }
+        }
+        if self.mode == Mode::Json {
+            match replies.len() {
+                0 => {}
+                1 if names.len() == 1 => emit(&output::json(&replies[0])),
+                _ => emit(&output::json(&Value::Array(replies))),
+            }
+        }
+        Ok(code)
+    }
+}
+
+/// Parses `-o` values: JSON objects (merged) or `KEY=VALUE` pairs (string values).
+pub fn parse_options(values: &[String]) -> CliResult<Map<String, Value>> {
+    let mut options = Map::new();
+    for value in values {
+        let trimmed = value.trim();
+        if trimmed.starts_with('{') {
+            match serde_json::from_str::<Value>(trimmed) {
+                Ok(Value::Object(map)) => options.extend(map),
+                Ok(_) => unreachable!("a JSON text starting with '{{' is an object"),
+                Err(e) => {
+                    return Err(CliError::Input(format!(
+                        "the options '{value}' are not a valid JSON object: {e}"
+                    )));
+                }
+            }
+        } else if let Some((k, v)) = value.split_once('=')
+            && !k.trim().is_empty()
+        {
+            options.insert(k.trim().to_string(), json!(v));
+        } else {
+            return Err(CliError::Input(format!(
+                "the option '{value}' is neither a JSON object nor KEY=VALUE"
+            )));
+        }
+    }
+    Ok(options)
+}
+
+/// `cluster ...`
+pub fn cluster(ctx: &Ctx, command: &ClusterCommand) -> CliResult<i32> {
+    let c = ctx.client;
+    match command {
+        ClusterCommand::Create {
+            kind,
+            network,
+            container_manager,
+            name,
+        } => {
+            if kind.is_some() {
+                eprintln!("note: the server keeps no cluster type; --type is ignored");
+            }
+            let mut body = Map::new();
+            if let Some(n) = network {
+                body.insert("network".into(), json!(n));
+            }
+            if let Some(cm) = container_manager {
+                body.insert("container_manager".into(), json!(cm));
+            }
+            let reply = c.put(&["api", "v0", "cluster", name], &Value::Object(body))?;
+            ctx.show_record(&reply);
+        }
+        ClusterCommand::Delete { names } => {
+            return ctx.each(
+                names,
+                |n| c.delete(&["api", "v0", "cluster", n]),
+                |n| format!("Deleted cluster '{n}'"),
+            );
+        }
+        ClusterCommand::Get { name } => {
+            let reply = c.get(&["api", "v0", "cluster", name])?;
+            ctx.show_record(&reply);
+        }
+        ClusterCommand::List => {
+            let reply = c.get(&["api", "v0", "clusters"])?;
+            ctx.show(&reply, |v| output::names("NAME", "clusters", v));
+        }
+        ClusterCommand::Deploy(DeployCommand::Start { name, version }) => {
+            let reply = c.put(
+                &["api", "v0", "cluster", name, "deploy"],
+                &json!({"version": version}),
+            )?;
+            ctx.show_record(&reply);
+        }
+        ClusterCommand::Deploy(DeployCommand::Status(args)) => {
+            return operation_status(ctx, Operation::Deploy, args);
+        }
+        ClusterCommand::Restart(OperationCommand::Start { name }) => {
+            let reply = c.put(&["api", "v0", "cluster", name, "restart"], &json!({}))?;
+            ctx.show_record(&reply);
+        }
+        ClusterCommand::Restart(OperationCommand::Status(args)) => {
+            return operation_status(ctx, Operation::Restart, args);
+        }
+        ClusterCommand::Upgrade(UpgradeCommand::Start { name, version }) => {
+            if version.is_some() {
+                eprintln!(
+                    "note: upgrades take no version (the hosts' own update source decides); VERSION is ignored"
+                );
+            }
+            let reply = c.put(&["api", "v0", "cluster", name, "upgrade"], &json!({}))?;
+            ctx.show_record(&reply);
+        }
+        ClusterCommand::Upgrade(UpgradeCommand::Status(args)) => {
+            return operation_status(ctx, Operation::Upgrade, args);
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// A cluster operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// `deploy`
+    Deploy,
+    /// `restart`
+    Restart,
+    /// `upgrade`
+    Upgrade,
+}
+
+impl Operation {
+    /// The path segment.
+    pub fn segment(self) -> &'static str {
+        match self {
+            Operation::Deploy => "deploy",
+            Operation::Restart => "restart",
+            Operation::Upgrade => "upgrade",
+        }
+    }
+
+    /// The record member listing the hosts done.
+    pub fn done_member(self) -> &'static str {
+        match self {
+            Operation::Deploy => "deployed",
+            Operation::Restart => "restarted",
+            Operation::Upgrade => "upgraded",
+        }
+    }
+
+    /// A noun for messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Operation::Deploy => "deployment",
+            Operation::Restart => "restart",
+            Operation::Upgrade => "upgrade",
+        }
+    }
+}
+
+fn string_list(record: &Value, member: &str) -> Vec<String> {
+    record
+        .get(member)
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .map(|i| {
+                    i.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| i.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn status_of(record: &Value) -> &str {
+    record.get("status").and_then(Value::as_str).unwrap_or("")
+}
+
+/// `cluster {deploy,restart,upgrade} status NAME [--watch]`
+pub fn operation_status(ctx: &Ctx, op: Operation, args: &StatusArgs) -> CliResult<i32> {
+    let c = ctx.client;
+    let path = ["api", "v0", "cluster", args.name.as_str(), op.segment()];
+    if !args.watch {
+        let reply = c.get(&path)?;
+        ctx.show_record(&reply);
+        return Ok(exit::OK);
+    }
+    if !(args.interval.is_finite() && args.interval > 0.0) {
+        return Err(CliError::Input(
+            "--interval must be a positive number of seconds".into(),
+        ));
+    }
+    let interval = Duration::from_secs_f64(args.interval.max(0.05));
+    // The cluster's size, for the bar's length (the record only lists hosts
+    // already started).
+    let cluster_total = c
+        .get(&["api", "v0", "cluster", args.name.as_str()])
+        .ok()
+        .and_then(|v| v.pointer("/hosts/total").and_then(Value::as_u64));
+    let bar = indicatif::ProgressBar::new(cluster_total.unwrap_or(0));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {prefix} [{bar:30}] {pos}/{len} hosts {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{} of {}", op.noun(), args.name));
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let plain = !std::io::stderr().is_terminal();
+    let mut last_line = String::new();
+    let record = loop {
+        let record = c.get(&path)?;
+        let done = string_list(&record, op.done_member());
+        let in_process = string_list(&record, "in_process");
+        let total = cluster_total
+            .unwrap_or(0)
+            .max((done.len() + in_process.len()) as u64);
+        let status = status_of(&record).to_string();
+        bar.set_length(total);
+        bar.set_position(done.len() as u64);
+        let msg = if in_process.is_empty() {
+            format!("({status})")
+        } else {
+            format!("({status}: {})", in_process.join(", "))
+        };
+        bar.set_message(msg.clone());
+        bar.tick();
+        if plain {
+            let line = format!(
+                "{} of cluster '{}': {}/{} hosts {msg}",
+                op.noun(),
+                args.name,
+                done.len(),
+                total
+            );
+            if line != last_line {
+                eprintln!("{line}");
+                last_line = line;
+            }
+        }
+        if status != "in_process" {
+            break record;
+        }
+        std::thread::sleep(interval);
+    };
+    bar.finish_and_clear();
+    ctx.show_record(&record);
+    // Newer servers name the failed hosts and a reason; older records leave
+    // the failed host in `in_process`.
+    let mut failed = string_list(&record, "failed_hosts");
+    if failed.is_empty() {
+        failed = string_list(&record, "in_process");
+    }
+    let mut detail = if failed.is_empty() {
+        String::new()
+    } else {
+        format!(" (at host {})", failed.join(", "))
+    };
+    if let Some(reason) = record
+        .get("reason")
+        .and_then(Value::as_str)
+        .filter(|r| !r.is_empty())
+    {
+        detail.push_str(&format!(": {reason}"));
+    }
+    match status_of(&record) {
+        "finished" => Ok(exit::OK),
+        "failed" => Err(CliError::OperationFailed(format!(
+            "the {} of cluster '{}' failed{detail}",
+            op.noun(),
+            args.name
+        ))),
+        other => Err(CliError::OperationFailed(format!(
+            "the {} of cluster '{}' ended with status '{other}'{detail}",
+            op.noun(),
+            args.name
+        ))),
+    }
+}
+
+fn read_key_file(path: &Path) -> CliResult<Vec<u8>> {
+    if path == Path::new("-") {
+        let mut key = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut key)
+            .map_err(|e| CliError::io("reading the SSH private key from stdin", e))?;
+        return Ok(key);
+    }
+    std::fs::read(path)
+        .map_err(|e| CliError::io(format!("reading the SSH private key {}", path.display()), e))
+}
+
+const HOST_COLUMNS: &[(&str, &str)] = &[
+    ("ADDRESS", "address"),
+    ("STATUS", "status"),
+    ("OS", "os"),
+    ("CPUS", "cpus"),
+    ("MEMORY", "memory"),
+    ("SPACE", "space"),
+    ("LAST CHECK", "last_check"),
+];
+
+/// `host ...`
+pub fn host(ctx: &Ctx, command: &HostCommand) -> CliResult<i32> {
+    let c = ctx.client;
+    match command {
+        HostCommand::Create {
+            cluster,
+            remote_user,
+            address,
+            ssh_priv_key_file,
+        } => {
+            let key = read_key_file(ssh_priv_key_file)?;
+            if key.iter().all(u8::is_ascii_whitespace) {
+                return Err(CliError::Input(format!(
+                    "the SSH private key file {} is empty",
+                    ssh_priv_key_file.display()
+                )));
+            }
+            let mut body = Map::new();
+            body.insert(
+                "ssh_priv_key".into(),
+                json!(base64::engine::general_purpose::STANDARD.encode(&key)),
+            );
+            if let Some(cl) = cluster {
+                body.insert("cluster".into(), json!(cl));
+            }
+            if let Some(u) = remote_user {
+                body.insert("remote_user".into(), json!(u));
+            }
+            let reply = c.put(&["api", "v0", "host", address], &Value::Object(body))?;
+            ctx.show_record(&reply);
+        }
+        HostCommand::Delete { addresses } => {
+            return ctx.each(
+                addresses,
+                |a| c.delete(&["api", "v0", "host", a]),
+                |a| format!("Deleted host '{a}'"),
+            );
+        }
+        HostCommand::Get { address } => {
+            let reply = c.get(&["api", "v0", "host", address])?;
+            ctx.show_record(&reply);
+        }
+        HostCommand::List { cluster: None } => {
+            let reply = c.get(&["api", "v0", "hosts"])?;
+            ctx.show(&reply, |v| output::rows(HOST_COLUMNS, "hosts", v));
+        }
+        HostCommand::List {
+            cluster: Some(cluster),
+        } => {
+            let reply = c.get(&["api", "v0", "cluster", cluster, "hosts"])?;
+            ctx.show(&reply, |v| {
+                output::names("ADDRESS", &format!("hosts in cluster '{cluster}'"), v)
+            });
+        }
+        HostCommand::Status { address } => {
+            let reply = c.get(&["api", "v0", "host", address, "status"])?;
+            ctx.show_record(&reply);
+        }
+        HostCommand::Creds { address } => {
+            let reply = c.get(&["api", "v0", "host", address, "creds"])?;
+            ctx.show(&reply, |v| {
+                // The purpose of this command is to show the credentials.
+                let user = v.get("remote_user").and_then(Value::as_str).unwrap_or("");
+                let key = v.get("ssh_priv_key").and_then(Value::as_str).unwrap_or("");
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(key.trim())
+                    .ok()
+                    .and_then(|k| String::from_utf8(k).ok());
+                match decoded {
+                    Some(pem) => format!("remote_user: {user}\nssh_priv_key:\n{}", pem.trim_end()),
+                    None => format!("remote_user: {user}\nssh_priv_key (base64): {key}"),
+                }
+            });
+        }
+        HostCommand::Join { address, cluster } => {
+            let reply = c.call(
+                reqwest::Method::PUT,
+                &["api", "v0", "cluster", cluster, "hosts", address],
+                None,
+            )?;
+            ctx.show(&reply, |_| {
+                format!("Host '{address}' is a member of cluster '{cluster}'")
+            });
+        }
+        HostCommand::Unjoin { address, cluster } => {
+            let reply = c.delete(&["api", "v0", "cluster", cluster, "hosts", address])?;
+            ctx.show(&reply, |_| {
+                format!("Host '{address}' is not a member of cluster '{cluster}'")
+            });
+        }
+        HostCommand::Ssh {
+            address,
+            extra_args,
+        } => {
+            let creds = c.get(&["api", "v0", "host", address, "creds"])?;
+            return crate::ssh::run(address, &creds, extra_args);
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// The create/delete/get/list commands shared by networks and container managers.
+struct ConfigResource {
+    /// Path segment of one record.
+    one: &'static str,
+    /// Path segment of the list.
+    many: &'static str,
+    /// Noun for messages.
+    noun: &'static str,
+    /// Plural noun.
+    plural: &'static str,
+}
+
+enum ConfigOp<'a> {
+    Create {
+        kind: &'a str,
+        options: &'a [String],
+        name: &'a str,
+    },
+    Delete(&'a [String]),
+    Get(&'a str),
+    List,
+}
+
+fn config_command(ctx: &Ctx, r: &ConfigResource, op: ConfigOp) -> CliResult<i32> {
+    let c = ctx.client;
+    match op {
+        ConfigOp::Create {
+            kind,
+            options,
+            name,
+        } => {
+            let options = parse_options(options)?;
+            let reply = c.put(
+                &["api", "v0", r.one, name],
+                &json!({"type": kind, "options": options}),
+            )?;
+            ctx.show_record(&reply);
+        }
+        ConfigOp::Delete(names) => {
+            return ctx.each(
+                names,
+                |n| c.delete(&["api", "v0", r.one, n]),
+                |n| format!("Deleted {} '{n}'", r.noun),
+            );
+        }
+        ConfigOp::Get(name) => {
+            let reply = c.get(&["api", "v0", r.one, name])?;
+            ctx.show_record(&reply);
+        }
+        ConfigOp::List => {
+            let reply = c.get(&["api", "v0", r.many])?;
+            ctx.show(&reply, |v| output::names("NAME", r.plural, v));
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// `network ...`
+pub fn network(ctx: &Ctx, command: &NetworkCommand) -> CliResult<i32> {
+    let r = ConfigResource {
+        one: "network",
+        many: "networks",
+        noun: "network",
+        plural: "networks",
+    };
+    let op = match command {
+        NetworkCommand::Create {
+            kind,
+            options,
+            name,
+        } => ConfigOp::Create {
+            kind,
+            options,
+            name,
+        },
+        NetworkCommand::Delete { names } => ConfigOp::Delete(names),
+        NetworkCommand::Get { name } => ConfigOp::Get(name),
+        NetworkCommand::List => ConfigOp::List,
+    };
+    config_command(ctx, &r, op)
+}
+
+/// `container_manager ...`
+pub fn container_manager(ctx: &Ctx, command: &ContainerManagerCommand) -> CliResult<i32> {
+    let r = ConfigResource {
+        one: "containermanager",
+        many: "containermanagers",
+        noun: "container manager",
+        plural: "container managers",
+    };
+    let op = match command {
+        ContainerManagerCommand::Create {
+            kind,
+            options,
+            name,
+        } => ConfigOp::Create {
+            kind,
+            options,
+            name,
+        },
+        ContainerManagerCommand::Delete { names } => ConfigOp::Delete(names),
+        ContainerManagerCommand::Get { name } => ConfigOp::Get(name),
+        ContainerManagerCommand::List => ConfigOp::List,
+    };
+    config_command(ctx, &r, op)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_both_forms() {
+        let o = parse_options(&[
+            r#"{"server_url": "https://x", "n": 1}"#.into(),
+            "token=abc=def".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            Value::Object(o),
+            json!({"server_url": "https://x", "n": 1, "token": "abc=def"})
+        );
+        assert!(parse_options(&["{bad".into()]).is_err());
+        assert!(parse_options(&["novalue".into()]).is_err());
+        assert!(parse_options(&["=v".into()]).is_err());
+        assert!(parse_options(&[]).unwrap().is_empty());
+    }
+}

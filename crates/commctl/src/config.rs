@@ -1,0 +1,316 @@
+//! The client configuration: `~/.commissaire.json` (or `--config` /
+//! `COMMCTL_CONFIG`), command-line overrides, and prompts for what is
+//! missing.
+//!
+//! ```json
+//! {
+//!   "endpoint": ["http://127.0.0.1:8000", "http://192.168.122.100:8000"],
+//!   "username": "a",
+//!   "password": "a",
+//!   "kubeconfig": "~/.kube/config",
+//!   "certificate_authority": "/etc/pki/commissaire/ca.pem"
+//! }
+//! ```
+//!
+//! `endpoint` is a URL or a list tried in order (on a connection error the
+//! next one is tried). With `kubeconfig` the current context's user
+//! credentials (a token, a client certificate, or a user name and password)
+//! are used instead of `username`/`password`, unless `--username` or
+//! `--password` is given. `certificate_authority` (optional) adds CA
+//! certificates (PEM) to trust for `https` endpoints.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{CliError, CliResult};
+use crate::kubeconfig::{self, KubeCredentials};
+
+/// The default configuration file name, in the home directory.
+pub const DEFAULT_FILE_NAME: &str = ".commissaire.json";
+
+/// One endpoint or a list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Endpoints {
+    /// A single URL.
+    One(String),
+    /// URLs tried in order.
+    Many(Vec<String>),
+}
+
+impl Endpoints {
+    /// The URLs, in order.
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            Endpoints::One(e) => vec![e],
+            Endpoints::Many(v) => v,
+        }
+    }
+}
+
+/// The configuration file's members (unknown members are ignored).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ConfigFile {
+    /// Server URL(s).
+    pub endpoint: Option<Endpoints>,
+    /// HTTP Basic user name.
+    pub username: Option<String>,
+    /// HTTP Basic password.
+    pub password: Option<String>,
+    /// A kubeconfig whose current user's credentials are used.
+    pub kubeconfig: Option<PathBuf>,
+    /// Extra CA certificates (PEM) for `https` endpoints.
+    #[serde(alias = "certificate-authority", alias = "ca_file")]
+    pub certificate_authority: Option<PathBuf>,
+}
+
+/// How requests authenticate.
+#[derive(Clone)]
+pub enum Credentials {
+    /// HTTP Basic.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password.
+        password: String,
+    },
+    /// `Authorization: Bearer TOKEN`.
+    Bearer(String),
+    /// A TLS client certificate and key (PEM, concatenated).
+    ClientCert(Vec<u8>),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never show secrets.
+        match self {
+            Credentials::Basic { username, .. } => f
+                .debug_struct("Basic")
+                .field("username", username)
+                .field("password", &"<hidden>")
+                .finish(),
+            Credentials::Bearer(_) => f.write_str("Bearer(<hidden>)"),
+            Credentials::ClientCert(_) => f.write_str("ClientCert(<hidden>)"),
+        }
+    }
+}
+
+/// Everything needed to talk to the server.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Endpoint URLs, in order.
+    pub endpoints: Vec<String>,
+    /// Credentials.
+    pub credentials: Credentials,
+    /// Extra CA certificates (PEM) to trust.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+/// Command-line overrides of the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--config`
+    pub config: Option<PathBuf>,
+    /// `--endpoint` (repeatable)
+    pub endpoints: Vec<String>,
+    /// `--username`
+    pub username: Option<String>,
+    /// `--password`
+    pub password: Option<String>,
+}
+
+/// The default configuration file path (`~/.commissaire.json`).
+pub fn default_path() -> Option<PathBuf> {
+    dirs::home_dir().map(|h| h.join(DEFAULT_FILE_NAME))
+}
+
+/// Expands a leading `~/` to the home directory.
+pub fn expand_home(path: &Path) -> PathBuf {
+    if let Ok(rest) = path.strip_prefix("~")
+        && let Some(home) = dirs::home_dir()
+    {
+        return home.join(rest);
+    }
+    path.to_path_buf()
+}
+
+/// Reads a configuration file. A missing file is an error only when `required`.
+pub fn read_file(path: &Path, required: bool) -> CliResult<ConfigFile> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(ConfigFile::default());
+        }
+        Err(e) => {
+            return Err(CliError::Config(format!(
+                "cannot read the configuration file {}: {e}",
+                path.display()
+            )));
+        }
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        CliError::Config(format!(
+            "the configuration file {} is not valid: {e} (it must be a JSON object; use double quotes and no trailing commas)",
+            path.display()
+        ))
+    })
+}
+
+/// Reads one line from stdin after printing `prompt` on stderr (terminal only).
+fn prompt_line(prompt: &str) -> CliResult<String> {
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::io("reading from the terminal", e))?;
+    Ok(line.trim().to_string())
+}
+
+/// Prompts for a password without echo.
+pub fn prompt_password(prompt: &str) -> CliResult<String> {
+    rpassword::prompt_password(prompt).map_err(|e| CliError::io("reading the password", e))
+}
+
+/// Resolves the settings: overrides, then the file, then prompts (only when
+/// stdin is a terminal).
+pub fn resolve(overrides: &Overrides) -> CliResult<Settings> {
+    let (path, required) = match &overrides.config {
+        Some(p) => (expand_home(p), true),
+        None => match default_path() {
+            Some(p) => (p, false),
+            None => (PathBuf::from(DEFAULT_FILE_NAME), false),
+        },
+    };
+    let file = read_file(&path, required)?;
+    let interactive = std::io::stdin().is_terminal();
+
+    let mut endpoints = if overrides.endpoints.is_empty() {
+        file.endpoint
+            .clone()
+            .map(Endpoints::into_vec)
+            .unwrap_or_default()
+    } else {
+        overrides.endpoints.clone()
+    };
+    endpoints.retain(|e| !e.trim().is_empty());
+    if endpoints.is_empty() {
+        if !interactive {
+            return Err(CliError::Config(format!(
+                "no endpoint is configured: set \"endpoint\" in {} or pass --endpoint URL",
+                path.display()
+            )));
+        }
+        let e = prompt_line("Endpoint: ")?;
+        if e.is_empty() {
+            return Err(CliError::Config("no endpoint was given".into()));
+        }
+        endpoints.push(e);
+    }
+
+    let ca_pem = match &file.certificate_authority {
+        Some(ca) => {
+            let ca = relative_to(&path, &expand_home(ca));
+            Some(std::fs::read(&ca).map_err(|e| {
+                CliError::Config(format!(
+                    "cannot read the certificate authority file {}: {e}",
+                    ca.display()
+                ))
+            })?)
+        }
+        None => None,
+    };
+
+    let use_kubeconfig = overrides.username.is_none() && overrides.password.is_none();
+    if let (true, Some(kc)) = (use_kubeconfig, &file.kubeconfig) {
+        let kc = relative_to(&path, &expand_home(kc));
+        let credentials = match kubeconfig::load_credentials(&kc)? {
+            KubeCredentials::Token(t) => Credentials::Bearer(t),
+            KubeCredentials::Basic { username, password } => {
+                Credentials::Basic { username, password }
+            }
+            KubeCredentials::ClientCert(pem) => Credentials::ClientCert(pem),
+        };
+        return Ok(Settings {
+            endpoints,
+            credentials,
+            ca_pem,
+        });
+    }
+
+    let username = match overrides.username.clone().or(file.username.clone()) {
+        Some(u) => u,
+        None if interactive => prompt_line("Username: ")?,
+        None => {
+            return Err(CliError::Config(format!(
+                "no user name is configured: set \"username\" in {} or pass --username",
+                path.display()
+            )));
+        }
+    };
+    let password = match overrides.password.clone().or(file.password.clone()) {
+        Some(p) => p,
+        None if interactive => prompt_password("Password: ")?,
+        None => {
+            return Err(CliError::Config(format!(
+                "no password is configured and stdin is not a terminal to prompt for one: set \"password\" in {}, COMMCTL_PASSWORD, or pass --password",
+                path.display()
+            )));
+        }
+    };
+    Ok(Settings {
+        endpoints,
+        credentials: Credentials::Basic { username, password },
+        ca_pem,
+    })
+}
+
+/// A path from a file is relative to the file's directory.
+fn relative_to(config: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    match config.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(path),
+        _ => path.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_string_or_list() {
+        let c: ConfigFile = serde_json::from_str(r#"{"endpoint": "http://a"}"#).unwrap();
+        assert_eq!(c.endpoint.unwrap().into_vec(), ["http://a"]);
+        let c: ConfigFile =
+            serde_json::from_str(r#"{"endpoint": ["http://a", "http://b"], "other": 1}"#).unwrap();
+        assert_eq!(c.endpoint.unwrap().into_vec(), ["http://a", "http://b"]);
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let c = Credentials::Basic {
+            username: "u".into(),
+            password: "hunter2".into(),
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(!format!("{:?}", Credentials::Bearer("tok".into())).contains("tok"));
+    }
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(
+            relative_to(Path::new("/etc/c.json"), Path::new("kube")),
+            PathBuf::from("/etc/kube")
+        );
+        assert_eq!(
+            relative_to(Path::new("/etc/c.json"), Path::new("/k")),
+            PathBuf::from("/k")
+        );
+    }
+}

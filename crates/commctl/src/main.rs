@@ -1,0 +1,5 @@
+//! The `commctl` binary: see the library documentation.
+
+fn main() {
+    std::process::exit(commctl::run());
+}

@@ -1,0 +1,180 @@
+//! Output: tables for people, the server's raw JSON for scripts (`--json`).
+
+use std::io::Write;
+
+use comfy_table::{Table, presets};
+use serde_json::Value;
+
+/// Writes text to stdout. A closed pipe (`commctl host list | head -1`)
+/// ends the process quietly instead of panicking.
+pub fn emit(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let result = out
+        .write_all(text.as_bytes())
+        .and_then(|_| {
+            if text.ends_with('\n') {
+                Ok(())
+            } else {
+                out.write_all(b"\n")
+            }
+        })
+        .and_then(|_| out.flush());
+    if let Err(e) = result {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to stdout: {e}");
+        std::process::exit(crate::error::exit::ERROR);
+    }
+}
+
+/// Pretty JSON for `--json`.
+pub fn json(value: &Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+}
+
+fn new_table() -> Table {
+    let mut table = Table::new();
+    table.load_preset(presets::NOTHING);
+    table
+}
+
+fn finish(table: &Table) -> String {
+    // The preset pads every line; drop the pad so columns start at the margin.
+    table
+        .lines()
+        .map(|l| l.strip_prefix(' ').unwrap_or(&l).trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A scalar (or a list of scalars) as table text.
+pub fn cell(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Array(items) if items.iter().all(|i| !i.is_object() && !i.is_array()) => {
+            items.iter().map(cell).collect::<Vec<_>>().join(", ")
+        }
+        other => other.to_string(),
+    }
+}
+
+fn flatten(prefix: &str, value: &Value, rows: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, rows);
+            }
+        }
+        Value::Object(_) => rows.push((prefix.to_string(), String::new())),
+        other => rows.push((prefix.to_string(), cell(other))),
+    }
+}
+
+/// A record as a FIELD / VALUE table (nested members as `a.b`).
+pub fn record(value: &Value) -> String {
+    if !value.is_object() {
+        return cell(value);
+    }
+    let mut rows = Vec::new();
+    flatten("", value, &mut rows);
+    let mut table = new_table();
+    table.set_header(vec!["FIELD", "VALUE"]);
+    for (k, v) in rows {
+        table.add_row(vec![k, v]);
+    }
+    finish(&table)
+}
+
+/// A list of names (or addresses) as a one-column table; `what` names the
+/// items when there are none (e.g. `clusters`).
+pub fn names(header: &str, what: &str, value: &Value) -> String {
+    let items = match value {
+        Value::Array(items) => items,
+        other => return cell(other),
+    };
+    if items.is_empty() {
+        return format!("(no {what})");
+    }
+    let mut table = new_table();
+    table.set_header(vec![header]);
+    for item in items {
+        table.add_row(vec![cell(item)]);
+    }
+    finish(&table)
+}
+
+/// Rows of records with the given columns (`(header, member)`).
+pub fn rows(columns: &[(&str, &str)], what: &str, value: &Value) -> String {
+    let items = match value {
+        Value::Array(items) => items,
+        other => return record(other),
+    };
+    if items.is_empty() {
+        return format!("(no {what})");
+    }
+    let mut table = new_table();
+    table.set_header(columns.iter().map(|(h, _)| *h).collect::<Vec<_>>());
+    for item in items {
+        if item.is_object() {
+            table.add_row(
+                columns
+                    .iter()
+                    .map(|(_, member)| cell(item.get(*member).unwrap_or(&Value::Null)))
+                    .collect::<Vec<_>>(),
+            );
+        } else {
+            let mut row = vec![cell(item)];
+            row.resize(columns.len(), String::new());
+            table.add_row(row);
+        }
+    }
+    finish(&table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn record_flattens() {
+        let text = record(&json!({"name": "c", "hosts": {"total": 2}, "list": ["a", "b"]}));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("FIELD"), "{text}");
+        assert!(text.contains("hosts.total"), "{text}");
+        assert!(text.contains("a, b"), "{text}");
+    }
+
+    #[test]
+    fn names_table() {
+        assert_eq!(names("NAME", "clusters", &json!([])), "(no clusters)");
+        let text = names("NAME", "clusters", &json!(["x", "y"]));
+        assert_eq!(
+            text.lines().map(str::trim).collect::<Vec<_>>(),
+            ["NAME", "x", "y"]
+        );
+    }
+
+    #[test]
+    fn rows_table() {
+        let text = rows(
+            &[("ADDRESS", "address"), ("STATUS", "status")],
+            "hosts",
+            &json!([{"address": "10.0.0.1", "status": "active"}]),
+        );
+        let second = text.lines().nth(1).unwrap();
+        assert!(
+            second.contains("10.0.0.1") && second.contains("active"),
+            "{text}"
+        );
+    }
+}

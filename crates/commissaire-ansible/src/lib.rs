@@ -1,0 +1,37 @@
+//! Agentless host management for Commissaire: the Ansible playbooks
+//! (bootstrap, restart, upgrade, deploy, availability check) run over SSH
+//! with `ansible-playbook`, per-OS command sets, and fact gathering.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), commissaire_ansible::AnsibleError> {
+//! use commissaire_ansible::*;
+//! let target = Target::new("10.0.0.5", "root", "<base64 private key>");
+//! let facts = gather_facts(&target, std::time::Duration::from_secs(30)).await?;
+//! let vars = merged_vars(&facts.os, &serde_json::Map::new());
+//! let report = PlaybookRunner::new(default_playbook_dir())
+//!     .run(Playbook::CheckHostAvailability, &[target], vars)
+//!     .await?;
+//! assert!(report.failed_hosts().is_empty());
+//! # Ok(()) }
+//! ```
+//!
+//! Requirements on the controller: `ansible-playbook` (ansible-core ≥ 2.14)
+//! with the `ansible.posix` collection (for the `jsonl` callback) and the
+//! OpenSSH client; on the hosts: SSH, `/usr/bin/python3` and a POSIX shell.
+
+#![warn(missing_docs)]
+
+mod error;
+mod facts;
+mod runner;
+mod target;
+mod vars;
+
+pub use error::AnsibleError;
+pub use facts::{Facts, gather_facts, gather_facts_in};
+pub use runner::{
+    DEFAULT_PLAYBOOK_DIR, HostOutcome, PLAYBOOK_DIR_ENV, Playbook, PlaybookReport, PlaybookRunner,
+    default_playbook_dir, source_playbook_dir,
+};
+pub use target::Target;
+pub use vars::{SUPPORTED_OS, is_supported_os, merged_vars, os_vars};
