@@ -119,11 +119,14 @@ pub fn build(config: &ContainerManagerConfig) -> Result<Arc<dyn ContainerManager
     })
 }
 
+/// A manager and the configuration (JSON) it was built from.
+type BuiltManager = (Value, Arc<dyn ContainerManager>);
+
 /// The container manager service.
 pub struct ContainerManagerService {
     storage: StorageClient,
     /// Managers by name, with the configuration they were built from.
-    managers: Mutex<HashMap<String, (Value, Arc<dyn ContainerManager>)>>,
+    managers: Mutex<HashMap<String, BuiltManager>>,
 }
 
 impl ContainerManagerService {

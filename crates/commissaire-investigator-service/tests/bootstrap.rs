@@ -6,6 +6,8 @@ mod common;
 
 use std::time::Duration;
 
+use base64::Engine;
+
 use commissaire_testkit::TestSshd;
 use common::{key_b64, start, start_with};
 use serde_json::{Value, json};
