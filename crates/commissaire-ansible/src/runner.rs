@@ -147,7 +147,9 @@ impl PlaybookReport {
     pub fn failure_reason(&self, address: &str) -> Option<String> {
         match self.hosts.get(address) {
             Some(HostOutcome::Ok) if self.exit_code == 0 => None,
-            Some(HostOutcome::Ok) => Some(format!("ansible-playbook exited with {}", self.exit_code)),
+            Some(HostOutcome::Ok) => {
+                Some(format!("ansible-playbook exited with {}", self.exit_code))
+            }
             Some(HostOutcome::Failed { task, msg }) => Some(format!("task '{task}' failed: {msg}")),
             Some(HostOutcome::Unreachable { msg }) => Some(format!("unreachable: {msg}")),
             Some(HostOutcome::NotRun) | None => Some("the playbook did not run on the host".into()),

@@ -25,7 +25,9 @@ pub enum BusError {
     #[error("malformed bus message: {0}")]
     Protocol(String),
     /// The bus URI names a transport this build does not have.
-    #[error("unsupported message bus URI '{0}' (use amqp://, amqps://, redis://, rediss:// or inprocess://)")]
+    #[error(
+        "unsupported message bus URI '{0}' (use amqp://, amqps://, redis://, rediss:// or inprocess://)"
+    )]
     UnsupportedUri(String),
 }
 

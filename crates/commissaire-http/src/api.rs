@@ -355,13 +355,16 @@ impl Api {
     pub async fn delete_cluster(&self, name: &str) -> ApiResult<Reply> {
         let cluster = self.get_cluster_record(name).await?;
         if !cluster.container_manager.is_empty() {
-            let params = json!([cluster.container_manager,]);
-            if let Err(e) = self
-                .bus
-                .request("container.remove_all_nodes", params, self.timeout)
-                .await
-            {
-                tracing::warn!(cluster = name, error = %e, "could not remove the cluster's nodes from its container manager");
+            // Only the cluster's own nodes leave the container manager.
+            for address in &cluster.hostset {
+                let params = json!([cluster.container_manager, address]);
+                if let Err(e) = self
+                    .bus
+                    .request("container.remove_node", params, self.timeout)
+                    .await
+                {
+                    tracing::warn!(cluster = name, %address, error = %e, "could not remove a node from the container manager");
+                }
             }
         }
         self.storage
@@ -429,7 +432,16 @@ impl Api {
         let mut next = current.clone();
         next.hostset = new;
         match self.storage.swap(Some(&current), &next).await {
-            Ok(saved) => ok(saved.to_json()),
+            Ok(saved) => {
+                for address in saved
+                    .hostset
+                    .iter()
+                    .filter(|a| !current.hostset.contains(a))
+                {
+                    self.register_member(&saved, address).await?;
+                }
+                ok(saved.to_json())
+            }
             Err(StorageCallError::Bus(e)) if e.rpc().is_some_and(|r| r.code == codes::CONFLICT) => {
                 Err(ApiError::conflict(
                     "the cluster's host list changed meanwhile; 'old' no longer matches",
@@ -461,15 +473,50 @@ impl Api {
             return ok(json!([address]));
         }
         self.joinable(address).await?;
-        self.update_cluster(name, |c| {
-            if c.hostset.iter().any(|a| a == address) {
-                return Ok(false);
-            }
-            c.hostset.push(address.to_string());
-            Ok(true)
-        })
-        .await?;
+        let cluster = self
+            .update_cluster(name, |c| {
+                if c.hostset.iter().any(|a| a == address) {
+                    return Ok(false);
+                }
+                c.hostset.push(address.to_string());
+                Ok(true)
+            })
+            .await?;
+        self.register_member(&cluster, address).await?;
         ok(json!([address]))
+    }
+
+    /// Registers a new member with the cluster's container manager, if the
+    /// cluster has one; the host's status becomes `active`.
+    async fn register_member(&self, cluster: &Cluster, address: &str) -> ApiResult<()> {
+        if cluster.container_manager.is_empty() {
+            return Ok(());
+        }
+        let params = json!([cluster.container_manager, address]);
+        self.bus
+            .request("container.register_node", params, self.timeout)
+            .await?;
+        let status = HostState::Active;
+        for _ in 0..CAS_ATTEMPTS {
+            let Some(host) = self.get_opt::<Host>(json!({"address": address})).await? else {
+                return Ok(());
+            };
+            if host.status == status {
+                return Ok(());
+            }
+            let mut next = host.clone();
+            next.status = status;
+            match self.storage.swap(Some(&host), &next).await {
+                Ok(_) => return Ok(()),
+                Err(StorageCallError::Bus(e))
+                    if e.rpc().is_some_and(|r| r.code == codes::CONFLICT) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     /// `DELETE /cluster/{name}/hosts/{address}`: removes a member (idempotent).
@@ -852,8 +899,17 @@ impl Api {
             .host
             .insert("last_check".into(), json!(host.last_check));
         status.host.insert("status".into(), json!(host.status));
+        if !host.reason.is_empty() {
+            status.host.insert("reason".into(), json!(host.reason));
+        }
         if let Some(cluster) = cluster.filter(|c| !c.container_manager.is_empty()) {
-            status.kind = "container_manager".into();
+            status.kind = match self
+                .get_opt::<ContainerManagerConfig>(json!({"name": cluster.container_manager}))
+                .await?
+            {
+                Some(cm) => cm.kind.as_str().to_string(),
+                None => "container_manager".into(),
+            };
             let params = json!([cluster.container_manager, address]);
             match self
                 .bus

@@ -399,7 +399,7 @@ async fn empty_list(w: &mut ApiWorld) {
 #[tokio::main]
 async fn main() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let features = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../features");
+    let features = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../features/api");
     ApiWorld::cucumber()
         .with_default_cli()
         .max_concurrent_scenarios(4)

@@ -93,7 +93,7 @@ impl StorageService {
     }
 
     /// What is written to the store for `record`: secret records are sealed.
-    fn to_store(&self, kind: ModelKind, key: &str, record: &Value) -> Value {
+    fn for_store(&self, kind: ModelKind, key: &str, record: &Value) -> Value {
         if kind.is_secret() {
             self.secrets.seal(key, record)
         } else {
@@ -102,7 +102,7 @@ impl StorageService {
     }
 
     /// A stored value as a record: secret records are opened.
-    fn from_store(&self, kind: ModelKind, key: &str, stored: Value) -> Result<Value, RpcError> {
+    fn open_stored(&self, kind: ModelKind, key: &str, stored: Value) -> Result<Value, RpcError> {
         if kind.is_secret() {
             self.secrets
                 .open(key, stored)
@@ -181,7 +181,7 @@ impl StorageService {
         let record = kind.normalize(data).map_err(model_error)?;
         let key = Self::key(kind, &record)?;
         let handler = self.write_handler(kind, &record)?;
-        let stored = self.to_store(kind, &key, &record);
+        let stored = self.for_store(kind, &key, &record);
         let written = handler
             .handler
             .put(&key, &stored)
@@ -214,7 +214,7 @@ impl StorageService {
 
     async fn get_one(&self, kind: ModelKind, data: Value) -> Result<Value, RpcError> {
         let (key, _, value) = self.find(kind, &data).await?;
-        let value = self.from_store(kind, &key, value)?;
+        let value = self.open_stored(kind, &key, value)?;
         kind.normalize(value)
             .map_err(|e| RpcError::internal(format!("stored record {key} is invalid: {e}")))
     }
@@ -247,7 +247,7 @@ impl StorageService {
                     .ok()
                     .and_then(|pk| record_key(item, &pk))
                 {
-                    Some(key) => self.from_store(item, &key, value),
+                    Some(key) => self.open_stored(item, &key, value),
                     None => Ok(value),
                 };
                 let Ok(value) = opened else {

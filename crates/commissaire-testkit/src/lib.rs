@@ -4,6 +4,8 @@
 //! Tests that need a service call these helpers, which panic with a clear
 //! message when the testbed is not running, instead of silently passing.
 
+pub mod kube;
+
 use std::process::Command;
 
 fn var(name: &str) -> String {
@@ -73,4 +75,86 @@ pub fn ssh_hosts() -> Vec<String> {
 /// Path of the private key the sshd test hosts accept.
 pub fn ssh_key() -> String {
     var("COMMISSAIRE_TEST_SSH_KEY")
+}
+
+/// An sshd of a test's own on a loopback address (e.g. `127.0.0.31`),
+/// accepting the testbed's key ([`ssh_key`]): a "host" the test may stop and
+/// start without disturbing other tests. Stopped when dropped.
+pub struct TestSshd {
+    /// The address it listens on (port 22).
+    pub address: String,
+    dir: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl TestSshd {
+    /// Starts an sshd on `address`:22 and waits until it accepts connections.
+    pub fn start(address: &str) -> TestSshd {
+        let dir = std::env::temp_dir().join(format!(
+            "commissaire-sshd-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(dir.join("hostkey"))
+            .status()
+            .expect("run ssh-keygen");
+        assert!(status.success());
+        let public = std::fs::read_to_string(format!("{}.pub", ssh_key()))
+            .expect("the testbed's public key");
+        std::fs::write(dir.join("authorized_keys"), public).unwrap();
+        let config = format!(
+            "ListenAddress {address}:22\nHostKey {d}/hostkey\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
+             PermitRootLogin prohibit-password\nPasswordAuthentication no\nUsePAM no\nStrictModes no\n\
+             MaxStartups 100:30:200\nSubsystem sftp internal-sftp\n",
+            d = dir.display()
+        );
+        std::fs::write(dir.join("sshd_config"), config).unwrap();
+        let mut sshd = TestSshd {
+            address: address.to_string(),
+            dir,
+            child: None,
+        };
+        sshd.resume();
+        sshd
+    }
+
+    /// Starts it again after [`TestSshd::stop`].
+    pub fn resume(&mut self) {
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-f"])
+            .arg(self.dir.join("sshd_config"))
+            .arg("-E")
+            .arg(self.dir.join("sshd.log"))
+            .spawn()
+            .expect("start sshd");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect((self.address.as_str(), 22)).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("sshd on {} did not start", self.address);
+    }
+
+    /// Stops it (the listener; connections already open end too).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("pkill")
+                .args(["-P", &child.id().to_string()])
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for TestSshd {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

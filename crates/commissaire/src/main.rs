@@ -3,7 +3,8 @@
 //! redb file: the quickest way to try the API, with no external service.
 //!
 //! It accepts the same flags and configuration file as `commissaire-server`,
-//! plus `--data-dir` (config member `data-dir`).
+//! plus `--data-dir` (config member `data-dir`); the services' settings are
+//! the members `investigator`, `watcher` and `clusterexec` of that file.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,8 +12,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use commissaire_bus::{Bus, InProcessBus};
+use commissaire_containermgr_service::ContainerManagerService;
 use commissaire_http::{ServerArgs, ServerConfig};
+use commissaire_investigator_service::{Investigator, InvestigatorConfig};
 use commissaire_storage::{RedbStore, SecretBox, StorageRouter};
+use commissaire_watcher_service::{Watcher, WatcherConfig};
 
 /// Commissaire all-in-one: server and services in one process.
 #[derive(Debug, Parser)]
@@ -61,6 +65,23 @@ async fn main() -> anyhow::Result<()> {
     let secrets = SecretBox::load_or_create(&data_dir.join("secrets.key"))?;
     let _storage =
         commissaire_storage::start_with_secrets(router, secrets, bus.clone(), cli.workers).await?;
+    // The services, configured by the members of the same name in the
+    // configuration file (`"investigator": {...}`, `"watcher": {...}`).
+    let section = |name: &str| {
+        config
+            .file
+            .get(name)
+            .and_then(|v| v.as_object())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let investigator = InvestigatorConfig::from_config(&section("investigator"))?;
+    let investigator = Arc::new(Investigator::new(bus.clone(), investigator));
+    let _investigator = commissaire_service::run(investigator, bus.clone(), cli.workers).await?;
+    let containermgr = Arc::new(ContainerManagerService::new(bus.clone()));
+    let _containermgr = commissaire_service::run(containermgr, bus.clone(), cli.workers).await?;
+    let watcher = WatcherConfig::from_config(&section("watcher")).map_err(anyhow::Error::msg)?;
+    tokio::spawn(Arc::new(Watcher::new(bus.clone(), watcher)).run());
     tokio::select! {
         result = commissaire_http::run(config, bus) => result,
         _ = commissaire_service::shutdown_signal() => {

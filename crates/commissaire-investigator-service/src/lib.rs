@@ -1,0 +1,412 @@
+//! The investigator: when a host is added (`jobs.investigate`), it gathers
+//! the host's facts over SSH, runs the bootstrap playbook with the cluster's
+//! network and container manager settings, and records each step in the
+//! host's `status`:
+//!
+//! `investigating` -> `bootstrapping` -> `disassociated` (no container
+//! manager) or `active` (registered with the cluster's container manager),
+//! or `failed` with the `reason` kept on the host record.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use commissaire_ansible::{Playbook, PlaybookRunner, Target, gather_facts, merged_vars};
+use commissaire_bus::{Bus, RpcError, codes};
+use commissaire_models::*;
+use commissaire_service::Service;
+use commissaire_storage::client::{StorageCallError, StorageClient};
+use serde_json::{Map, Value, json};
+
+/// How many times a host update is retried when another writer got there first.
+const CAS_ATTEMPTS: usize = 16;
+
+/// The investigator's settings (members of `investigator.conf`).
+#[derive(Debug, Clone)]
+pub struct InvestigatorConfig {
+    /// Where the playbooks are (`playbook_dir`).
+    pub playbook_dir: PathBuf,
+    /// Variables given to every playbook run, over the OS command set (`ansible_vars`).
+    pub ansible_vars: Map<String, Value>,
+    /// Per-OS overrides of the command sets (`os_commands`: `{"fedora": {...}}`).
+    pub os_commands: Map<String, Value>,
+    /// Time limit for fact gathering (`facts_timeout`, seconds).
+    pub facts_timeout: Duration,
+    /// Time limit for the bootstrap playbook (`bootstrap_timeout`, seconds).
+    pub bootstrap_timeout: Duration,
+    /// etcd URL given to flannel for `flannel_etcd` networks (`etcd_server_url`).
+    pub etcd_server_url: String,
+    /// How long to wait for the container manager to report the node Ready (`node_ready_timeout`, seconds).
+    pub node_ready_timeout: Duration,
+}
+
+/// A configuration member has the wrong type.
+#[derive(Debug, thiserror::Error)]
+#[error("investigator configuration: '{0}' {1}")]
+pub struct ConfigError(String, &'static str);
+
+impl InvestigatorConfig {
+    /// Reads the members of a service configuration document.
+    pub fn from_config(config: &Map<String, Value>) -> Result<Self, ConfigError> {
+        let object = |key: &str| match config.get(key) {
+            None | Some(Value::Null) => Ok(Map::new()),
+            Some(Value::Object(m)) => Ok(m.clone()),
+            Some(_) => Err(ConfigError(key.into(), "must be an object")),
+        };
+        let seconds = |key: &str, default: u64| match config.get(key) {
+            None | Some(Value::Null) => Ok(Duration::from_secs(default)),
+            Some(v) => v
+                .as_f64()
+                .filter(|s| *s > 0.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| ConfigError(key.into(), "must be a positive number of seconds")),
+        };
+        Ok(InvestigatorConfig {
+            playbook_dir: match config.get("playbook_dir").and_then(Value::as_str) {
+                Some(p) => PathBuf::from(p),
+                None => commissaire_ansible::default_playbook_dir(),
+            },
+            ansible_vars: object("ansible_vars")?,
+            os_commands: object("os_commands")?,
+            facts_timeout: seconds("facts_timeout", 60)?,
+            bootstrap_timeout: seconds("bootstrap_timeout", 1800)?,
+            etcd_server_url: config
+                .get("etcd_server_url")
+                .and_then(Value::as_str)
+                .unwrap_or("http://127.0.0.1:2379")
+                .to_string(),
+            node_ready_timeout: seconds("node_ready_timeout", 300)?,
+        })
+    }
+}
+
+/// The investigator service.
+pub struct Investigator {
+    storage: StorageClient,
+    bus: Bus,
+    config: InvestigatorConfig,
+}
+
+fn storage_error(e: StorageCallError) -> RpcError {
+    match e {
+        StorageCallError::NotFound(m) => RpcError::lookup(m),
+        StorageCallError::Bus(b) => b
+            .rpc()
+            .cloned()
+            .unwrap_or_else(|| RpcError::unavailable(b.to_string())),
+        StorageCallError::Decode(m) => RpcError::internal(m),
+    }
+}
+
+impl Investigator {
+    /// An investigator working through `bus`.
+    pub fn new(bus: Bus, config: InvestigatorConfig) -> Self {
+        Investigator {
+            storage: StorageClient::new(bus.clone()),
+            bus,
+            config,
+        }
+    }
+
+    /// Changes the stored host with compare-and-swap (retrying on races), so
+    /// that concurrent writers (API, watcher) never lose updates.
+    async fn update_host(
+        &self,
+        address: &str,
+        change: impl Fn(&mut Host),
+    ) -> Result<Host, RpcError> {
+        for _ in 0..CAS_ATTEMPTS {
+            let current: Host = self
+                .storage
+                .get(json!({"address": address}))
+                .await
+                .map_err(storage_error)?;
+            let mut next = current.clone();
+            change(&mut next);
+            match self.storage.swap(Some(&current), &next).await {
+                Ok(saved) => return Ok(saved),
+                Err(StorageCallError::Bus(e))
+                    if e.rpc().is_some_and(|r| r.code == codes::CONFLICT) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(storage_error(e)),
+            }
+        }
+        Err(RpcError::unavailable(format!(
+            "host {address} keeps changing; gave up updating it"
+        )))
+    }
+
+    async fn fail(&self, address: &str, reason: String) -> Result<Value, RpcError> {
+        tracing::warn!(address, %reason, "host failed");
+        self.update_host(address, |h| {
+            h.status = HostState::Failed;
+            h.reason = reason.clone();
+            h.last_check = now_iso();
+        })
+        .await?;
+        Ok(json!({"address": address, "status": "failed", "reason": reason}))
+    }
+
+    /// The cluster the host belongs to: from the job, else by looking.
+    async fn cluster_of(
+        &self,
+        address: &str,
+        cluster_data: &Value,
+    ) -> Result<Option<Cluster>, RpcError> {
+        if let Some(name) = cluster_data
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        {
+            return match self.storage.get::<Cluster>(json!({"name": name})).await {
+                Ok(c) => Ok(Some(c)),
+                Err(StorageCallError::NotFound(_)) => Ok(None),
+                Err(e) => Err(storage_error(e)),
+            };
+        }
+        let clusters = self
+            .storage
+            .list::<Cluster>()
+            .await
+            .map_err(storage_error)?;
+        Ok(clusters
+            .into_iter()
+            .find(|c| c.hostset.iter().any(|a| a == address)))
+    }
+
+    /// The playbook variables for bootstrapping `host` into `cluster`.
+    async fn bootstrap_vars(
+        &self,
+        host: &Host,
+        cluster: Option<&Cluster>,
+    ) -> Result<Map<String, Value>, RpcError> {
+        let os = host.os.as_str();
+        let mut overrides = self
+            .config
+            .os_commands
+            .get(os)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        overrides.extend(self.config.ansible_vars.clone());
+        let mut vars = merged_vars(os, &overrides);
+        vars.insert("commissaire_bootstrap_ip".into(), json!(host.address));
+        vars.insert("commissaire_targets".into(), json!(host.address));
+        let network_name = cluster.map(|c| c.network.as_str()).unwrap_or("default");
+        let network = match self
+            .storage
+            .get::<Network>(json!({"name": network_name}))
+            .await
+        {
+            Ok(n) => n,
+            Err(StorageCallError::NotFound(_)) => Network::default_network(),
+            Err(e) => return Err(storage_error(e)),
+        };
+        vars.insert("commissaire_network_type".into(), json!(network.kind));
+        match network.kind {
+            NetworkType::FlannelEtcd => {
+                vars.entry("commissaire_etcd_server_url")
+                    .or_insert(json!(self.config.etcd_server_url));
+                let key = network
+                    .options
+                    .get("key")
+                    .cloned()
+                    .unwrap_or_else(|| json!(format!("/atomic.io/network/{}", network.name)));
+                vars.entry("commissaire_flannel_key").or_insert(key);
+            }
+            NetworkType::FlannelServer => {
+                let address = network
+                    .options
+                    .get("address")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                vars.insert("commissaire_flanneld_server".into(), address);
+            }
+        }
+        if let Some(cm_name) = cluster
+            .map(|c| c.container_manager.as_str())
+            .filter(|c| !c.is_empty())
+        {
+            let cm: ContainerManagerConfig = self
+                .storage
+                .get(json!({"name": cm_name}))
+                .await
+                .map_err(storage_error)?;
+            let option = |k: &str| cm.options.get(k).cloned();
+            if let Some(url) = option("server_url") {
+                vars.insert("commissaire_kubernetes_api_server_url".into(), url);
+            }
+            if let Some(token) = option("token") {
+                vars.insert("commissaire_kubernetes_bearer_token".into(), token);
+            }
+            if let Some(cert) = option("certificate_path") {
+                vars.insert("commissaire_kubernetes_client_cert_path_local".into(), cert);
+            }
+            if let Some(key) = option("certificate_key_path") {
+                vars.insert("commissaire_kubernetes_client_key_path_local".into(), key);
+            }
+        }
+        Ok(vars)
+    }
+
+    /// Registers the node with the cluster's container manager and waits
+    /// until the manager reports it; errors say why.
+    async fn register(&self, cm_name: &str, address: &str) -> Result<(), String> {
+        let timeout = self.config.node_ready_timeout;
+        self.bus
+            .request(
+                "container.register_node",
+                json!([cm_name, address]),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|e| format!("container manager '{cm_name}' did not register the node: {e}"))?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self
+                .bus
+                .request(
+                    "container.node_registered",
+                    json!([cm_name, address]),
+                    Duration::from_secs(30),
+                )
+                .await
+            {
+                Ok(state) if state["ready"] == true => return Ok(()),
+                Ok(_) => {}
+                Err(e) if tokio::time::Instant::now() >= deadline => {
+                    return Err(format!("the node did not become ready in {timeout:?}: {e}"));
+                }
+                Err(_) => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!("the node did not become ready in {timeout:?}"));
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+
+    /// Investigates and bootstraps one host.
+    pub async fn investigate(
+        &self,
+        address: &str,
+        cluster_data: &Value,
+    ) -> Result<Value, RpcError> {
+        let creds: HostCreds = self
+            .storage
+            .get(json!({"address": address}))
+            .await
+            .map_err(storage_error)?;
+        self.update_host(address, |h| {
+            h.status = HostState::Investigating;
+            h.reason.clear();
+        })
+        .await?;
+        let target = Target::new(
+            address,
+            creds.remote_user.clone(),
+            creds.ssh_priv_key.clone(),
+        );
+        tracing::info!(address, "gathering facts");
+        let facts = match gather_facts(&target, self.config.facts_timeout).await {
+            Ok(f) => f,
+            Err(e) => {
+                return self
+                    .fail(address, format!("investigation failed: {e}"))
+                    .await;
+            }
+        };
+        let os: Os = facts.os.parse().unwrap_or_default();
+        let host = self
+            .update_host(address, |h| {
+                h.os = os;
+                h.cpus = facts.cpus;
+                h.memory = facts.memory;
+                h.space = facts.space;
+                h.last_check = now_iso();
+                h.status = HostState::Bootstrapping;
+            })
+            .await?;
+        let cluster = self.cluster_of(address, cluster_data).await?;
+        let vars = self.bootstrap_vars(&host, cluster.as_ref()).await?;
+        tracing::info!(address, os = %host.os, "bootstrapping");
+        let runner = PlaybookRunner::new(self.config.playbook_dir.clone())
+            .with_timeout(self.config.bootstrap_timeout);
+        let report = match runner
+            .run(Playbook::Bootstrap, std::slice::from_ref(&target), vars)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return self.fail(address, format!("bootstrap failed: {e}")).await,
+        };
+        if let Some(problem) = report.failure_reason(address) {
+            return self
+                .fail(address, format!("bootstrap failed: {problem}"))
+                .await;
+        }
+        let mut status = HostState::Disassociated;
+        if let Some(cm) = cluster
+            .as_ref()
+            .map(|c| c.container_manager.clone())
+            .filter(|c| !c.is_empty())
+        {
+            if let Err(reason) = self.register(&cm, address).await {
+                return self.fail(address, reason).await;
+            }
+            status = HostState::Active;
+        }
+        let host = self
+            .update_host(address, |h| {
+                h.status = status;
+                h.reason.clear();
+                h.last_check = now_iso();
+            })
+            .await?;
+        // From now on the watcher checks it.
+        let record = WatcherRecord {
+            address: address.to_string(),
+            last_check: host.last_check.clone(),
+            previous_status: String::new(),
+        };
+        self.storage.save(&record).await.map_err(storage_error)?;
+        tracing::info!(address, status = %host.status, "host bootstrapped");
+        Ok(host.to_json())
+    }
+}
+
+#[async_trait]
+impl Service for Investigator {
+    fn name(&self) -> &str {
+        "investigator"
+    }
+
+    fn bindings(&self) -> Vec<String> {
+        vec!["jobs.investigate".into()]
+    }
+
+    fn methods(&self) -> &[&'static str] {
+        &["investigate"]
+    }
+
+    async fn call(&self, method: &str, params: Value) -> Result<Value, RpcError> {
+        if method != "investigate" {
+            return Err(RpcError::new(
+                codes::METHOD_NOT_FOUND,
+                format!("no method {method}"),
+            ));
+        }
+        let address = params
+            .get("address")
+            .and_then(Value::as_str)
+            .ok_or_else(|| RpcError::invalid_params("address (string) is required"))?
+            .to_string();
+        let cluster_data = params.get("cluster_data").cloned().unwrap_or(Value::Null);
+        let result = self.investigate(&address, &cluster_data).await;
+        if let Err(e) = &result {
+            tracing::warn!(%address, error = %e.message, "investigation could not finish");
+        }
+        result
+    }
+}
