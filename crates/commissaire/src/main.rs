@@ -12,6 +12,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use commissaire_bus::{Bus, InProcessBus};
+use commissaire_clusterexec_service::{ClusterExec, ClusterExecConfig};
 use commissaire_containermgr_service::ContainerManagerService;
 use commissaire_http::{ServerArgs, ServerConfig};
 use commissaire_investigator_service::{Investigator, InvestigatorConfig};
@@ -82,6 +83,13 @@ async fn main() -> anyhow::Result<()> {
     let _containermgr = commissaire_service::run(containermgr, bus.clone(), cli.workers).await?;
     let watcher = WatcherConfig::from_config(&section("watcher")).map_err(anyhow::Error::msg)?;
     tokio::spawn(Arc::new(Watcher::new(bus.clone(), watcher)).run());
+    let clusterexec = ClusterExecConfig::from_config(&section("clusterexec"))?;
+    let _clusterexec = commissaire_clusterexec_service::start(
+        ClusterExec::new(bus.clone(), clusterexec),
+        bus.clone(),
+        cli.workers,
+    )
+    .await?;
     tokio::select! {
         result = commissaire_http::run(config, bus) => result,
         _ = commissaire_service::shutdown_signal() => {
