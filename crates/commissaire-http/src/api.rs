@@ -934,105 +934,101 @@ impl Api {
 
     /// `GET /networks`: the network names.
     pub async fn list_networks(&self) -> ApiResult<Reply> {
-        let names: Vec<String> = self
-            .storage
-            .list::<Network>()
-            .await?
-            .into_iter()
-            .map(|n| n.name)
-            .collect();
-        ok(json!(names))
+        self.list_names::<Network>().await
     }
 
     /// `GET /network/{name}`.
     pub async fn get_network(&self, name: &str) -> ApiResult<Reply> {
-        check_name("name", name)?;
-        let network = self
-            .get_opt::<Network>(json!({"name": name}))
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("network '{name}' does not exist")))?;
-        ok(network.to_safe_json())
+        self.get_named::<Network>(name, "network").await
     }
 
     /// `PUT /network/{name}`: 201 when created or identical, 409 when it differs.
     pub async fn put_network(&self, name: &str, body: &[u8]) -> ApiResult<Reply> {
-        check_name("name", name)?;
-        let mut body = parse_body(body)?;
-        body.insert("name".into(), json!(name));
-        let network = Network::from_json(Value::Object(body))?;
-        self.create_config(network, "network").await
+        self.put_named::<Network>(name, body, "network").await
     }
 
     /// `DELETE /network/{name}`: refused (409) while a cluster uses it.
     pub async fn delete_network(&self, name: &str) -> ApiResult<Reply> {
-        check_name("name", name)?;
-        if let Some(c) = self
-            .clusters()
-            .await?
-            .into_iter()
-            .find(|c| c.network == name)
-        {
-            return Err(ApiError::conflict(format!(
-                "network '{name}' is used by cluster '{}'",
-                c.name
-            )));
-        }
-        self.storage
-            .delete::<Network>(json!({"name": name}))
-            .await?;
-        ok(json!([]))
+        self.delete_named::<Network>(name, "network", |c| c.network == name)
+            .await
     }
 
     /// `GET /containermanagers`: the container manager names.
     pub async fn list_container_managers(&self) -> ApiResult<Reply> {
-        let names: Vec<String> = self
-            .storage
-            .list::<ContainerManagerConfig>()
-            .await?
-            .into_iter()
-            .map(|n| n.name)
-            .collect();
-        ok(json!(names))
+        self.list_names::<ContainerManagerConfig>().await
     }
 
     /// `GET /containermanager/{name}`.
     pub async fn get_container_manager(&self, name: &str) -> ApiResult<Reply> {
-        check_name("name", name)?;
-        let config = self
-            .get_opt::<ContainerManagerConfig>(json!({"name": name}))
-            .await?
-            .ok_or_else(|| {
-                ApiError::not_found(format!("container manager '{name}' does not exist"))
-            })?;
-        ok(config.to_safe_json())
+        self.get_named::<ContainerManagerConfig>(name, "container manager")
+            .await
     }
 
     /// `PUT /containermanager/{name}`: 201 when created or identical, 409 when it differs.
     pub async fn put_container_manager(&self, name: &str, body: &[u8]) -> ApiResult<Reply> {
-        check_name("name", name)?;
-        let mut body = parse_body(body)?;
-        body.insert("name".into(), json!(name));
-        let config = ContainerManagerConfig::from_json(Value::Object(body))?;
-        self.create_config(config, "container manager").await
+        self.put_named::<ContainerManagerConfig>(name, body, "container manager")
+            .await
     }
 
     /// `DELETE /containermanager/{name}`: refused (409) while a cluster uses it.
     pub async fn delete_container_manager(&self, name: &str) -> ApiResult<Reply> {
-        check_name("name", name)?;
-        if let Some(c) = self
-            .clusters()
+        self.delete_named::<ContainerManagerConfig>(name, "container manager", |c| {
+            c.container_manager == name
+        })
+        .await
+    }
+
+    /// The names of every record of a named configuration kind.
+    async fn list_names<M: Model>(&self) -> ApiResult<Reply> {
+        let names: Vec<String> = self
+            .storage
+            .list::<M>()
             .await?
-            .into_iter()
-            .find(|c| c.container_manager == name)
-        {
+            .iter()
+            .map(Model::primary_key)
+            .collect();
+        ok(json!(names))
+    }
+
+    /// One named configuration record.
+    async fn get_named<M: Model>(&self, name: &str, what: &str) -> ApiResult<Reply> {
+        check_name("name", name)?;
+        let record = self
+            .get_opt::<M>(json!({"name": name}))
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("{what} '{name}' does not exist")))?;
+        ok(record.to_safe_json())
+    }
+
+    /// Creates a named configuration record from a request body.
+    async fn put_named<M: Model + PartialEq>(
+        &self,
+        name: &str,
+        body: &[u8],
+        what: &str,
+    ) -> ApiResult<Reply> {
+        check_name("name", name)?;
+        let mut body = parse_body(body)?;
+        body.insert("name".into(), json!(name));
+        let record = M::from_json(Value::Object(body))?;
+        self.create_config(record, what).await
+    }
+
+    /// Deletes a named configuration record unless a cluster uses it (409).
+    async fn delete_named<M: Model>(
+        &self,
+        name: &str,
+        what: &str,
+        used_by: impl Fn(&Cluster) -> bool,
+    ) -> ApiResult<Reply> {
+        check_name("name", name)?;
+        if let Some(c) = self.clusters().await?.into_iter().find(|c| used_by(c)) {
             return Err(ApiError::conflict(format!(
-                "container manager '{name}' is used by cluster '{}'",
+                "{what} '{name}' is used by cluster '{}'",
                 c.name
             )));
         }
-        self.storage
-            .delete::<ContainerManagerConfig>(json!({"name": name}))
-            .await?;
+        self.storage.delete::<M>(json!({"name": name})).await?;
         ok(json!([]))
     }
 
