@@ -88,7 +88,9 @@ async fn bench_storage_get(
     router: StorageRouter,
     total: usize,
 ) -> anyhow::Result<()> {
-    let _service = commissaire_storage::start(router, bus.clone(), 4).await?;
+    let _service =
+        commissaire_storage::start(router, bus.clone(), commissaire_service::DEFAULT_WORKERS)
+            .await?;
     let t = Duration::from_secs(10);
     bus.request(
         "storage.save",
@@ -122,7 +124,10 @@ async fn start_stack(
     users: &std::path::Path,
     bus_uri: &str,
 ) -> anyhow::Result<String> {
-    std::mem::forget(commissaire_storage::start(router, bus.clone(), 4).await?);
+    std::mem::forget(
+        commissaire_storage::start(router, bus.clone(), commissaire_service::DEFAULT_WORKERS)
+            .await?,
+    );
     let args = ServerArgs {
         no_config_file: true,
         authentication_plugins: vec![format!("httpbasicauth:filepath={}", users.display())],

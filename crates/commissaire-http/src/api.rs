@@ -710,14 +710,17 @@ impl Api {
 
     /// `GET /hosts`: every host.
     pub async fn list_hosts(&self) -> ApiResult<Reply> {
-        let hosts: Vec<Value> = self
-            .storage
-            .list::<Host>()
+        // The storage service validated every record; pass them through.
+        let params = json!({"model_type_name": "Hosts"});
+        let hosts = match self
+            .bus
+            .request("storage.list", params, self.timeout)
             .await?
-            .iter()
-            .map(Model::to_safe_json)
-            .collect();
-        ok(json!(hosts))
+        {
+            Value::Array(items) => items.into_iter().map(|h| ModelKind::Host.safe(h)).collect(),
+            _ => Vec::new(),
+        };
+        ok(Value::Array(hosts))
     }
 
     /// `GET /host/{address}`.

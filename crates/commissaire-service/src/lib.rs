@@ -29,6 +29,10 @@ pub use config::{
 };
 pub use etcd::{EtcdConnectError, EtcdSettings};
 
+/// Concurrent workers of a service unless `--workers` or `workers` says
+/// otherwise (workers are tasks waiting on I/O, so many are cheap).
+pub const DEFAULT_WORKERS: usize = 32;
+
 /// The bus URI used when neither the command line nor the configuration gives one.
 pub const DEFAULT_BUS_URI: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -236,7 +240,7 @@ pub async fn load_settings(
                     .and_then(Value::as_u64)
                     .map(|w| w as usize)
             })
-            .unwrap_or(4),
+            .unwrap_or(DEFAULT_WORKERS),
         debug: args.debug
             || config
                 .get("debug")

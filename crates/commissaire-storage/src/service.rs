@@ -309,13 +309,23 @@ impl StorageService {
         }
     }
 
-    /// Applies `one` to a record or to each record of a list.
-    async fn each<'a, F, Fut>(&'a self, data: Value, one: F) -> Result<Value, RpcError>
+    /// Applies `one` to a record or to each record of a list, in order
+    /// (writes), or all at once when `concurrently` (reads).
+    async fn each<'a, F, Fut>(
+        &'a self,
+        data: Value,
+        concurrently: bool,
+        one: F,
+    ) -> Result<Value, RpcError>
     where
         F: Fn(Value) -> Fut,
         Fut: std::future::Future<Output = Result<Value, RpcError>> + 'a,
     {
         match data {
+            Value::Array(items) if concurrently => {
+                let results = futures::future::try_join_all(items.into_iter().map(one)).await?;
+                Ok(Value::Array(results))
+            }
             Value::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for item in items {
@@ -352,15 +362,15 @@ impl Service for StorageService {
         match method {
             "save" => {
                 let p = params(&raw, true)?;
-                self.each(p.data, |d| self.save_one(p.kind, d)).await
+                self.each(p.data, false, |d| self.save_one(p.kind, d)).await
             }
             "get" => {
                 let p = params(&raw, true)?;
-                self.each(p.data, |d| self.get_one(p.kind, d)).await
+                self.each(p.data, true, |d| self.get_one(p.kind, d)).await
             }
             "delete" => {
                 let p = params(&raw, true)?;
-                self.each(p.data, |d| self.delete_one(p.kind, d)).await
+                self.each(p.data, false, |d| self.delete_one(p.kind, d)).await
             }
             "list" => self.list(params(&raw, false)?.kind).await,
             "swap" => {

@@ -29,7 +29,7 @@ struct Cli {
     #[arg(long = "data-dir")]
     data_dir: Option<PathBuf>,
     /// Workers per service.
-    #[arg(long = "workers", default_value_t = 4)]
+    #[arg(long = "workers", default_value_t = commissaire_service::DEFAULT_WORKERS)]
     workers: usize,
 }
 
