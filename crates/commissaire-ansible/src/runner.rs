@@ -21,11 +21,20 @@ pub const PLAYBOOK_DIR_ENV: &str = "COMMISSAIRE_PLAYBOOK_DIR";
 pub const DEFAULT_PLAYBOOK_DIR: &str = "/usr/share/commissaire/playbooks";
 
 /// The playbook directory: `$COMMISSAIRE_PLAYBOOK_DIR` if set (and not
-/// empty), else [`DEFAULT_PLAYBOOK_DIR`].
+/// empty), else [`DEFAULT_PLAYBOOK_DIR`] when it exists, else the source
+/// tree's `playbooks/` when the binary runs from a checkout (`cargo run`).
 pub fn default_playbook_dir() -> PathBuf {
     match std::env::var_os(PLAYBOOK_DIR_ENV) {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => PathBuf::from(DEFAULT_PLAYBOOK_DIR),
+        _ => {
+            let installed = PathBuf::from(DEFAULT_PLAYBOOK_DIR);
+            let source = source_playbook_dir();
+            if !installed.exists() && source.join("bootstrap.yaml").exists() {
+                source
+            } else {
+                installed
+            }
+        }
     }
 }
 

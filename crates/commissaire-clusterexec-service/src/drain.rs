@@ -77,6 +77,10 @@ impl BusDrainer {
 /// `status.conditions`) whose status is `True`; a status without conditions
 /// (the trivial manager) counts as Ready.
 pub fn node_is_ready(status: &Value) -> bool {
+    // containermgr's `get_node_status` answers with a `ready` flag.
+    if let Some(ready) = status.get("ready").and_then(Value::as_bool) {
+        return ready;
+    }
     let conditions = status
         .get("conditions")
         .or_else(|| status.get("status").and_then(|s| s.get("conditions")))

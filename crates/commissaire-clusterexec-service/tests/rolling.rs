@@ -1,4 +1,4 @@
-//! Rolling operations against real sshd hosts (127.0.0.15 to .18) with
+//! Rolling operations against real sshd hosts (127.0.0.15 to .19) with
 //! ansible-playbook, through the REST API, with the real storage service on
 //! etcd and RabbitMQ. Needs the testbed: `source /tmp/tb/env`.
 
@@ -278,7 +278,8 @@ async fn cancel_batches_and_tolerated_failures() {
     drop(back);
     assert_eq!(end["status"], "failed", "{end}");
     assert_eq!(strs(&end["failed_hosts"]), [HOSTS[1]]);
-    assert_eq!(strs(&end["deployed"]), [HOSTS[0], HOSTS[2], HOSTS[3]]);
+    let others: Vec<&str> = HOSTS.iter().copied().filter(|h| *h != HOSTS[1]).collect();
+    assert_eq!(strs(&end["deployed"]), others);
     exec.shutdown().await;
 }
 
@@ -344,4 +345,121 @@ async fn a_killed_clusterexec_is_taken_over_within_the_lease() {
     assert_eq!(end["status"], "finished", "resumed and finished: {end}");
     assert_eq!(strs(&end["restarted"]), HOSTS);
     second.shutdown().await;
+}
+
+/// With a container manager, each host is cordoned and drained before its
+/// restart and uncordoned once it is back and Ready, one host after another
+/// (the containermgr service against the stand-in Kubernetes API).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_managed_cluster_is_cordoned_drained_and_uncordoned_around_each_host() {
+    use commissaire_testkit::kube::{FakePod, StandInKube};
+    let _hosts = HOSTS_LOCK.lock().await;
+    let stack = Stack::start().await;
+    let markers = Markers::new();
+    let kube = StandInKube::start("exec-token").await;
+    kube.state.lock().unwrap().ready_on_register = true;
+    let containermgr = std::sync::Arc::new(
+        commissaire_containermgr_service::ContainerManagerService::new(stack.bus.clone()),
+    );
+    let _cm = commissaire_service::run(containermgr, stack.bus.clone(), 4)
+        .await
+        .unwrap();
+    let cm =
+        json!({"type": "kubernetes", "options": {"server_url": kube.url, "token": "exec-token"}});
+    assert_eq!(stack.put("/api/v0/containermanager/k8s", cm).await.0, 201);
+    assert_eq!(
+        stack
+            .put(
+                "/api/v0/cluster/managed",
+                json!({"container_manager": "k8s"})
+            )
+            .await
+            .0,
+        201
+    );
+    let hosts = &HOSTS[..2];
+    let key = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        std::fs::read(commissaire_testkit::ssh_key()).unwrap(),
+    );
+    for h in hosts {
+        stack
+            .put(&format!("/api/v0/host/{h}"), json!({"ssh_priv_key": key}))
+            .await;
+        let mut host = stack
+            .bus
+            .request(
+                "storage.get",
+                json!({"model_type_name": "Host", "model_json_data": {"address": h}}),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        host["status"] = json!("disassociated");
+        stack
+            .bus
+            .request(
+                "storage.save",
+                json!({"model_type_name": "Host", "model_json_data": host}),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        // Joining registers the node with the manager.
+        let (s, b) = stack
+            .put(&format!("/api/v0/cluster/managed/hosts/{h}"), json!({}))
+            .await;
+        assert_eq!(s, 200, "{b}");
+        kube.state.lock().unwrap().pods.push(FakePod {
+            namespace: "default".into(),
+            name: format!("app-on-{h}"),
+            node: h.to_string(),
+            daemonset: false,
+        });
+    }
+    assert_eq!(kube.state.lock().unwrap().nodes.len(), 2);
+    let exec = stack
+        .clusterexec(&exec_config(&markers, "drainer", 10.0))
+        .await;
+    let (s, b) = stack
+        .put("/api/v0/cluster/managed/restart", json!({}))
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let (end, _) = stack
+        .wait_end("managed", "restart", Duration::from_secs(180))
+        .await;
+    assert_eq!(end["status"], "finished", "{end}");
+    {
+        let state = kube.state.lock().unwrap();
+        assert!(state.pods.is_empty(), "every pod was evicted");
+        assert!(state.nodes.values().all(|n| !n.unschedulable), "uncordoned");
+        // Per host: cordon (PATCH), eviction, uncordon (PATCH), strictly host after host.
+        let position = |needle: &str, nth: usize| {
+            state
+                .requests
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.as_str() == needle)
+                .nth(nth)
+                .map(|(i, _)| i)
+                .unwrap_or_else(|| panic!("no {needle} #{nth} in {:#?}", state.requests))
+        };
+        let mut previous_uncordon = 0;
+        for h in hosts {
+            let patch = format!("PATCH /api/v1/nodes/{h}");
+            let cordon = position(&patch, 0);
+            let evict = position(
+                &format!("POST /api/v1/namespaces/default/pods/app-on-{h}/eviction"),
+                0,
+            );
+            let uncordon = position(&patch, 1);
+            assert!(
+                previous_uncordon <= cordon && cordon < evict && evict < uncordon,
+                "{:#?}",
+                state.requests
+            );
+            previous_uncordon = uncordon;
+        }
+    }
+    exec.shutdown().await;
 }

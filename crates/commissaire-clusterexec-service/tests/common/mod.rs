@@ -1,7 +1,7 @@
 //! A real stack for clusterexec tests: RabbitMQ (a fresh vhost), the storage
 //! service on etcd (a fresh key prefix), the REST server on a free port, and
 //! clusterexec (in-process, or the real binary), against the testbed's sshd
-//! hosts 127.0.0.15 to .18 (the others belong to other tests).
+//! hosts 127.0.0.15 to .19 (the others belong to other tests).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -17,7 +17,13 @@ use commissaire_testkit as testkit;
 use serde_json::{Value, json};
 
 /// The sshd test hosts these tests may use.
-pub const HOSTS: [&str; 4] = ["127.0.0.15", "127.0.0.16", "127.0.0.17", "127.0.0.18"];
+pub const HOSTS: [&str; 5] = [
+    "127.0.0.15",
+    "127.0.0.16",
+    "127.0.0.17",
+    "127.0.0.18",
+    "127.0.0.19",
+];
 
 /// Seconds a test restart keeps a host's sshd down.
 pub const DOWN_SECONDS: u64 = 3;
