@@ -22,6 +22,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use tokio::sync::{Mutex, oneshot, watch};
 
+use crate::supervisor::{SupervisorGuard, first_connection, wait_live};
 use crate::transport::{Incoming, IncomingStream, Settle, Transport};
 use crate::{BusError, redact_uri};
 
@@ -58,19 +59,11 @@ pub struct AmqpBus {
     _supervisor: Arc<SupervisorGuard>,
 }
 
-struct SupervisorGuard(tokio::task::JoinHandle<()>);
-
-impl Drop for SupervisorGuard {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 impl AmqpBus {
     /// Connects to `uri` using topic exchange `exchange`. Waits up to `wait`
     /// for the first connection; reconnects in the background for ever after.
     pub async fn connect(uri: &str, exchange: &str, wait: Duration) -> Result<Self, BusError> {
-        let (live, mut watcher) = watch::channel(None);
+        let (live, watcher) = watch::channel(None);
         let inner = Arc::new(Inner {
             uri: uri.to_string(),
             exchange: exchange.to_string(),
@@ -83,14 +76,8 @@ impl AmqpBus {
             inner,
             _supervisor: Arc::new(SupervisorGuard(supervisor)),
         };
-        let first = tokio::time::timeout(wait, watcher.wait_for(|l| l.is_some())).await;
-        match first {
-            Ok(Ok(_)) => Ok(bus),
-            _ => Err(BusError::Unavailable(format!(
-                "cannot connect to {} within {wait:?}",
-                redact_uri(uri)
-            ))),
-        }
+        first_connection(watcher, wait, uri).await?;
+        Ok(bus)
     }
 
     /// Whether the bus is connected right now.
@@ -100,10 +87,7 @@ impl AmqpBus {
 
     /// Waits until the bus is connected (after a reconnect), up to `wait`.
     pub async fn wait_connected(&self, wait: Duration) -> bool {
-        let mut rx = self.inner.live.subscribe();
-        tokio::time::timeout(wait, rx.wait_for(|l| l.is_some()))
-            .await
-            .is_ok()
+        wait_live(&mut self.inner.live.subscribe(), wait).await
     }
 
     fn current(&self) -> Result<Arc<Live>, BusError> {

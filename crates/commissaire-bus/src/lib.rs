@@ -15,6 +15,7 @@ mod error;
 mod inprocess;
 mod jsonrpc;
 mod redis;
+mod supervisor;
 mod transport;
 
 use std::sync::Arc;

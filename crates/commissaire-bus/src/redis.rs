@@ -59,6 +59,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 
+use crate::supervisor::{SupervisorGuard, first_connection, wait_live};
 use crate::transport::{Incoming, IncomingStream, Settle, Transport, topic_matches};
 use crate::{BusError, redact_uri};
 
@@ -357,14 +358,6 @@ pub struct RedisBus {
     _supervisor: Arc<SupervisorGuard>,
 }
 
-struct SupervisorGuard(tokio::task::JoinHandle<()>);
-
-impl Drop for SupervisorGuard {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 impl RedisBus {
     /// Connects to `uri` (`redis://[:password@]host[:port][/db]`, or
     /// `rediss://` for TLS), with keys and channels namespaced by `exchange`.
@@ -380,7 +373,7 @@ impl RedisBus {
         })?;
         let keys = Keys::new(exchange);
         let reply_key = format!("{}{}", keys.reply_prefix(), uuid::Uuid::new_v4().simple());
-        let (live, mut watcher) = watch::channel(None);
+        let (live, watcher) = watch::channel(None);
         let inner = Arc::new(Inner {
             client,
             uri: uri.to_string(),
@@ -396,14 +389,8 @@ impl RedisBus {
             inner,
             _supervisor: Arc::new(SupervisorGuard(supervisor)),
         };
-        let first = tokio::time::timeout(wait, watcher.wait_for(|l| l.is_some())).await;
-        match first {
-            Ok(Ok(_)) => Ok(bus),
-            _ => Err(BusError::Unavailable(format!(
-                "cannot connect to {} within {wait:?}",
-                redact_uri(uri)
-            ))),
-        }
+        first_connection(watcher, wait, uri).await?;
+        Ok(bus)
     }
 
     /// Whether the bus is connected right now.
@@ -413,10 +400,7 @@ impl RedisBus {
 
     /// Waits until the bus is connected (after a reconnect), up to `wait`.
     pub async fn wait_connected(&self, wait: Duration) -> bool {
-        let mut rx = self.inner.live.subscribe();
-        tokio::time::timeout(wait, rx.wait_for(|l| l.is_some()))
-            .await
-            .is_ok()
+        wait_live(&mut self.inner.live.subscribe(), wait).await
     }
 
     /// The key prefix of this bus's exchange (`commissaire:{exchange}`).
