@@ -238,8 +238,37 @@ impl Api {
 
     /// `GET /cluster/{name}`: the cluster with its computed status and host counts.
     pub async fn get_cluster(&self, name: &str) -> ApiResult<Reply> {
-        let cluster = self.get_cluster_record(name).await?;
-        let hosts = self.member_hosts(&cluster).await?;
+        check_name("name", name)?;
+        // The cluster and its members' host records in one storage call.
+        let params = json!({
+            "model_type_name": "Cluster", "model_json_data": {"name": name},
+            "member": "hostset", "member_type_name": "Host",
+        });
+        let expanded = match self
+            .bus
+            .request("storage.expand", params, self.timeout)
+            .await
+        {
+            Ok(v) => v,
+            Err(e)
+                if e.rpc()
+                    .is_some_and(|r| r.code == codes::STORAGE_LOOKUP_ERROR) =>
+            {
+                return Err(ApiError::not_found(format!(
+                    "cluster '{name}' does not exist"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let cluster = Cluster::from_json(expanded["record"].clone())
+            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()))?;
+        let hosts: Vec<Host> = match &expanded["members"] {
+            Value::Array(items) => items
+                .iter()
+                .filter_map(|h| Host::from_json(h.clone()).ok())
+                .collect(),
+            _ => Vec::new(),
+        };
         let total = cluster.hostset.len() as u64;
         let available = hosts
             .iter()
@@ -260,39 +289,6 @@ impl Api {
             unavailable: total - available,
         });
         ok(body)
-    }
-
-    /// The host records of a cluster's members (missing records are left out).
-    async fn member_hosts(&self, cluster: &Cluster) -> ApiResult<Vec<Host>> {
-        if cluster.hostset.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys: Vec<Value> = cluster
-            .hostset
-            .iter()
-            .map(|a| json!({"address": a}))
-            .collect();
-        let params = json!({"model_type_name": "Host", "model_json_data": keys});
-        match self.bus.request("storage.get", params, self.timeout).await {
-            Ok(Value::Array(items)) => Ok(items
-                .into_iter()
-                .filter_map(|v| Host::from_json(v).ok())
-                .collect()),
-            Ok(_) => Ok(Vec::new()),
-            Err(e)
-                if e.rpc()
-                    .is_some_and(|r| r.code == codes::STORAGE_LOOKUP_ERROR) =>
-            {
-                let mut hosts = Vec::new();
-                for address in &cluster.hostset {
-                    if let Some(h) = self.get_opt::<Host>(json!({"address": address})).await? {
-                        hosts.push(h);
-                    }
-                }
-                Ok(hosts)
-            }
-            Err(e) => Err(e.into()),
-        }
     }
 
     /// `PUT /cluster/{name}`: creates a cluster; re-creating it with the same

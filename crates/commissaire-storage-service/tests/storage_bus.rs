@@ -569,3 +569,52 @@ async fn the_binary_serves_storage_requests() {
     assert_eq!(got["name"], "fromcli");
     child.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn expand_returns_a_record_with_the_records_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus: Bus = Arc::new(InProcessBus::new());
+    let _service = commissaire_storage::start(redb_router(&dir).await, bus.clone(), 2)
+        .await
+        .unwrap();
+    call(&bus, "save", json!({"model_type_name": "Host", "model_json_data": {"address": "10.9.5.1", "status": "active"}}))
+        .await
+        .unwrap();
+    let cluster = json!({"name": "ex", "hostset": ["10.9.5.1", "10.9.5.2"]});
+    call(
+        &bus,
+        "save",
+        json!({"model_type_name": "Cluster", "model_json_data": cluster}),
+    )
+    .await
+    .unwrap();
+    let params = json!({"model_type_name": "Cluster", "model_json_data": {"name": "ex"},
+                        "member": "hostset", "member_type_name": "Host"});
+    let got = call(&bus, "expand", params.clone()).await.unwrap();
+    assert_eq!(got["record"]["hostset"], json!(["10.9.5.1", "10.9.5.2"]));
+    let members = got["members"].as_array().unwrap();
+    assert_eq!(members.len(), 1, "the missing host is left out");
+    assert_eq!(members[0]["status"], "active");
+    let mut secret = params.clone();
+    secret["member_type_name"] = json!("HostCreds");
+    assert_eq!(
+        call(&bus, "expand", secret)
+            .await
+            .unwrap_err()
+            .rpc()
+            .unwrap()
+            .code,
+        codes::INVALID_PARAMS
+    );
+    let mut missing = params;
+    missing["model_json_data"] = json!({"name": "nope"});
+    assert_eq!(
+        call(&bus, "expand", missing)
+            .await
+            .unwrap_err()
+            .rpc()
+            .unwrap()
+            .code,
+        codes::STORAGE_LOOKUP_ERROR
+    );
+}

@@ -6,6 +6,7 @@
 //! | `get` | `model_type_name`, `model_json_data` (object with the key, or list) | the record(s); -20000 if missing |
 //! | `delete` | as `get` | `null`; -20000 if missing |
 //! | `list` | `model_type_name` (`Hosts` or `Host`) | every record of that kind |
+//! | `expand` | `model_type_name`, `model_json_data`, `member` (a list of keys), `member_type_name` | `{record, members}`: the record and the records it names (missing ones left out) |
 //! | `swap` | `model_type_name`, `expected` (record or `null`), `model_json_data` | the stored record; 409 if what is stored is not `expected` |
 //! | `list_store_handlers` | none | `[{name, handler_type, model_types}]` |
 //!
@@ -309,6 +310,55 @@ impl StorageService {
         }
     }
 
+    /// A record and the records its list member names (e.g. a Cluster and
+    /// the Hosts of its `hostset`) in one call; missing members are left out.
+    async fn expand(&self, kind: ModelKind, data: Value, raw: &Value) -> Result<Value, RpcError> {
+        let member = raw.get("member").and_then(Value::as_str).ok_or_else(|| {
+            RpcError::invalid_params("member (the list member to expand) is required")
+        })?;
+        let member_kind = raw
+            .get("member_type_name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| RpcError::invalid_params("member_type_name is required"))
+            .and_then(|n| {
+                ModelKind::from_name(n).map_err(|e| RpcError::invalid_params(e.to_string()))
+            })?;
+        let field = match member_kind {
+            ModelKind::Host | ModelKind::HostCreds | ModelKind::WatcherRecord => "address",
+            _ => "name",
+        };
+        if member_kind.is_secret() {
+            return Err(RpcError::invalid_params(
+                "secret records cannot be expanded",
+            ));
+        }
+        let record = self.get_one(kind, data).await?;
+        let keys: Vec<String> = match record.get(member) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+            _ => {
+                return Err(RpcError::invalid_params(format!(
+                    "{kind} has no list member '{member}'"
+                )));
+            }
+        };
+        let lookups = keys
+            .iter()
+            .map(|k| self.get_one(member_kind, json!({ field: k })));
+        let mut members = Vec::with_capacity(keys.len());
+        for found in futures::future::join_all(lookups).await {
+            match found {
+                Ok(m) => members.push(m),
+                Err(e) if e.code == codes::STORAGE_LOOKUP_ERROR => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(json!({"record": record, "members": members}))
+    }
+
     /// Applies `one` to a record or to each record of a list, in order
     /// (writes), or all at once when `concurrently` (reads).
     async fn each<'a, F, Fut>(
@@ -348,6 +398,7 @@ impl Service for StorageService {
         &[
             "save",
             "get",
+            "expand",
             "delete",
             "list",
             "swap",
@@ -367,6 +418,10 @@ impl Service for StorageService {
             "get" => {
                 let p = params(&raw, true)?;
                 self.each(p.data, true, |d| self.get_one(p.kind, d)).await
+            }
+            "expand" => {
+                let p = params(&raw, true)?;
+                self.expand(p.kind, p.data, &raw).await
             }
             "delete" => {
                 let p = params(&raw, true)?;
