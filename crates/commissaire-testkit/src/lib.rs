@@ -4,6 +4,7 @@
 //! Tests that need a service call these helpers, which panic with a clear
 //! message when the testbed is not running, instead of silently passing.
 
+pub mod daemons;
 pub mod kube;
 
 use std::process::Command;
