@@ -48,6 +48,8 @@ struct Inner {
     uri: String,
     exchange: String,
     live: watch::Sender<Option<Arc<Live>>>,
+    /// Counts connections; see [`Transport::connection_epoch`].
+    epoch: std::sync::atomic::AtomicU64,
     pending: Pending,
     consumers: Mutex<Vec<ConsumerSpec>>,
 }
@@ -68,6 +70,7 @@ impl AmqpBus {
             uri: uri.to_string(),
             exchange: exchange.to_string(),
             live,
+            epoch: Default::default(),
             pending: Arc::default(),
             consumers: Mutex::new(Vec::new()),
         });
@@ -139,6 +142,9 @@ async fn supervise(inner: Arc<Inner>) {
                             tracing::warn!(error = %e, "re-establishing a consumer failed");
                         }
                     }
+                    inner
+                        .epoch
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     inner.live.send_replace(Some(live.clone()));
                 }
                 tracing::info!(bus = %redact_uri(&inner.uri), "connected to the message bus");
@@ -447,6 +453,12 @@ impl Transport for AmqpBus {
 
     async fn subscribe(&self, patterns: &[String]) -> Result<IncomingStream, BusError> {
         self.add_consumer(None, patterns, 100).await
+    }
+
+    fn connection_epoch(&self) -> Option<u64> {
+        let live = self.inner.live.borrow();
+        live.as_ref()
+            .map(|_| self.inner.epoch.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     fn describe(&self) -> String {

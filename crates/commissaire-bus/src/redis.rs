@@ -225,6 +225,8 @@ struct Inner {
     keys: Keys,
     reply_key: String,
     live: watch::Sender<Option<Arc<Live>>>,
+    /// Counts connections; see [`Transport::connection_epoch`].
+    epoch: std::sync::atomic::AtomicU64,
     pending: Pending,
     bindings: tokio::sync::Mutex<BindingsCache>,
 }
@@ -381,6 +383,7 @@ impl RedisBus {
             keys,
             reply_key,
             live,
+            epoch: Default::default(),
             pending: Arc::default(),
             bindings: tokio::sync::Mutex::new(BindingsCache::default()),
         });
@@ -441,6 +444,9 @@ async fn supervise(inner: Arc<Inner>) {
                     con,
                     broken: Notify::new(),
                 });
+                inner
+                    .epoch
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 inner.live.send_replace(Some(live.clone()));
                 tracing::info!(bus = %redact_uri(&inner.uri), "connected to the message bus");
                 let why = receive_replies(&inner, &live, replies).await;
@@ -1108,6 +1114,12 @@ impl Transport for RedisBus {
             tx,
         ));
         Ok(rx)
+    }
+
+    fn connection_epoch(&self) -> Option<u64> {
+        let live = self.inner.live.borrow();
+        live.as_ref()
+            .map(|_| self.inner.epoch.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     fn describe(&self) -> String {

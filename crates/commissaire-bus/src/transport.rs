@@ -101,6 +101,14 @@ pub trait Transport: Send + Sync + 'static {
     /// Where this bus goes, without credentials, for logs.
     fn describe(&self) -> String;
 
+    /// Which connection the bus is on: a number that changes on every
+    /// (re)connection, `None` while disconnected. Messages published while a
+    /// subscriber was reconnecting are lost to it, so a cache fed by
+    /// notifications trusts only what it learnt on the current connection.
+    fn connection_epoch(&self) -> Option<u64> {
+        Some(0)
+    }
+
     /// Sends a JSON-RPC request to `routing_key` and returns its result.
     async fn request(
         &self,

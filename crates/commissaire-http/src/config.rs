@@ -12,6 +12,11 @@ use crate::auth::{AuthConfigError, PluginSpec};
 /// The default configuration file.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/commissaire/commissaire.conf";
 
+/// How long a GET answer may be served from the read cache unless configured.
+/// Changes announced by the storage service drop entries at once; the limit
+/// bounds staleness from changes nobody announced (e.g. etcd edited by hand).
+pub const DEFAULT_READ_CACHE_SECONDS: f64 = 2.0;
+
 /// The server's command line (the docs' flags, plus `--request-timeout`).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServerArgs {
@@ -54,6 +59,10 @@ pub struct ServerArgs {
     /// Seconds to wait for a service's answer before replying 503.
     #[arg(long = "request-timeout")]
     pub request_timeout: Option<f64>,
+    /// Seconds a GET answer may be served from the read cache (0: no cache).
+    /// Entries are dropped at once when the storage service announces a change.
+    #[arg(long = "read-cache-seconds")]
+    pub read_cache_seconds: Option<f64>,
 }
 
 /// Why the configuration cannot be used.
@@ -103,6 +112,8 @@ pub struct ServerConfig {
     pub debug: bool,
     /// How long to wait for services.
     pub request_timeout: Duration,
+    /// How long a cached GET answer may be served (zero: no read cache).
+    pub read_cache_ttl: Duration,
     /// The whole file, for members other binaries add (e.g. the all-in-one's).
     pub file: Map<String, Value>,
 }
@@ -218,6 +229,19 @@ impl ServerConfig {
                 "a number of seconds between 0 and 3600",
             ));
         }
+        let read_cache_seconds = match (args.read_cache_seconds, file.get("read-cache-seconds")) {
+            (Some(t), _) => t,
+            (None, None | Some(Value::Null)) => DEFAULT_READ_CACHE_SECONDS,
+            (None, Some(v)) => v
+                .as_f64()
+                .ok_or_else(|| invalid("read-cache-seconds", "a number of seconds"))?,
+        };
+        if !(0.0..=3600.0).contains(&read_cache_seconds) {
+            return Err(invalid(
+                "read-cache-seconds",
+                "a number of seconds between 0 and 3600",
+            ));
+        }
         Ok(ServerConfig {
             listen_interface: match &args.listen_interface {
                 Some(i) => i.clone(),
@@ -245,6 +269,7 @@ impl ServerConfig {
             },
             debug: args.debug || file.get("debug").and_then(Value::as_bool).unwrap_or(false),
             request_timeout: Duration::from_secs_f64(request_timeout),
+            read_cache_ttl: Duration::from_secs_f64(read_cache_seconds),
             file,
         })
     }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod peer;
+pub mod read_cache;
 pub mod routes;
 pub mod serve;
 
@@ -28,10 +29,15 @@ pub async fn build_app(
     if auth.is_open() {
         tracing::warn!("no authentication plugin is configured: every request is allowed");
     }
-    let api = api::Api::new(bus, config.request_timeout);
+    let cache = read_cache::ReadCache::start(bus.clone(), config.read_cache_ttl);
+    let api = api::Api::new(
+        read_cache::WriteTracking::wrap(bus, cache.clone()),
+        config.request_timeout,
+    );
     let state = routes::AppState {
         api: api.clone(),
         auth: Arc::new(auth),
+        cache,
     };
     Ok((routes::router(state), api))
 }

@@ -15,6 +15,8 @@ use crate::api::{Api, Operation, Reply, peer_address};
 use crate::auth::{AuthManager, RequestCredentials};
 use crate::error::{ApiError, ApiResult};
 use crate::peer::PeerInfo;
+use crate::read_cache::ReadCache;
+use commissaire_models::ModelKind;
 
 /// The largest request body accepted (larger ones get 413).
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -26,15 +28,27 @@ pub struct AppState {
     pub api: Api,
     /// Authentication.
     pub auth: Arc<AuthManager>,
+    /// Answers of the busiest GETs.
+    pub cache: Arc<ReadCache>,
 }
 
 type S = State<AppState>;
 
-async fn list_clusters(State(s): S) -> ApiResult<Reply> {
-    s.api.list_clusters().await
+async fn list_clusters(State(s): S) -> Response {
+    let load = s.api.list_clusters();
+    s.cache
+        .serve("clusters".into(), &[ModelKind::Cluster], load)
+        .await
 }
-async fn get_cluster(State(s): S, Path(name): Path<String>) -> ApiResult<Reply> {
-    s.api.get_cluster(&name).await
+async fn get_cluster(State(s): S, Path(name): Path<String>) -> Response {
+    let load = s.api.get_cluster(&name);
+    s.cache
+        .serve(
+            format!("cluster/{name}"),
+            &[ModelKind::Cluster, ModelKind::Host],
+            load,
+        )
+        .await
 }
 async fn put_cluster(State(s): S, Path(name): Path<String>, body: Bytes) -> ApiResult<Reply> {
     s.api.put_cluster(&name, &body).await
@@ -83,11 +97,17 @@ operation_handlers!(get_restart, put_restart, cancel_restart, Operation::Restart
 operation_handlers!(get_upgrade, put_upgrade, cancel_upgrade, Operation::Upgrade);
 operation_handlers!(get_deploy, put_deploy, cancel_deploy, Operation::Deploy);
 
-async fn list_hosts(State(s): S) -> ApiResult<Reply> {
-    s.api.list_hosts().await
+async fn list_hosts(State(s): S) -> Response {
+    let load = s.api.list_hosts();
+    s.cache
+        .serve("hosts".into(), &[ModelKind::Host], load)
+        .await
 }
-async fn get_host(State(s): S, Path(address): Path<String>) -> ApiResult<Reply> {
-    s.api.get_host(&address).await
+async fn get_host(State(s): S, Path(address): Path<String>) -> Response {
+    let load = s.api.get_host(&address);
+    s.cache
+        .serve(format!("host/{address}"), &[ModelKind::Host], load)
+        .await
 }
 async fn put_host(State(s): S, Path(address): Path<String>, body: Bytes) -> ApiResult<Reply> {
     s.api.put_host(&address, &body).await

@@ -31,6 +31,8 @@ pub struct Stack {
     pub client: reqwest::Client,
     /// The storage service (tests may stop it).
     pub storage: commissaire_service::ServiceHandle,
+    /// The etcd key prefix of the stack's records.
+    pub etcd_prefix: String,
     server: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
@@ -79,8 +81,9 @@ impl Stack {
         let bus = commissaire_bus::connect(&amqp, &exchange, Duration::from_secs(10))
             .await
             .unwrap();
+        let etcd_prefix = testkit::etcd_prefix();
         let router = StorageRouter::from_config(Some(&json!({
-            "type": "etcd", "server_url": format!("http://{}", testkit::etcd_endpoint()), "prefix": testkit::etcd_prefix()
+            "type": "etcd", "server_url": format!("http://{}", testkit::etcd_endpoint()), "prefix": etcd_prefix
         })))
         .await
         .unwrap();
@@ -124,6 +127,7 @@ impl Stack {
             amqp,
             client,
             storage,
+            etcd_prefix,
             server,
             _dir: dir,
         };
@@ -176,8 +180,16 @@ impl Stack {
     }
 
     /// Sets a stored host's status directly through the storage service (as
-    /// the investigator would).
+    /// the investigator would), then waits until the server has applied the
+    /// storage service's announcement of it: reads from other writers are
+    /// eventually consistent (see `commissaire_http::read_cache`).
+    ///
+    /// The host's answer is put in the read cache first, so that seeing the
+    /// new status means the announcement invalidated it (and with it every
+    /// cached answer computed from hosts, such as cluster statuses).
     pub async fn set_host_status(&self, address: &str, status: &str) {
+        let path = format!("/api/v0/host/{address}");
+        self.get(&path).await;
         let host = self
             .bus
             .request(
@@ -197,6 +209,14 @@ impl Stack {
             )
             .await
             .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.get(&path).await.1["status"] != status {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server never saw host {address} become {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 
