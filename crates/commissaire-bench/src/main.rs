@@ -264,17 +264,22 @@ async fn all_in_one(cli: &Cli, rows: &mut Rows) -> anyhow::Result<()> {
 
 /// A split stack: bus round trips, REST, rolling restart and watcher (AMQP
 /// only), and the daemons' memory.
-async fn split(cli: &Cli, setup_kind: Setup, rows: &mut Rows) -> anyhow::Result<()> {
+async fn split(
+    cli: &Cli,
+    setup_kind: Setup,
+    selected: bool,
+    rows: &mut Rows,
+) -> anyhow::Result<()> {
     let setup = setup_kind.label();
     let mut s = Split::start(setup_kind).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let procs = s.procs();
     let idle = memory::snapshot(&procs);
     let mut load: BTreeMap<String, Peaks> = BTreeMap::new();
-    if cli.has(Part::Bus) {
+    if selected && cli.has(Part::Bus) {
         rows.add(bus::storage_get_rows(setup, s.bus.clone(), cli.bus_requests).await?);
     }
-    if cli.has(Part::Rest) {
+    if selected && cli.has(Part::Rest) {
         let api = s.api.clone();
         let seeder = s.seeder();
         seeder
@@ -376,7 +381,7 @@ async fn split(cli: &Cli, setup_kind: Setup, rows: &mut Rows) -> anyhow::Result<
             rows.add(r.context("watcher")?);
         }
     }
-    if cli.has(Part::Memory) {
+    if selected && cli.has(Part::Memory) {
         rows.add(memory::rows(setup, &procs, &idle, &load));
     }
     Ok(())
@@ -418,7 +423,7 @@ async fn main() -> std::process::ExitCode {
                     all_in_one(&cli, &mut rows).await
                 }
                 Setup::AllInOne => Ok(()),
-                other => split(&cli, other, &mut rows).await,
+                other => split(&cli, other, setups.contains(&other), &mut rows).await,
             };
             if let Err(e) = result {
                 eprintln!("{}: FAILED: {e:#}", setup.label());
