@@ -205,6 +205,7 @@ async fn all_in_one(cli: &Cli, rows: &mut Rows) -> anyhow::Result<()> {
         let members: Vec<String> = (0..MEMBERS).map(stack::seeded_address).collect();
         rest::join(&api, "bench", &members).await?;
         let procs = aio.procs();
+        let mut create_peaks = Peaks::default();
         let peaks = load.entry("REST c=16".into()).or_default();
         let r = rest::get_rows(
             setup,
@@ -233,8 +234,15 @@ async fn all_in_one(cli: &Cli, rows: &mut Rows) -> anyhow::Result<()> {
         .await;
         rows.add(r);
         rows.add(
-            rest::host_create_rows(setup, &api, cli.create_requests, &stack::ssh_key_b64()?)
-                .await?,
+            rest::host_create_rows(
+                setup,
+                &api,
+                cli.create_requests,
+                &stack::ssh_key_b64()?,
+                &procs,
+                &mut create_peaks,
+            )
+            .await?,
         );
         // 10k hosts: stopped, seeded through the redb file, started again.
         aio.stop();
@@ -254,6 +262,7 @@ async fn all_in_one(cli: &Cli, rows: &mut Rows) -> anyhow::Result<()> {
         )
         .await;
         rows.add(r.into_iter().map(rest::list_target).collect());
+        load.insert("host create".into(), create_peaks);
     }
     if cli.has(Part::Memory) {
         rows.add(memory::rows(setup, &aio.procs(), &idle, &load));
@@ -287,6 +296,7 @@ async fn split(
             .await?;
         let members: Vec<String> = (0..MEMBERS).map(stack::seeded_address).collect();
         rest::join(&api, "bench", &members).await?;
+        let mut create_peaks = Peaks::default();
         let peaks = load.entry("REST c=16".into()).or_default();
         let r = rest::get_rows(
             setup,
@@ -321,8 +331,15 @@ async fn split(
         .await;
         rows.add(r);
         rows.add(
-            rest::host_create_rows(setup, &api, cli.create_requests, &stack::ssh_key_b64()?)
-                .await?,
+            rest::host_create_rows(
+                setup,
+                &api,
+                cli.create_requests,
+                &stack::ssh_key_b64()?,
+                &procs,
+                &mut create_peaks,
+            )
+            .await?,
         );
         seeder
             .save_all("Host", &rest::seeded_hosts(SMALL, LARGE - SMALL))
@@ -338,6 +355,7 @@ async fn split(
         )
         .await;
         rows.add(r.into_iter().map(rest::list_target).collect());
+        load.insert("host create".into(), create_peaks);
     }
     let ssh_needed =
         (cli.has(Part::Rolling) || cli.has(Part::Watcher)) && setup_kind == Setup::Amqp;

@@ -74,16 +74,24 @@ pub fn created_address(k: usize) -> String {
 
 /// `PUT /api/v0/host/ADDR` of `total` new hosts at c=1 and c=16 (each 201).
 /// Every creation also starts an investigation (which fails quickly: nobody
-/// answers SSH there); this waits for those to end before returning.
+/// answers SSH there); this waits for those to end before returning. RSS of
+/// `procs` is sampled into `peaks` from the c=16 run to that end.
 pub async fn host_create_rows(
     setup: &str,
     api: &Api,
     total: usize,
     key_b64: &str,
+    procs: &[Proc],
+    peaks: &mut Peaks,
 ) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
+    // Sampled from the c=16 run until the investigations ended.
+    let mut sampler = None;
     let body = json!({"ssh_priv_key": key_b64, "remote_user": "root"});
     for (round, c) in LEVELS.into_iter().enumerate() {
+        if c > 1 {
+            sampler = Some(Sampler::start(procs.to_vec()));
+        }
         let api2 = api.clone();
         let body = body.clone();
         let stats = measure::run(total, c, move |i| {
@@ -108,6 +116,9 @@ pub async fn host_create_rows(
     }
     let t = Instant::now();
     let left = wait_investigations(api, Duration::from_secs(120)).await?;
+    if let Some(s) = sampler {
+        peaks.add(s.finish().await);
+    }
     let note = format!(
         "{} investigations (SSH refused) ended {:.1} s after the last PUT{}",
         2 * total,
