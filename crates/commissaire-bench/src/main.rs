@@ -430,7 +430,10 @@ async fn main() -> std::process::ExitCode {
     .any(|p| cli.has(*p));
     if per_setup {
         for setup in [Setup::AllInOne, Setup::Amqp, Setup::Redis] {
-            let wanted = setups.contains(&setup)
+            let measured = [Part::Rest, Part::Bus, Part::Memory]
+                .iter()
+                .any(|p| cli.has(*p));
+            let wanted = (setups.contains(&setup) && measured)
                 || (setup == Setup::Amqp && (cli.has(Part::Rolling) || cli.has(Part::Watcher)));
             if !wanted {
                 continue;
