@@ -49,7 +49,7 @@ if [ -n "${COMMISSAIRE_TEST_STATE:-}" ] && [ -f "$COMMISSAIRE_TEST_STATE/env" ];
   . "$COMMISSAIRE_TEST_STATE/env"
 else
   STATE=$(mktemp -d "${TMPDIR:-/tmp}/commissaire-bench.XXXXXX") || exit 1
-  trap '"$ROOT/scripts/testbed.sh" down "$STATE"' EXIT
+  trap '"$ROOT/scripts/testbed.sh" down "$STATE"; rmdir "$STATE" 2>/dev/null' EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
   # 50 sshd hosts for the watcher measurement (the whole test bed is up in ~10 s).

@@ -432,3 +432,42 @@ async fn verify(
     let checked = listed.len().max(expected.len()) + owner_key.len() + clients.len();
     Ok((checked, problems))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_only_pick_requests_that_can_succeed() {
+        let mut c = Client::new(3, 2);
+        for _ in 0..1000 {
+            let k = c.pick();
+            assert!(!matches!(
+                k,
+                Kind::HostGet | Kind::HostRecreate | Kind::HostDelete
+            ));
+            assert_ne!(k, Kind::MemberRemove);
+        }
+        c.alive.push("127.80.3.0".into());
+        c.members = c.pool.iter().cloned().collect();
+        for _ in 0..1000 {
+            assert_ne!(c.pick(), Kind::MemberAdd);
+        }
+        let picked: BTreeSet<Kind> = (0..1000).map(|_| c.pick()).collect();
+        assert!(picked.contains(&Kind::HostDelete) && picked.contains(&Kind::MemberRemove));
+    }
+
+    #[test]
+    fn addresses_are_unique_per_client() {
+        let mut a = Client::new(1, 4);
+        let mut b = Client::new(2, 4);
+        let mut all = BTreeSet::new();
+        for _ in 0..600 {
+            assert!(all.insert(a.new_address()));
+            assert!(all.insert(b.new_address()));
+        }
+        for p in a.pool.iter().chain(&b.pool) {
+            assert!(all.insert(p.clone()), "{p}");
+        }
+    }
+}

@@ -96,3 +96,41 @@ where
     all.elapsed = start.elapsed();
     all
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_come_from_the_sorted_latencies() {
+        let mut s = Stats::default();
+        for ms in (1..=100).rev() {
+            s.latencies.push(Duration::from_millis(ms));
+        }
+        s.latencies.sort();
+        assert_eq!(s.pct(0.50), Duration::from_millis(51));
+        assert_eq!(s.pct(0.99), Duration::from_millis(100));
+        assert_eq!(Stats::default().pct(0.5), Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn run_calls_each_index_once_and_counts_errors() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let stats = run(50, 7, move |i| {
+            let s = s.clone();
+            async move {
+                s.lock().unwrap().push(i);
+                anyhow::ensure!(i % 10 != 0, "index {i}");
+                Ok(())
+            }
+        })
+        .await;
+        let mut seen = seen.lock().unwrap().clone();
+        seen.sort();
+        assert_eq!(seen, (0..50).collect::<Vec<_>>());
+        assert_eq!(stats.n(), 50);
+        assert_eq!(stats.errors, 5);
+        assert!(stats.first_error.unwrap().starts_with("index "));
+    }
+}

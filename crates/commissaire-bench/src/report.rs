@@ -137,3 +137,47 @@ pub fn target(row: &Row, min_rate: f64, max_p99: Duration) -> String {
         if ok { "met" } else { "MISSED" }
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_aligned() {
+        let rows = [
+            Row {
+                setup: "all-in-one".into(),
+                what: "GET /cluster/NAME".into(),
+                concurrency: Some(16),
+                n: Some(4000),
+                rate: Some(12345.6),
+                p50: Some(Duration::from_micros(1250)),
+                p99: Some(Duration::from_millis(7)),
+                note: String::new(),
+            },
+            Row::note("split AMQP+etcd", "RSS storage", "idle 9.0 MB"),
+        ];
+        let text = table(&rows);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert!(lines[0].starts_with("setup "));
+        assert!(
+            lines[2].contains("12346") && lines[2].contains("1.25") && lines[2].contains("7.00")
+        );
+        // The notes column starts at the same place on every line.
+        let at = lines[0].find("notes").unwrap();
+        assert_eq!(lines[3].find("idle 9.0 MB"), Some(at));
+        // Numbers are aligned right, under their header.
+        let end = |line: &str, text: &str| line.find(text).map(|i| i + text.len());
+        assert_eq!(end(lines[2], "12346"), end(lines[0], "req/s"));
+    }
+
+    #[test]
+    fn targets_say_met_or_missed() {
+        let mut row = Row::note("s", "w", "");
+        row.rate = Some(5000.0);
+        row.p99 = Some(Duration::from_millis(5));
+        assert!(target(&row, 3000.0, Duration::from_millis(20)).ends_with("met"));
+        assert!(target(&row, 10000.0, Duration::from_millis(20)).ends_with("MISSED"));
+    }
+}
