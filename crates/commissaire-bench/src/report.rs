@@ -74,7 +74,15 @@ impl Row {
             self.what.clone(),
             self.concurrency.map(|c| c.to_string()).unwrap_or_default(),
             self.n.map(|n| n.to_string()).unwrap_or_default(),
-            self.rate.map(|r| format!("{r:.0}")).unwrap_or_default(),
+            self.rate
+                .map(|r| {
+                    if r < 100.0 {
+                        format!("{r:.1}")
+                    } else {
+                        format!("{r:.0}")
+                    }
+                })
+                .unwrap_or_default(),
             ms(self.p50).unwrap_or_default(),
             ms(self.p99).unwrap_or_default(),
             self.note.clone(),
