@@ -1,275 +1,502 @@
-//! `commissaire-bench`: prints throughput and p50/p99 latency of
-//! `storage.get` round trips (AMQP+etcd, in-process+redb) and of
-//! authenticated REST reads (`GET /api/v0/cluster/NAME`, `GET /api/v0/hosts`
-//! with 1,000 hosts stored) over AMQP+etcd and all-in-one, at concurrency 1
-//! and 16. Needs the test bed (run it through `scripts/bench.sh`).
+//! `commissaire-bench`: brings up the real stack and prints one table of
+//! measurements, for the all-in-one binary (`commissaire`: in-process bus,
+//! redb) and for the split daemons over AMQP+etcd and Redis+etcd:
+//!
+//! * REST: `GET /cluster/NAME`, `GET /hosts` with 1,000 and 10,000 hosts
+//!   stored, `PUT /host/ADDR` (create), each at concurrency 1 and 16;
+//! * bus round trips (`storage.get`) over AMQP, Redis and in-process;
+//! * rolling restart overhead per host on test sshd hosts (split, AMQP);
+//! * watcher checks per second on 50 test sshd hosts (split, AMQP);
+//! * resident memory of every process idle and under load;
+//! * a load test: N clients for S seconds mixing reads and writes, then a
+//!   check that no write was lost (exit status 1 on any error).
+//!
+//! Needs the test bed and the release binaries: run it through
+//! `scripts/bench.sh`, which provides both.
 
-use std::sync::Arc;
+mod bus;
+mod load;
+mod measure;
+mod memory;
+mod report;
+mod rest;
+mod rolling;
+mod stack;
+mod watcher;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::Parser;
-use commissaire_bus::{Bus, InProcessBus};
-use commissaire_http::{ServerArgs, ServerConfig};
-use commissaire_storage::StorageRouter;
+use clap::{Parser, ValueEnum};
 use commissaire_testkit as testkit;
-use serde_json::json;
 
-/// Benchmark options.
+use crate::memory::Peaks;
+use crate::report::Row;
+use crate::stack::{AllInOne, Setup, Split};
+
+/// What to run: everything (`run`, the default) or only the load test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// The measurements chosen with --only (default: all of them).
+    Run,
+    /// The load test only (same as `--only load`).
+    Load,
+}
+
+/// A stack to run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SetupArg {
+    /// The all-in-one binary.
+    AllInOne,
+    /// The split daemons over RabbitMQ, etcd.
+    Amqp,
+    /// The split daemons over Redis, etcd.
+    Redis,
+}
+
+impl From<SetupArg> for Setup {
+    fn from(s: SetupArg) -> Setup {
+        match s {
+            SetupArg::AllInOne => Setup::AllInOne,
+            SetupArg::Amqp => Setup::Amqp,
+            SetupArg::Redis => Setup::Redis,
+        }
+    }
+}
+
+/// A group of measurements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+enum Part {
+    /// REST req/s and p50/p99: cluster GET, host list (1k, 10k hosts), host create.
+    Rest,
+    /// Bus round trips (storage.get) over AMQP, Redis, in-process.
+    Bus,
+    /// Rolling restart overhead per host (split AMQP+etcd, test sshd hosts).
+    Rolling,
+    /// Watcher checks per second (split AMQP+etcd, test sshd hosts).
+    Watcher,
+    /// Resident memory of every process, idle and under load.
+    Memory,
+    /// The mixed load test (--clients for --seconds), with the lost-write check.
+    Load,
+}
+
+/// Benchmarks of the real Commissaire stack. Prints one table: setup, what,
+/// concurrency, n, req/s, p50, p99 and notes (targets, memory, breakdowns).
+/// By default every part runs, the 60 s load test included; `--quick`
+/// makes every count small. Exits 1 if a measurement failed, a request
+/// errored, or the load test found a lost write.
 #[derive(Debug, Parser)]
+#[command(name = "commissaire-bench")]
 struct Cli {
-    /// Requests per storage.get measurement.
-    #[arg(long, default_value_t = 4000)]
-    storage_requests: usize,
+    /// `run` (default) or `load` (only the load test).
+    #[arg(value_enum, default_value = "run")]
+    mode: Mode,
+    /// The parts to run (comma separated).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Part::Rest, Part::Bus, Part::Rolling, Part::Watcher, Part::Memory, Part::Load])]
+    only: Vec<Part>,
+    /// The stacks for the REST, bus and memory parts (comma separated).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [SetupArg::AllInOne, SetupArg::Amqp, SetupArg::Redis])]
+    setups: Vec<SetupArg>,
+    /// Small counts and short windows, for a quick look.
+    #[arg(long)]
+    quick: bool,
     /// Requests per cluster GET measurement.
     #[arg(long, default_value_t = 4000)]
     cluster_requests: usize,
-    /// Requests per hosts-list measurement.
+    /// Requests per host-list measurement with 1,000 hosts.
     #[arg(long, default_value_t = 200)]
     hosts_requests: usize,
-    /// Hosts stored for the hosts-list measurement.
-    #[arg(long, default_value_t = 1000)]
-    hosts: usize,
+    /// Requests per host-list measurement with 10,000 hosts.
+    #[arg(long, default_value_t = 40)]
+    hosts_10k_requests: usize,
+    /// Hosts created per host-create measurement.
+    #[arg(long, default_value_t = 300)]
+    create_requests: usize,
+    /// Calls per bus round-trip measurement.
+    #[arg(long, default_value_t = 4000)]
+    bus_requests: usize,
+    /// Test sshd hosts restarted in the rolling restart.
+    #[arg(long, default_value_t = 5)]
+    rolling_hosts: usize,
+    /// Seconds a test host stays down when "restarted".
+    #[arg(long, default_value_t = 3.0)]
+    restart_down_seconds: f64,
+    /// Test sshd hosts the watcher checks.
+    #[arg(long, default_value_t = 50)]
+    watcher_hosts: usize,
+    /// Seconds over which watcher checks are counted.
+    #[arg(long, default_value_t = 30)]
+    watcher_seconds: u64,
+    /// The watcher's interval (seconds) during the measurement.
+    #[arg(long, default_value_t = 1.0)]
+    watcher_interval: f64,
+    /// The watcher's concurrency during the measurement (its default is 10).
+    #[arg(long, default_value_t = 10)]
+    watcher_concurrency: usize,
+    /// Load test: concurrent clients.
+    #[arg(long, default_value_t = 50)]
+    clients: usize,
+    /// Load test: seconds.
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+    /// Load test: the stack.
+    #[arg(long, value_enum, default_value = "amqp")]
+    load_setup: SetupArg,
 }
 
-/// Runs `total` calls of `call` with `concurrency` callers; prints a line.
-async fn measure<F, Fut>(label: &str, total: usize, concurrency: usize, call: F)
-where
-    F: Fn() -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
-{
-    let per_caller = total / concurrency;
-    let start = Instant::now();
-    let callers = (0..concurrency).map(|_| {
-        let call = call.clone();
-        tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(per_caller);
-            for _ in 0..per_caller {
-                let t = Instant::now();
-                call().await.expect("request failed");
-                latencies.push(t.elapsed());
-            }
-            latencies
-        })
-    });
-    let mut latencies: Vec<Duration> = Vec::new();
-    for caller in futures::future::join_all(callers).await {
-        latencies.extend(caller.expect("caller task"));
+impl Cli {
+    fn quick(&mut self) {
+        self.cluster_requests = self.cluster_requests.min(500);
+        self.hosts_requests = self.hosts_requests.min(40);
+        self.hosts_10k_requests = self.hosts_10k_requests.min(10);
+        self.create_requests = self.create_requests.min(50);
+        self.bus_requests = self.bus_requests.min(500);
+        self.watcher_seconds = self.watcher_seconds.min(10);
+        self.seconds = self.seconds.min(10);
     }
-    let elapsed = start.elapsed();
-    latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
-    println!(
-        "{label:<48} c={concurrency:<3} n={:<6} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms",
-        latencies.len(),
-        latencies.len() as f64 / elapsed.as_secs_f64(),
-        pct(0.50).as_secs_f64() * 1e3,
-        pct(0.99).as_secs_f64() * 1e3,
-    );
+
+    fn has(&self, part: Part) -> bool {
+        self.only.contains(&part)
+    }
 }
 
-async fn etcd_router() -> anyhow::Result<StorageRouter> {
-    Ok(StorageRouter::from_config(Some(&json!({
-        "type": "etcd", "server_url": format!("http://{}", testkit::etcd_endpoint()), "prefix": testkit::etcd_prefix()
-    })))
-    .await?)
+/// Hosts stored for the small and the large host list.
+const SMALL: usize = 1000;
+const LARGE: usize = 10_000;
+/// Members of the cluster read by the cluster GET measurement.
+const MEMBERS: usize = 3;
+
+/// Prints a row as soon as it is measured (stderr), and keeps it.
+struct Rows(Vec<Row>);
+
+impl Rows {
+    fn add(&mut self, rows: Vec<Row>) {
+        for r in rows {
+            eprintln!(
+                "{}",
+                report::table(std::slice::from_ref(&r))
+                    .lines()
+                    .nth(2)
+                    .unwrap_or("")
+            );
+            self.0.push(r);
+        }
+    }
 }
 
-async fn redb_router(dir: &tempfile::TempDir) -> anyhow::Result<StorageRouter> {
-    Ok(StorageRouter::from_config(Some(
-        &json!({"type": "redb", "path": dir.path().join("bench.redb")}),
-    ))
-    .await?)
-}
-
-async fn bench_storage_get(
-    label: &str,
-    bus: Bus,
-    router: StorageRouter,
-    total: usize,
-) -> anyhow::Result<()> {
-    let _service =
-        commissaire_storage::start(router, bus.clone(), commissaire_service::DEFAULT_WORKERS)
+/// The all-in-one: REST (1k then 10k hosts) and its memory.
+async fn all_in_one(cli: &Cli, rows: &mut Rows) -> anyhow::Result<()> {
+    let setup = Setup::AllInOne.label();
+    let rest = cli.has(Part::Rest);
+    let mut aio = AllInOne::new()?;
+    if rest {
+        aio.seeder()?
+            .save_all("Host", &rest::seeded_hosts(0, SMALL))
             .await?;
-    let t = Duration::from_secs(10);
-    bus.request(
-        "storage.save",
-        json!({"model_type_name": "Network", "model_json_data": {"name": "bench"}}),
-        t,
-    )
-    .await?;
-    for concurrency in [1, 16] {
-        let bus = bus.clone();
-        measure(label, total, concurrency, move || {
-            let bus = bus.clone();
-            async move {
-                bus.request(
-                    "storage.get",
-                    json!({"model_type_name": "Network", "model_json_data": {"name": "bench"}}),
-                    t,
-                )
-                .await?;
-                Ok(())
-            }
-        })
-        .await;
     }
+    aio.start().await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = memory::snapshot(&aio.procs());
+    let mut load: BTreeMap<String, Peaks> = BTreeMap::new();
+    if rest {
+        let api = aio.api.clone();
+        let members: Vec<String> = (0..MEMBERS).map(stack::seeded_address).collect();
+        rest::join(&api, "bench", &members).await?;
+        let procs = aio.procs();
+        let mut create_peaks = Peaks::default();
+        let peaks = load.entry("REST c=16".into()).or_default();
+        let r = rest::get_rows(
+            setup,
+            "GET /cluster/NAME",
+            &api,
+            "/api/v0/cluster/bench",
+            cli.cluster_requests,
+            &procs,
+            peaks,
+        )
+        .await;
+        rows.add(
+            r.into_iter()
+                .map(|r| rest::cluster_target(r, 10_000.0))
+                .collect(),
+        );
+        let r = rest::get_rows(
+            setup,
+            "GET /hosts (1k hosts)",
+            &api,
+            "/api/v0/hosts",
+            cli.hosts_requests,
+            &procs,
+            peaks,
+        )
+        .await;
+        rows.add(r);
+        rows.add(
+            rest::host_create_rows(
+                setup,
+                &api,
+                cli.create_requests,
+                &stack::ssh_key_b64()?,
+                &procs,
+                &mut create_peaks,
+            )
+            .await?,
+        );
+        // 10k hosts: stopped, seeded through the redb file, started again.
+        aio.stop();
+        aio.seeder()?
+            .save_all("Host", &rest::seeded_hosts(SMALL, LARGE - SMALL))
+            .await?;
+        aio.start().await?;
+        let procs = aio.procs();
+        let r = rest::get_rows(
+            setup,
+            "GET /hosts (10k hosts)",
+            &api,
+            "/api/v0/hosts",
+            cli.hosts_10k_requests,
+            &procs,
+            peaks,
+        )
+        .await;
+        rows.add(r.into_iter().map(rest::list_target).collect());
+        load.insert("host create".into(), create_peaks);
+    }
+    if cli.has(Part::Memory) {
+        rows.add(memory::rows(setup, &aio.procs(), &idle, &load));
+    }
+    aio.stop();
     Ok(())
 }
 
-/// Starts a storage service and the REST server on `bus`; returns the base URL.
-async fn start_stack(
-    bus: Bus,
-    router: StorageRouter,
-    users: &std::path::Path,
-    bus_uri: &str,
-) -> anyhow::Result<String> {
-    std::mem::forget(
-        commissaire_storage::start(router, bus.clone(), commissaire_service::DEFAULT_WORKERS)
-            .await?,
-    );
-    let args = ServerArgs {
-        no_config_file: true,
-        authentication_plugins: vec![format!("httpbasicauth:filepath={}", users.display())],
-        ..Default::default()
-    };
-    let config = ServerConfig::resolve(&args, bus_uri)?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { commissaire_http::serve_on(listener, config, bus).await });
-    Ok(base)
-}
-
-async fn bench_http(label: &str, base: String, bus: Bus, cli: &Cli) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .build()?;
-    let put = |path: String, body: serde_json::Value| {
-        let client = client.clone();
-        let base = base.clone();
-        async move {
-            let r = client
-                .put(format!("{base}{path}"))
-                .basic_auth("a", Some("a"))
-                .json(&body)
-                .send()
-                .await?;
-            anyhow::ensure!(r.status().is_success(), "PUT {path}: {}", r.status());
-            anyhow::Ok(())
-        }
-    };
-    // wait for the default network
-    for _ in 0..100 {
-        if put("/api/v0/cluster/bench".into(), json!({})).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+/// A split stack: bus round trips, REST, rolling restart and watcher (AMQP
+/// only), and the daemons' memory.
+async fn split(
+    cli: &Cli,
+    setup_kind: Setup,
+    selected: bool,
+    rows: &mut Rows,
+) -> anyhow::Result<()> {
+    let setup = setup_kind.label();
+    let mut s = Split::start(setup_kind).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let procs = s.procs();
+    let idle = memory::snapshot(&procs);
+    let mut load: BTreeMap<String, Peaks> = BTreeMap::new();
+    if selected && cli.has(Part::Bus) {
+        rows.add(bus::storage_get_rows(setup, s.bus.clone(), cli.bus_requests).await?);
     }
-    let t = Duration::from_secs(30);
-    let hosts: Vec<serde_json::Value> = (0..cli.hosts)
-        .map(|i| json!({"address": format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256), "status": "active", "os": "fedora", "cpus": 4, "memory": 8_000_000, "space": 50_000_000}))
-        .collect();
-    for chunk in hosts.chunks(100) {
-        bus.request(
-            "storage.save",
-            json!({"model_type_name": "Host", "model_json_data": chunk}),
-            t,
-        )
-        .await?;
-    }
-    let members: Vec<&serde_json::Value> = hosts.iter().take(3).map(|h| &h["address"]).collect();
-    let cluster = bus
-        .request(
-            "storage.get",
-            json!({"model_type_name": "Cluster", "model_json_data": {"name": "bench"}}),
-            t,
-        )
-        .await?;
-    let mut next = cluster.clone();
-    next["hostset"] = json!(members);
-    bus.request(
-        "storage.save",
-        json!({"model_type_name": "Cluster", "model_json_data": next}),
-        t,
-    )
-    .await?;
-    for (what, path, total) in [
-        (
-            "GET /api/v0/cluster/bench",
+    if selected && cli.has(Part::Rest) {
+        let api = s.api.clone();
+        let seeder = s.seeder();
+        seeder
+            .save_all("Host", &rest::seeded_hosts(0, SMALL))
+            .await?;
+        let members: Vec<String> = (0..MEMBERS).map(stack::seeded_address).collect();
+        rest::join(&api, "bench", &members).await?;
+        let mut create_peaks = Peaks::default();
+        let peaks = load.entry("REST c=16".into()).or_default();
+        let r = rest::get_rows(
+            setup,
+            "GET /cluster/NAME",
+            &api,
             "/api/v0/cluster/bench",
             cli.cluster_requests,
-        ),
-        (
-            "GET /api/v0/hosts (1000 hosts)",
+            &procs,
+            peaks,
+        )
+        .await;
+        rows.add(
+            r.into_iter()
+                .map(|r| {
+                    if setup_kind == Setup::Amqp {
+                        rest::cluster_target(r, 3_000.0)
+                    } else {
+                        r
+                    }
+                })
+                .collect(),
+        );
+        let r = rest::get_rows(
+            setup,
+            "GET /hosts (1k hosts)",
+            &api,
             "/api/v0/hosts",
             cli.hosts_requests,
-        ),
-    ] {
-        for concurrency in [1, 16] {
-            let client = client.clone();
-            let url = format!("{base}{path}");
-            measure(&format!("{label}: {what}"), total, concurrency, move || {
-                let client = client.clone();
-                let url = url.clone();
-                async move {
-                    let r = client.get(&url).basic_auth("a", Some("a")).send().await?;
-                    anyhow::ensure!(r.status() == 200, "GET {url}: {}", r.status());
-                    r.bytes().await?;
-                    Ok(())
-                }
-            })
+            &procs,
+            peaks,
+        )
+        .await;
+        rows.add(r);
+        rows.add(
+            rest::host_create_rows(
+                setup,
+                &api,
+                cli.create_requests,
+                &stack::ssh_key_b64()?,
+                &procs,
+                &mut create_peaks,
+            )
+            .await?,
+        );
+        seeder
+            .save_all("Host", &rest::seeded_hosts(SMALL, LARGE - SMALL))
+            .await?;
+        let r = rest::get_rows(
+            setup,
+            "GET /hosts (10k hosts)",
+            &api,
+            "/api/v0/hosts",
+            cli.hosts_10k_requests,
+            &procs,
+            peaks,
+        )
+        .await;
+        rows.add(r.into_iter().map(rest::list_target).collect());
+        load.insert("host create".into(), create_peaks);
+    }
+    let ssh_needed =
+        (cli.has(Part::Rolling) || cli.has(Part::Watcher)) && setup_kind == Setup::Amqp;
+    if ssh_needed {
+        let hosts = testkit::ssh_hosts();
+        let key = stack::ssh_key_b64()?;
+        if cli.has(Part::Rolling) {
+            anyhow::ensure!(
+                hosts.len() >= cli.rolling_hosts,
+                "the test bed has {} ssh hosts, the rolling restart needs {}",
+                hosts.len(),
+                cli.rolling_hosts
+            );
+            let peaks = load.entry("rolling restart".into()).or_default();
+            let r = rolling::rolling_rows(
+                &mut s,
+                &hosts[..cli.rolling_hosts],
+                &key,
+                cli.restart_down_seconds,
+                peaks,
+            )
             .await;
+            rows.add(r.context("rolling restart")?);
         }
+        if cli.has(Part::Watcher) {
+            anyhow::ensure!(
+                hosts.len() >= cli.watcher_hosts,
+                "the test bed has {} ssh hosts, the watcher measurement needs {} (scripts/testbed.sh up STATE {})",
+                hosts.len(),
+                cli.watcher_hosts,
+                cli.watcher_hosts
+            );
+            let bench = watcher::WatcherBench {
+                interval: cli.watcher_interval,
+                concurrency: cli.watcher_concurrency,
+                window: Duration::from_secs(cli.watcher_seconds),
+            };
+            let peaks = load.entry("watcher run".into()).or_default();
+            let r = watcher::watcher_rows(&mut s, &hosts[..cli.watcher_hosts], &key, &bench, peaks)
+                .await;
+            rows.add(r.context("watcher")?);
+        }
+    }
+    if selected && cli.has(Part::Memory) {
+        rows.add(memory::rows(setup, &procs, &idle, &load));
     }
     Ok(())
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let cli = Cli::parse();
-    let dir = tempfile::tempdir()?;
-    let users = dir.path().join("users.json");
-    // A realistic cost-12 hash: the server's credential cache pays it once.
-    std::fs::write(
-        &users,
-        json!({"a": {"hash": bcrypt::hash("a", 12)?}}).to_string(),
-    )?;
-    println!("# storage.get round trips");
-    let amqp = testkit::fresh_vhost();
-    let bus = commissaire_bus::connect(&amqp, "commissaire", Duration::from_secs(10))
-        .await
-        .context("AMQP")?;
-    bench_storage_get(
-        "storage.get AMQP+etcd",
-        bus,
-        etcd_router().await?,
-        cli.storage_requests,
-    )
-    .await?;
-    let bus: Bus = Arc::new(InProcessBus::new());
-    bench_storage_get(
-        "storage.get in-process+redb",
-        bus,
-        redb_router(&dir).await?,
-        cli.storage_requests,
-    )
-    .await?;
-
-    println!("# REST reads, HTTP basic auth (bcrypt cost 12)");
-    let amqp = testkit::fresh_vhost();
-    let bus = commissaire_bus::connect(&amqp, "commissaire", Duration::from_secs(10)).await?;
-    let base = start_stack(bus.clone(), etcd_router().await?, &users, &amqp).await?;
-    bench_http("AMQP+etcd", base, bus, &cli).await?;
-    let redb_dir = tempfile::tempdir()?;
-    let bus: Bus = Arc::new(InProcessBus::new());
-    let base = start_stack(
-        bus.clone(),
-        redb_router(&redb_dir).await?,
-        &users,
-        "inprocess://",
-    )
-    .await?;
-    bench_http("all-in-one (in-process+redb)", base, bus, &cli).await?;
-    Ok(())
+    let mut cli = Cli::parse();
+    if cli.mode == Mode::Load {
+        cli.only = vec![Part::Load];
+    }
+    if cli.quick {
+        cli.quick();
+    }
+    let started = Instant::now();
+    let mut rows = Rows(Vec::new());
+    let mut failed = false;
+    let setups: BTreeSet<Setup> = cli.setups.iter().map(|s| Setup::from(*s)).collect();
+    let per_setup = [
+        Part::Rest,
+        Part::Bus,
+        Part::Memory,
+        Part::Rolling,
+        Part::Watcher,
+    ]
+    .iter()
+    .any(|p| cli.has(*p));
+    if per_setup {
+        for setup in [Setup::AllInOne, Setup::Amqp, Setup::Redis] {
+            let measured = [Part::Rest, Part::Bus, Part::Memory]
+                .iter()
+                .any(|p| cli.has(*p));
+            let wanted = (setups.contains(&setup) && measured)
+                || (setup == Setup::Amqp && (cli.has(Part::Rolling) || cli.has(Part::Watcher)));
+            if !wanted {
+                continue;
+            }
+            eprintln!("# {}", setup.label());
+            let result = match setup {
+                Setup::AllInOne if cli.has(Part::Rest) || cli.has(Part::Memory) => {
+                    all_in_one(&cli, &mut rows).await
+                }
+                Setup::AllInOne => Ok(()),
+                other => split(&cli, other, setups.contains(&other), &mut rows).await,
+            };
+            if let Err(e) = result {
+                eprintln!("{}: FAILED: {e:#}", setup.label());
+                rows.add(vec![Row::note(setup.label(), "FAILED", format!("{e:#}"))]);
+                failed = true;
+            }
+        }
+        if cli.has(Part::Bus) {
+            eprintln!("# in-process");
+            match bus::in_process_rows(cli.bus_requests).await {
+                Ok(r) => rows.add(r),
+                Err(e) => {
+                    rows.add(vec![Row::note(
+                        "in-process+redb",
+                        "FAILED",
+                        format!("{e:#}"),
+                    )]);
+                    failed = true;
+                }
+            }
+        }
+    }
+    if cli.has(Part::Load) {
+        let options = load::LoadOptions {
+            clients: cli.clients,
+            seconds: cli.seconds,
+            pool: 4,
+        };
+        match load::run(cli.load_setup.into(), &options).await {
+            Ok(outcome) => {
+                failed |= outcome.errors > 0 || outcome.mismatches > 0;
+                rows.add(outcome.rows);
+            }
+            Err(e) => {
+                rows.add(vec![Row::note("load", "FAILED", format!("{e:#}"))]);
+                failed = true;
+            }
+        }
+    }
+    println!();
+    println!(
+        "# commissaire-bench, {} cores, {:.0} s",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        started.elapsed().as_secs_f64()
+    );
+    print!("{}", report::table(&rows.0));
+    failed |= rows.0.iter().any(|r| r.note.contains("ERRORS"));
+    if failed {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    }
 }
