@@ -144,6 +144,10 @@ struct Cli {
     /// Load test: the stack.
     #[arg(long, value_enum, default_value = "amqp")]
     load_setup: SetupArg,
+    /// The servers' --read-cache-seconds (default: theirs, 2 s); 0 measures
+    /// every GET going to storage.
+    #[arg(long)]
+    read_cache_seconds: Option<f64>,
 }
 
 impl Cli {
@@ -415,6 +419,9 @@ async fn main() -> std::process::ExitCode {
     if cli.quick {
         cli.quick();
     }
+    if let Some(seconds) = cli.read_cache_seconds {
+        let _ = stack::READ_CACHE_SECONDS.set(seconds);
+    }
     let started = Instant::now();
     let mut rows = Rows(Vec::new());
     let mut failed = false;
@@ -486,11 +493,16 @@ async fn main() -> std::process::ExitCode {
     }
     println!();
     println!(
-        "# commissaire-bench, {} cores, {:.0} s",
+        "# commissaire-bench, {} cores, {:.0} s, server read cache: {}",
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        match cli.read_cache_seconds {
+            Some(0.0) => "off".to_string(),
+            Some(s) => format!("{s} s"),
+            None => "default (2 s)".to_string(),
+        }
     );
     print!("{}", report::table(&rows.0));
     failed |= rows.0.iter().any(|r| r.note.contains("ERRORS"));

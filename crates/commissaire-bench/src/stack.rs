@@ -24,6 +24,9 @@ pub const BCRYPT_COST: u32 = 12;
 /// Bus call time limit.
 pub const BUS_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The servers' `--read-cache-seconds`, when the bench was given one.
+pub static READ_CACHE_SECONDS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+
 /// The stacks the bench knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Setup {
@@ -257,7 +260,11 @@ impl AllInOne {
             .create(true)
             .append(true)
             .open(self.dir.path().join("commissaire.log"))?;
-        let child = Command::new(daemons::binary("commissaire"))
+        let mut command = Command::new(daemons::binary("commissaire"));
+        if let Some(seconds) = READ_CACHE_SECONDS.get() {
+            command.args(["--read-cache-seconds", &seconds.to_string()]);
+        }
+        let child = command
             .arg("--no-config-file")
             .args(["--listen-interface", "127.0.0.1"])
             .args(["--listen-port", &self.port.to_string()])
@@ -365,6 +372,9 @@ impl Split {
             match daemon {
                 daemons::Daemon::Server => {
                     stack.configure(daemon, "bus-exchange", json!(exchange));
+                    if let Some(seconds) = READ_CACHE_SECONDS.get() {
+                        stack.configure(daemon, "read-cache-seconds", json!(seconds));
+                    }
                 }
                 _ => stack.configure(daemon, "bus_exchange", json!(exchange)),
             }
