@@ -9,6 +9,8 @@
 #   scripts/testbed.sh rabbitmqctl STATE_DIR ARGS...   e.g. stop_app / start_app / close_all_connections
 #   scripts/testbed.sh sshd-stop STATE_DIR I    stop ssh host I (1-based), incl. open sessions
 #   scripts/testbed.sh sshd-start STATE_DIR I   start ssh host I again (same address, key, hostname)
+#   scripts/testbed.sh etcd-stop STATE_DIR      stop etcd (by PID; its data dir is kept)
+#   scripts/testbed.sh etcd-start STATE_DIR     start etcd again (same data dir and ports), wait until healthy
 #
 # Environment (read by `up` only; saved in STATE_DIR/config for the other subcommands):
 #   ETCD_PORT (23790; peer port is +10)  AMQP_PORT (5672; dist port is +20000)
@@ -27,7 +29,7 @@ MARKER=.commissaire-testbed
 die() { echo "testbed: $*" >&2; exit 1; }
 log() { echo "testbed: $*" >&2; }
 
-usage() { sed -n '2,20p' "$SELF" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,22p' "$SELF" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 [ $# -ge 2 ] || usage
 CMD=$1; shift
@@ -157,6 +159,33 @@ stop_sshd() {    # I
   rm -f "$H/sshd.pid"
 }
 
+# ---------------------------------------------------------------- etcd
+# etcd runs as root: etcd 3.4 allows it, and a nobody-owned etcd would need every
+# parent of STATE_DIR to be world-traversable. Same data dir and ports on every
+# start, so `etcd-stop` / `etcd-start` is a restart that keeps the records.
+start_etcd() {
+  mkdir -p "$S/etcd"
+  setsid etcd --name tb --data-dir "$S/etcd/data" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 10))" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 10))" \
+    --initial-cluster "tb=http://127.0.0.1:$((ETCD_PORT + 10))" \
+    --heartbeat-interval=10 --election-timeout=100 \
+    --logger zap --log-outputs "$S/etcd/etcd.log" </dev/null >>"$S/etcd/stdout.log" 2>&1 &
+  echo $! > "$S/pids/etcd"
+}
+
+# wait_etcd SECONDS: until etcd answers /health with true
+wait_etcd() {
+  wait_tcp 127.0.0.1 "$ETCD_PORT" "$1" || return 1
+  local end=$(( $(date +%s) + $1 ))
+  until curl -sf -m 2 "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; do
+    [ "$(date +%s)" -lt "$end" ] || { log "timeout waiting for etcd health"; return 1; }
+    alive "$(readpid "$S/pids/etcd")" || { log "etcd died"; return 1; }
+    sleep 0.05
+  done
+}
+
 # ---------------------------------------------------------------- up
 # q STRING: single-quote for the shell
 q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
@@ -238,17 +267,8 @@ EOF
   # inspection; a later `down` removes the dir).
   trap 'rc=$?; if [ $rc -ne 0 ]; then log "up FAILED (rc=$rc), log tails:"; show_logs; do_stop; fi' EXIT
 
-  # -- etcd (runs as root: etcd 3.4 allows it, and a nobody-owned etcd would need
-  #    every parent of STATE_DIR to be world-traversable)
-  mkdir -p "$S/etcd"
-  setsid etcd --name tb --data-dir "$S/etcd/data" \
-    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-    --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 10))" \
-    --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 10))" \
-    --initial-cluster "tb=http://127.0.0.1:$((ETCD_PORT + 10))" \
-    --heartbeat-interval=10 --election-timeout=100 \
-    --logger zap --log-outputs "$S/etcd/etcd.log" </dev/null >"$S/etcd/stdout.log" 2>&1 &
-  echo $! > "$S/pids/etcd"
+  # -- etcd
+  start_etcd
 
   # -- redis (no persistence)
   mkdir -p "$S/redis"
@@ -289,13 +309,8 @@ EOF
   echo $! > "$S/pids/rabbitmq"
 
   # -- readiness
-  wait_tcp 127.0.0.1 "$ETCD_PORT" "$timeout"
-  local end=$(( $(date +%s) + timeout ))
-  until curl -sf -m 2 "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; do
-    [ "$(date +%s)" -lt "$end" ] || { log "timeout waiting for etcd health"; return 1; }
-    alive "$(readpid "$S/pids/etcd")" || { log "etcd died"; return 1; }
-    sleep 0.05
-  done
+  wait_etcd "$timeout"
+  local end
   wait_tcp 127.0.0.1 "$REDIS_PORT" "$timeout"
   for i in $(seq 1 "$N_SSH"); do wait_tcp "$(host_addr "$i")" 22 "$timeout"; done
   end=$(( $(date +%s) + timeout ))
@@ -406,6 +421,15 @@ case "$CMD" in
   rabbitmqctl)
     load_config
     rmqctl "$@" ;;
+  etcd-stop)
+    load_config
+    stop_pid etcd "$(readpid "$S/pids/etcd")" 10
+    wait_tcp_closed 127.0.0.1 "$ETCD_PORT" 10 ;;
+  etcd-start)
+    load_config
+    if alive "$(readpid "$S/pids/etcd")"; then log "etcd already running"; exit 0; fi
+    start_etcd
+    wait_etcd "${TESTBED_TIMEOUT:-60}" ;;
   sshd-stop|sshd-start)
     load_config
     [ $# -ge 1 ] || usage

@@ -49,6 +49,36 @@ pub fn rabbitmqctl(args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Runs `scripts/testbed.sh SUBCOMMAND STATE ARGS...` on the running test
+/// bed (`COMMISSAIRE_TEST_TESTBED`, `COMMISSAIRE_TEST_STATE`) and returns its
+/// standard output; panics when it fails.
+pub fn testbed(subcommand: &str, args: &[&str]) -> String {
+    let output = Command::new(var("COMMISSAIRE_TEST_TESTBED"))
+        .arg(subcommand)
+        .arg(var("COMMISSAIRE_TEST_STATE"))
+        .args(args)
+        .output()
+        .expect("run testbed.sh");
+    assert!(
+        output.status.success(),
+        "testbed.sh {subcommand} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Stops the test bed's etcd (by PID; its data is kept). Every test using
+/// etcd fails meanwhile: only tests that serialise themselves may call it.
+pub fn etcd_stop() {
+    testbed("etcd-stop", &[]);
+}
+
+/// Starts the test bed's etcd again (same data and ports) and waits until it is healthy.
+pub fn etcd_start() {
+    testbed("etcd-start", &[]);
+}
+
 /// Creates a fresh vhost on the test broker and returns its AMQP URI, so a
 /// test's queues and exchanges are its own.
 pub fn fresh_vhost() -> String {
