@@ -466,6 +466,19 @@ impl Api {
         check_address("address", address)?;
         let cluster = self.get_cluster_record(name).await?;
         if cluster.hostset.iter().any(|a| a == address) {
+            // A join whose registration failed (503 while containermgr was
+            // down) left the host a member that is still `disassociated`:
+            // registering it now (idempotent) makes the client's retry
+            // complete the join instead of answering 200 for a node that
+            // the manager never got.
+            if !cluster.container_manager.is_empty()
+                && self
+                    .get_opt::<Host>(json!({"address": address}))
+                    .await?
+                    .is_some_and(|h| h.status == HostState::Disassociated)
+            {
+                self.register_member(&cluster, address).await?;
+            }
             return ok(json!([address]));
         }
         self.joinable(address).await?;
