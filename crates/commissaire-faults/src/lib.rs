@@ -1,0 +1,410 @@
+//! Commissaire's fault-injection suite (issue 8), run with the rest of the
+//! workspace's tests by `scripts/test.sh` (and so by `.ci/run`).
+//!
+//! Every test starts the real split stack ([`SplitStack`]: the server and the
+//! daemon binaries, on a fresh RabbitMQ vhost and etcd prefix of the test
+//! bed) and breaks something for real: `kill -9` of a daemon, a RabbitMQ or
+//! etcd restart under load, an SSH host cut mid-operation, garbage on the
+//! server's port and on the bus. The tests then check that no acknowledged
+//! record was lost or corrupted, that no operation stays `in_process`, that
+//! clients got clear errors (503 with a JSON body, never a 500 or a hang)
+//! during the outage and success after it, and that the daemons recovered by
+//! themselves.
+//!
+//! This library holds what the tests share: an HTTP client for the stack
+//! ([`Api`]), a bus client ([`bus`]), polling ([`wait_until`]), guards that
+//! bring the broker and etcd back even when an assertion fails
+//! ([`BrokerDown`], [`EtcdDown`]), and the lock that serialises the tests
+//! ([`serial`]).
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+pub use commissaire_testkit as testkit;
+pub use commissaire_testkit::daemons::{Daemon, SplitStack};
+use serde_json::{Value, json};
+
+/// Seconds the server waits for a backing service before answering 503.
+pub const REQUEST_TIMEOUT: f64 = 2.0;
+
+/// The longest an API call may take: the server's request timeout, plus
+/// room for a few storage calls in one request and a loaded machine.
+pub const HANG_LIMIT: Duration = Duration::from_secs(9);
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Serialises the fault tests of one test binary (they run in parallel
+/// threads otherwise): a broker or etcd restart must not hit another fault
+/// test, and the machine is small. Hold the guard for the whole test.
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().await
+}
+
+/// The stack's configuration for fault tests: the server gives up on a
+/// backing service after [`REQUEST_TIMEOUT`] seconds.
+pub fn stack() -> SplitStack {
+    let mut stack = SplitStack::new(&testkit::fresh_vhost(), 4);
+    stack.configure(Daemon::Server, "request-timeout", json!(REQUEST_TIMEOUT));
+    stack
+}
+
+/// Starts `daemons` and waits until the server serves authenticated reads.
+pub async fn start(stack: &mut SplitStack, daemons: &[Daemon]) {
+    stack.start_all(daemons);
+    assert!(
+        stack.wait_ready(Duration::from_secs(60)).await,
+        "the stack did not come up; server log:\n{}\nstorage log:\n{}",
+        stack.log(Daemon::Server),
+        stack.log(Daemon::Storage)
+    );
+    // The server creates the default network in the background.
+    let api = Api::new(stack);
+    wait_until(
+        Duration::from_secs(30),
+        "the default network exists",
+        || {
+            let api = api.clone();
+            async move {
+                let a = api.get("/api/v0/network/default").await;
+                if a.status == Some(200) {
+                    Ok(())
+                } else {
+                    Err(format!("{a:?}"))
+                }
+            }
+        },
+    )
+    .await;
+}
+
+/// The playbooks of the source tree.
+pub fn playbook_dir() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../playbooks").to_string()
+}
+
+/// The test bed's private key, base64 (the `ssh_priv_key` of a host).
+pub fn key_b64() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .encode(std::fs::read(testkit::ssh_key()).expect("the test bed's key"))
+}
+
+/// One API answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The HTTP status, or `None` when no answer came (connection refused or
+    /// reset, or the client's own time limit).
+    pub status: Option<u16>,
+    /// The JSON body (`null` when there is none or it is not JSON).
+    pub body: Value,
+    /// The raw body text, or the transport error.
+    pub text: String,
+    /// When the request was sent.
+    pub sent: Instant,
+    /// How long it took.
+    pub took: Duration,
+}
+
+impl Answer {
+    /// Whether it is a 503 with a JSON `{"error": "..."}` body.
+    pub fn is_clear_503(&self) -> bool {
+        self.status == Some(503) && self.body["error"].as_str().is_some_and(|e| !e.is_empty())
+    }
+}
+
+/// An HTTP client for the stack's server, as user `a`.
+#[derive(Clone)]
+pub struct Api {
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    /// A client for `stack`'s server; it gives up after 30 s (so a hang is
+    /// seen as a long `took`, not a stuck test).
+    pub fn new(stack: &SplitStack) -> Api {
+        Api {
+            base: stack.base_url.clone(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("http client"),
+        }
+    }
+
+    /// Sends `method path` with an optional raw body.
+    pub async fn send(&self, method: &str, path: &str, body: Option<String>) -> Answer {
+        let sent = Instant::now();
+        let mut request = self
+            .client
+            .request(
+                method.parse().expect("method"),
+                format!("{}{path}", self.base),
+            )
+            .basic_auth("a", Some("a"));
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let text = response.text().await.unwrap_or_default();
+                Answer {
+                    status: Some(status),
+                    body: serde_json::from_str(&text).unwrap_or(Value::Null),
+                    text,
+                    sent,
+                    took: sent.elapsed(),
+                }
+            }
+            Err(e) => Answer {
+                status: None,
+                body: Value::Null,
+                text: e.to_string(),
+                sent,
+                took: sent.elapsed(),
+            },
+        }
+    }
+
+    /// GET.
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send("GET", path, None).await
+    }
+
+    /// PUT with a JSON body.
+    pub async fn put(&self, path: &str, body: Value) -> Answer {
+        self.send("PUT", path, Some(body.to_string())).await
+    }
+
+    /// DELETE.
+    pub async fn delete(&self, path: &str) -> Answer {
+        self.send("DELETE", path, None).await
+    }
+
+    /// GET that must answer 200; returns the body.
+    pub async fn get_ok(&self, path: &str) -> Value {
+        let a = self.get(path).await;
+        assert_eq!(a.status, Some(200), "GET {path}: {a:?}");
+        a.body
+    }
+
+    /// PUT that must answer `status`; returns the body.
+    pub async fn put_expect(&self, path: &str, body: Value, status: u16) -> Value {
+        let a = self.put(path, body).await;
+        assert_eq!(a.status, Some(status), "PUT {path}: {a:?}");
+        a.body
+    }
+
+    /// Adds a host with the test bed's key (the investigator, if it runs,
+    /// investigates it).
+    pub async fn put_host(&self, address: &str) -> Answer {
+        self.put(
+            &format!("/api/v0/host/{address}"),
+            json!({"ssh_priv_key": key_b64(), "remote_user": "root"}),
+        )
+        .await
+    }
+}
+
+/// A bus client on the stack's bus (to read records and publish raw messages).
+pub async fn bus(stack: &SplitStack) -> commissaire_bus::Bus {
+    commissaire_bus::connect(&stack.bus_uri, "commissaire", Duration::from_secs(10))
+        .await
+        .expect("connect to the stack's bus")
+}
+
+/// A record read through `storage.get` (e.g. `("Host", {"address": ...})`).
+pub async fn storage_get(
+    bus: &commissaire_bus::Bus,
+    model: &str,
+    key: Value,
+) -> Result<Value, commissaire_bus::BusError> {
+    bus.request(
+        "storage.get",
+        json!({"model_type_name": model, "model_json_data": key}),
+        Duration::from_secs(5),
+    )
+    .await
+}
+
+/// Saves a record through `storage.save`.
+pub async fn storage_save(bus: &commissaire_bus::Bus, model: &str, record: Value) {
+    bus.request(
+        "storage.save",
+        json!({"model_type_name": model, "model_json_data": record}),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("storage.save {model}: {e}"));
+}
+
+/// Sets a stored host's status as the investigator would (through storage).
+pub async fn set_host_status(bus: &commissaire_bus::Bus, address: &str, status: &str) {
+    let mut host = storage_get(bus, "Host", json!({"address": address}))
+        .await
+        .unwrap_or_else(|e| panic!("host {address}: {e}"));
+    host["status"] = json!(status);
+    host["os"] = json!("fedora");
+    storage_save(bus, "Host", host).await;
+}
+
+/// Polls `probe` every 200 ms until it returns `Some`, for up to `within`;
+/// panics with `what` and the last value seen otherwise.
+pub async fn wait_until<T, F, Fut>(within: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        match probe().await {
+            Ok(v) => return v,
+            Err(last) => assert!(
+                Instant::now() < deadline,
+                "{what}: not within {within:?}; last seen: {last}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Stops the broker (`rabbitmqctl stop_app`) and starts it again when
+/// dropped, also when the test panics.
+pub struct BrokerDown(bool);
+
+impl BrokerDown {
+    /// Stops the broker.
+    pub fn stop() -> BrokerDown {
+        testkit::rabbitmqctl(&["stop_app"]);
+        BrokerDown(true)
+    }
+
+    /// Starts it again now.
+    pub fn restore(mut self) {
+        self.0 = false;
+        testkit::rabbitmqctl(&["start_app"]);
+        testkit::rabbitmqctl(&["await_startup"]);
+    }
+}
+
+impl Drop for BrokerDown {
+    fn drop(&mut self) {
+        if self.0 {
+            testkit::rabbitmqctl(&["start_app"]);
+        }
+    }
+}
+
+/// Stops etcd and starts it again when dropped, also when the test panics.
+pub struct EtcdDown(bool);
+
+impl EtcdDown {
+    /// Stops etcd.
+    pub fn stop() -> EtcdDown {
+        testkit::etcd_stop();
+        EtcdDown(true)
+    }
+
+    /// Starts it again now (waits until it is healthy).
+    pub fn restore(mut self) {
+        self.0 = false;
+        testkit::etcd_start();
+    }
+}
+
+impl Drop for EtcdDown {
+    fn drop(&mut self) {
+        if self.0 {
+            testkit::etcd_start();
+        }
+    }
+}
+
+/// Test scripts that the clusterexec operations run on the hosts (which are
+/// this machine), leaving marker lines in a temporary directory.
+pub struct Markers {
+    /// The directory.
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for Markers {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Markers {
+    /// The scripts: `restart.sh ADDRESS` stops the test bed host's sshd
+    /// (detached, as a reboot would), keeps it down `down_seconds`, starts
+    /// it again, and logs `ADDRESS start|down|up TIME`.
+    pub fn new() -> Markers {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let tb = std::env::var("COMMISSAIRE_TEST_TESTBED").expect("COMMISSAIRE_TEST_TESTBED");
+        let state = std::env::var("COMMISSAIRE_TEST_STATE").expect("COMMISSAIRE_TEST_STATE");
+        let d = dir.path().display().to_string();
+        let restart = format!(
+            r#"#!/bin/sh
+A=$1; I=$(( ${{A##*.}} - 10 ))
+echo "$A start $(date +%s.%N)" >> {d}/restart.log
+setsid -f sh -c "{tb} sshd-stop {state} $I >/dev/null 2>&1; echo \"$A down \$(date +%s.%N)\" >> {d}/restart.log; sleep 2; {tb} sshd-start {state} $I >/dev/null 2>&1; echo \"$A up \$(date +%s.%N)\" >> {d}/restart.log" </dev/null >/dev/null 2>&1
+"#
+        );
+        std::fs::write(dir.path().join("restart.sh"), restart).expect("write restart.sh");
+        let upgrade = format!(
+            "#!/bin/sh\necho \"$1 start $(date +%s.%N)\" >> {d}/upgrade.log\nsleep \"${{2:-0}}\"\necho \"$1 end $(date +%s.%N)\" >> {d}/upgrade.log\n"
+        );
+        std::fs::write(dir.path().join("upgrade.sh"), upgrade).expect("write upgrade.sh");
+        Markers { dir }
+    }
+
+    /// The `ansible_vars` making restarts and upgrades run the scripts
+    /// (an upgrade takes `upgrade_seconds`).
+    pub fn ansible_vars(&self, upgrade_seconds: f64) -> Value {
+        let d = self.dir.path().display();
+        json!({
+            "commissaire_restart_command": format!("sh {d}/restart.sh {{{{ inventory_hostname }}}}"),
+            "commissaire_restart_wait_delay": 0,
+            "commissaire_restart_down_timeout": 20,
+            "commissaire_restart_wait_timeout": 30,
+            "commissaire_upgrade_command": format!("sh {d}/upgrade.sh {{{{ inventory_hostname }}}} {upgrade_seconds}"),
+        })
+    }
+
+    /// Lines of a marker file, split in words (empty if there is none yet).
+    pub fn lines(&self, name: &str) -> Vec<Vec<String>> {
+        std::fs::read_to_string(self.dir.path().join(name))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.split_whitespace().map(str::to_string).collect())
+            .collect()
+    }
+}
+
+/// The members of a JSON list of strings.
+pub fn strs(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until the cluster operation `op` of `cluster` is no longer
+/// `in_process` (reading it through the API) and returns its record.
+pub async fn wait_op_end(api: &Api, cluster: &str, op: &str, within: Duration) -> Value {
+    let path = format!("/api/v0/cluster/{cluster}/{op}");
+    wait_until(within, &format!("the {op} of {cluster} ends"), || async {
+        let a = api.get(&path).await;
+        match a.status {
+            Some(200) if a.body["status"] != "in_process" => Ok(a.body),
+            _ => Err(format!("{a:?}")),
+        }
+    })
+    .await
+}

@@ -1,0 +1,734 @@
+//! kill -9 each daemon while it works, then start it again: nothing
+//! acknowledged is lost, nothing stays in process, clients get 503 (never a
+//! 500 or a hang) while a daemon is down and success once it is back.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use commissaire_faults::*;
+use serde_json::{Value, json};
+
+/// What one client did: every answer, with what it asked for.
+#[derive(Default)]
+struct Log {
+    answers: Vec<(String, Answer)>,
+}
+
+/// A client that creates clusters and hosts and reads them back, in a loop,
+/// until `stop` is set. Returns the names and addresses acknowledged with 201.
+async fn client(
+    api: Api,
+    id: usize,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    log: Arc<Mutex<Log>>,
+) -> (Vec<String>, Vec<String>) {
+    let mut clusters = Vec::new();
+    let mut hosts = Vec::new();
+    let mut i = 0usize;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        i += 1;
+        let name = format!("c{id}-{i}");
+        let a = api
+            .put(
+                &format!("/api/v0/cluster/{name}"),
+                json!({"network": "default"}),
+            )
+            .await;
+        if a.status == Some(201) {
+            clusters.push(name.clone());
+        }
+        log.lock()
+            .unwrap()
+            .answers
+            .push((format!("PUT cluster {name}"), a));
+        let address = format!("10.{id}.{}.{}", i / 200, i % 200 + 1);
+        let a = api.put_host(&address).await;
+        if a.status == Some(201) {
+            hosts.push(address.clone());
+        }
+        log.lock()
+            .unwrap()
+            .answers
+            .push((format!("PUT host {address}"), a));
+        if let Some(known) = clusters.last() {
+            let a = api.get(&format!("/api/v0/cluster/{known}")).await;
+            log.lock()
+                .unwrap()
+                .answers
+                .push((format!("GET cluster {known}"), a));
+        }
+    }
+    (clusters, hosts)
+}
+
+/// Every cluster and host acknowledged is there, intact.
+async fn check_intact(api: &Api, clusters: &[String], hosts: &[String]) {
+    for name in clusters {
+        let body = api.get_ok(&format!("/api/v0/cluster/{name}")).await;
+        assert_eq!(body["name"], name.as_str(), "{body}");
+        assert_eq!(body["network"], "default", "{body}");
+    }
+    for address in hosts {
+        let body = api.get_ok(&format!("/api/v0/host/{address}")).await;
+        assert_eq!(body["address"], address.as_str(), "{body}");
+        let creds = api.get_ok(&format!("/api/v0/host/{address}/creds")).await;
+        assert_eq!(
+            creds["ssh_priv_key"],
+            key_b64(),
+            "the credentials of {address}"
+        );
+    }
+    let listed = api.get_ok("/api/v0/clusters").await;
+    for name in clusters {
+        assert!(strs(&listed).contains(name), "{name} is not listed");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn storage_killed_under_load_then_restarted() {
+    let _serial = serial().await;
+    let mut stack = stack();
+    start(&mut stack, &[Daemon::Storage, Daemon::Server]).await;
+    let api = Api::new(&stack);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let log = Arc::new(Mutex::new(Log::default()));
+    let clients: Vec<_> = (0..3)
+        .map(|id| tokio::spawn(client(api.clone(), id, stop.clone(), log.clone())))
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stack.kill(Daemon::Storage);
+    let killed = Instant::now();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let restarted = Instant::now();
+    stack.start(Daemon::Storage);
+    // Clients succeed again by themselves once storage is back.
+    let api2 = api.clone();
+    wait_until(
+        Duration::from_secs(30),
+        "a write succeeds after the restart",
+        || {
+            let api = api2.clone();
+            async move {
+                let a = api.put("/api/v0/network/after-restart", json!({})).await;
+                if a.status == Some(201) {
+                    Ok(())
+                } else {
+                    Err(format!("{a:?}"))
+                }
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut clusters = Vec::new();
+    let mut hosts = Vec::new();
+    for c in clients {
+        let (c, h) = c.await.unwrap();
+        clusters.extend(c);
+        hosts.extend(h);
+    }
+
+    let log = log.lock().unwrap();
+    let mut outage_503 = 0;
+    for (what, a) in &log.answers {
+        assert!(a.took <= HANG_LIMIT, "{what} took {:?}: {a:?}", a.took);
+        assert!(
+            matches!(a.status, Some(200 | 201 | 503)),
+            "{what}: only success or a clear 503: {a:?}"
+        );
+        if a.status == Some(503) {
+            assert!(a.is_clear_503(), "{what}: a 503 says what is wrong: {a:?}");
+        }
+        // Sent well after the kill and answered before the restart: 503.
+        if a.sent > killed + Duration::from_millis(200) && a.sent + a.took < restarted {
+            assert!(a.is_clear_503(), "{what} during the outage: {a:?}");
+            outage_503 += 1;
+        }
+    }
+    assert!(outage_503 >= 3, "clients kept asking during the outage");
+    let before = log
+        .answers
+        .iter()
+        .filter(|(_, a)| a.status == Some(201) && a.sent + a.took < killed)
+        .count();
+    let after = log
+        .answers
+        .iter()
+        .filter(|(_, a)| a.status == Some(201) && a.sent > restarted)
+        .count();
+    assert!(
+        before > 0 && after > 0,
+        "writes acknowledged before ({before}) and after ({after})"
+    );
+    drop(log);
+    check_intact(&api, &clusters, &hosts).await;
+    println!(
+        "storage kill: {} clusters and {} hosts acknowledged and intact, {outage_503} clear 503s during the outage",
+        clusters.len(),
+        hosts.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn server_killed_then_restarted_serves_the_same_data() {
+    let _serial = serial().await;
+    let mut stack = stack();
+    start(&mut stack, &[Daemon::Storage, Daemon::Server]).await;
+    let api = Api::new(&stack);
+    api.put_expect(
+        "/api/v0/network/n1",
+        json!({"type": "flannel_server", "options": {"address": "192.0.2.1:8080"}}),
+        201,
+    )
+    .await;
+    for name in ["honeynut", "trix"] {
+        api.put_expect(
+            &format!("/api/v0/cluster/{name}"),
+            json!({"network": "n1"}),
+            201,
+        )
+        .await;
+    }
+    for address in ["10.9.0.1", "10.9.0.2"] {
+        assert_eq!(api.put_host(address).await.status, Some(201));
+    }
+    let paths = [
+        "/api/v0/clusters",
+        "/api/v0/cluster/honeynut",
+        "/api/v0/cluster/trix",
+        "/api/v0/network/n1",
+        "/api/v0/networks",
+        "/api/v0/hosts",
+        "/api/v0/host/10.9.0.1",
+        "/api/v0/host/10.9.0.2/creds",
+    ];
+    let mut before = Vec::new();
+    for p in paths {
+        before.push(api.get_ok(p).await);
+    }
+    // A request in flight when the server dies fails at once, it does not hang.
+    let in_flight = {
+        let api = api.clone();
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            for i in 0..400 {
+                answers.push(api.put(&format!("/api/v0/cluster/x{i}"), json!({})).await);
+                if answers.last().unwrap().status.is_none() {
+                    break;
+                }
+            }
+            answers
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stack.kill(Daemon::Server);
+    let answers = in_flight.await.unwrap();
+    let last = answers.last().unwrap();
+    assert_eq!(last.status, None, "the client saw the server go: {last:?}");
+    assert!(last.took < Duration::from_secs(5), "{last:?}");
+    let down = api.get("/api/v0/clusters").await;
+    assert_eq!(down.status, None, "nobody listens: {down:?}");
+    assert!(
+        down.took < Duration::from_secs(2),
+        "refused at once: {down:?}"
+    );
+
+    stack.start(Daemon::Server);
+    assert!(
+        stack.wait_ready(Duration::from_secs(30)).await,
+        "{}",
+        stack.log(Daemon::Server)
+    );
+    for (p, b) in paths.iter().zip(&before) {
+        let mut now = api.get_ok(p).await;
+        let mut b = b.clone();
+        if p.ends_with("clusters") {
+            // The clusters created before the kill are listed too.
+            let mut n = strs(&now);
+            n.retain(|c| !c.starts_with('x'));
+            n.sort();
+            let mut o = strs(&b);
+            o.sort();
+            now = json!(n);
+            b = json!(o);
+        }
+        assert_eq!(now, b, "GET {p} after the restart");
+    }
+    // Every cluster acknowledged before the kill is there.
+    for (i, a) in answers.iter().enumerate() {
+        if a.status == Some(201) {
+            api.get_ok(&format!("/api/v0/cluster/x{i}")).await;
+        }
+    }
+    api.put_expect("/api/v0/cluster/after", json!({}), 201)
+        .await;
+}
+
+/// The hosts of the test bed this file's rolling restart uses (the 5th to
+/// the 7th; the test bed names them SSH_NET.15 to .17).
+fn roll_hosts() -> Vec<String> {
+    testkit::ssh_hosts()[4..7].to_vec()
+}
+
+/// A cluster of `hosts`, each added through the API and made active
+/// through storage (as the investigator would).
+async fn active_cluster(api: &Api, bus: &commissaire_bus::Bus, name: &str, hosts: &[String]) {
+    api.put_expect(&format!("/api/v0/cluster/{name}"), json!({}), 201)
+        .await;
+    for h in hosts {
+        let a = api.put_host(h).await;
+        assert_eq!(a.status, Some(201), "{a:?}");
+        set_host_status(bus, h, "active").await;
+        let a = api
+            .put(&format!("/api/v0/cluster/{name}/hosts/{h}"), json!({}))
+            .await;
+        assert_eq!(a.status, Some(200), "{a:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clusterexec_killed_during_a_rolling_restart_finishes_it_after_its_restart() {
+    let _serial = serial().await;
+    let hosts = roll_hosts();
+    let markers = Markers::new();
+    let mut stack = stack();
+    let lease = 4.0;
+    stack.configure(Daemon::ClusterExec, "playbook_dir", json!(playbook_dir()));
+    stack.configure(
+        Daemon::ClusterExec,
+        "ansible_vars",
+        markers.ansible_vars(1.0),
+    );
+    stack.configure(Daemon::ClusterExec, "lease_seconds", json!(lease));
+    stack.configure(Daemon::ClusterExec, "playbook_timeout_seconds", json!(90));
+    start(
+        &mut stack,
+        &[Daemon::Storage, Daemon::Server, Daemon::ClusterExec],
+    )
+    .await;
+    let api = Api::new(&stack);
+    let bus = bus(&stack).await;
+    active_cluster(&api, &bus, "chex", &hosts).await;
+
+    let a = api.put("/api/v0/cluster/chex/restart", json!({})).await;
+    assert_eq!(a.status, Some(201), "{a:?}");
+    // Kill it once it restarted one host and works on the next.
+    let working = wait_until(
+        Duration::from_secs(90),
+        "the roll reaches the second host",
+        || {
+            let api = api.clone();
+            async move {
+                let r = api.get_ok("/api/v0/cluster/chex/restart").await;
+                if strs(&r["restarted"]).len() == 1 && strs(&r["in_process"]).len() == 1 {
+                    Ok(r)
+                } else {
+                    Err(r.to_string())
+                }
+            }
+        },
+    )
+    .await;
+    let doomed = working["owner"].as_str().expect("an owner").to_string();
+    stack.kill(Daemon::ClusterExec);
+    let killed = Instant::now();
+    // While it is down, the operation is still in process (its lease says whose).
+    let r = api.get_ok("/api/v0/cluster/chex/restart").await;
+    assert_eq!(r["status"], "in_process", "{r}");
+    // A second PUT is refused while it is in process: no duplicate roll.
+    assert_eq!(
+        api.put("/api/v0/cluster/chex/restart", json!({}))
+            .await
+            .status,
+        Some(409)
+    );
+
+    stack.start(Daemon::ClusterExec);
+    let taken = wait_until(
+        Duration::from_secs(30),
+        "the restarted daemon takes the operation over",
+        || {
+            let api = api.clone();
+            let doomed = doomed.clone();
+            async move {
+                let r = api.get_ok("/api/v0/cluster/chex/restart").await;
+                if r["status"] != "in_process" || r["owner"].as_str().is_some_and(|o| o != doomed) {
+                    Ok(killed.elapsed())
+                } else {
+                    Err(r.to_string())
+                }
+            }
+        },
+    )
+    .await;
+    assert!(
+        taken.as_secs_f64() <= lease * 2.0 + 3.0,
+        "took over {taken:?} after the kill (lease {lease} s)"
+    );
+    let end = wait_op_end(&api, "chex", "restart", Duration::from_secs(120)).await;
+    assert_eq!(
+        end["status"],
+        "finished",
+        "{end}\nclusterexec log:\n{}",
+        stack.log(Daemon::ClusterExec)
+    );
+    assert_eq!(strs(&end["restarted"]), hosts, "{end}");
+    assert_eq!(end["in_process"], json!([]), "{end}");
+    assert!(end.get("owner").is_none(), "the lease is gone: {end}");
+    assert!(
+        !end["finished_at"].as_str().unwrap_or_default().is_empty(),
+        "{end}"
+    );
+    // Every host was really restarted (went down and came back).
+    let log = markers.lines("restart.log");
+    for h in &hosts {
+        assert!(
+            log.iter().any(|w| w[0] == *h && w[1] == "up"),
+            "{h} never came back up: {log:?}"
+        );
+    }
+    // The host list of the cluster is intact.
+    let members = api.get_ok("/api/v0/cluster/chex/hosts").await;
+    let mut members = strs(&members);
+    members.sort();
+    let mut expected = hosts.clone();
+    expected.sort();
+    assert_eq!(members, expected);
+}
+
+/// Bootstrap variables that keep every command and file inside `dir`; the
+/// docker step logs each run and takes `slow` seconds.
+fn bootstrap_vars(dir: &std::path::Path, slow: u32) -> Value {
+    let d = dir.display();
+    let script = dir.join("slow");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$1 $(date +%s.%N)\" >> {d}/slow.log\nsleep {slow}\ntouch {d}/$1\n"
+        ),
+    )
+    .unwrap();
+    let record = dir.join("record");
+    std::fs::write(
+        &record,
+        format!("#!/bin/sh\necho \"$@\" >> {d}/services.log\n"),
+    )
+    .unwrap();
+    for f in [&script, &record] {
+        std::os::unix::fs::PermissionsExt::set_mode(
+            &mut std::fs::metadata(f).unwrap().permissions(),
+            0o755,
+        );
+        std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    json!({
+        "commissaire_enable_pkg_repos": format!("touch {d}/enable_pkg_repos"),
+        "commissaire_install_libselinux_python": format!("touch {d}/install_libselinux_python"),
+        "commissaire_install_flannel": format!("touch {d}/install_flannel"),
+        "commissaire_install_docker": format!("{d}/slow install_docker"),
+        "commissaire_install_kube": format!("touch {d}/install_kube"),
+        "commissaire_service_enable_command": format!("{d}/record enable"),
+        "commissaire_service_restart_command": format!("{d}/record restart"),
+        "commissaire_flanneld_config": format!("{d}/flanneld"),
+        "commissaire_docker_config": format!("{d}/docker"),
+        "commissaire_kubernetes_config": format!("{d}/kubernetes_config"),
+        "commissaire_kubeconfig_config": format!("{d}/kubeconfig"),
+        "commissaire_kubelet_config": format!("{d}/kubelet"),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn investigator_killed_during_a_bootstrap_bootstraps_the_host_after_its_restart() {
+    let _serial = serial().await;
+    let sshd = testkit::TestSshd::start("127.0.2.1");
+    let work = tempfile::tempdir().unwrap();
+    let mut stack = stack();
+    stack.configure(Daemon::Investigator, "playbook_dir", json!(playbook_dir()));
+    stack.configure(
+        Daemon::Investigator,
+        "ansible_vars",
+        bootstrap_vars(work.path(), 4),
+    );
+    stack.configure(
+        Daemon::Investigator,
+        "etcd_server_url",
+        json!("http://192.0.2.1:2379"),
+    );
+    stack.configure(Daemon::Investigator, "facts_timeout", json!(30));
+    stack.configure(Daemon::Investigator, "bootstrap_timeout", json!(90));
+    start(
+        &mut stack,
+        &[Daemon::Storage, Daemon::Server, Daemon::Investigator],
+    )
+    .await;
+    let api = Api::new(&stack);
+    let path = format!("/api/v0/host/{}", sshd.address);
+
+    let a = api.put_host(&sshd.address).await;
+    assert_eq!(a.status, Some(201), "{a:?}");
+    // Kill it in the middle of the bootstrap playbook (the slow docker step).
+    let slow_log = work.path().join("slow.log");
+    wait_until(
+        Duration::from_secs(60),
+        "the bootstrap reaches the docker step",
+        || {
+            let api = api.clone();
+            let path = path.clone();
+            let slow_log = slow_log.clone();
+            async move {
+                let host = api.get_ok(&path).await;
+                if host["status"] == "bootstrapping" && slow_log.exists() {
+                    Ok(())
+                } else {
+                    Err(host.to_string())
+                }
+            }
+        },
+    )
+    .await;
+    stack.kill(Daemon::Investigator);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(api.get_ok(&path).await["status"], "bootstrapping");
+
+    stack.start(Daemon::Investigator);
+    let host = wait_until(
+        Duration::from_secs(90),
+        "the host is bootstrapped after the restart",
+        || {
+            let api = api.clone();
+            let path = path.clone();
+            async move {
+                let host = api.get_ok(&path).await;
+                match host["status"].as_str() {
+                    Some("investigating" | "bootstrapping") => Err(host.to_string()),
+                    _ => Ok(host),
+                }
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        host["status"],
+        "disassociated",
+        "{host}\ninvestigator log:\n{}",
+        stack.log(Daemon::Investigator)
+    );
+    assert_eq!(host["os"], "debian", "{host}");
+    let runs = std::fs::read_to_string(&slow_log).unwrap();
+    assert!(
+        runs.lines().count() >= 2,
+        "the bootstrap ran again after the restart: {runs}"
+    );
+    // It is watched from now on.
+    let bus = bus(&stack).await;
+    let record = storage_get(&bus, "WatcherRecord", json!({"address": sshd.address}))
+        .await
+        .expect("a watcher record");
+    assert_eq!(record["address"], sshd.address.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn watcher_killed_then_restarted_resumes_its_checks() {
+    let _serial = serial().await;
+    let mut sshd = testkit::TestSshd::start("127.0.2.2");
+    let mut stack = stack();
+    stack.configure(Daemon::Watcher, "playbook_dir", json!(playbook_dir()));
+    stack.configure(Daemon::Watcher, "interval", json!(2));
+    stack.configure(Daemon::Watcher, "check_timeout", json!(20));
+    start(
+        &mut stack,
+        &[Daemon::Storage, Daemon::Server, Daemon::Watcher],
+    )
+    .await;
+    let api = Api::new(&stack);
+    let bus = bus(&stack).await;
+    let address = sshd.address.clone();
+    let path = format!("/api/v0/host/{address}");
+    assert_eq!(api.put_host(&address).await.status, Some(201));
+    set_host_status(&bus, &address, "active").await;
+    storage_save(
+        &bus,
+        "WatcherRecord",
+        json!({"address": address, "last_check": "2000-01-01T00:00:00.000000", "previous_status": ""}),
+    )
+    .await;
+    // Checked while the watcher runs.
+    wait_until(Duration::from_secs(30), "a first check", || {
+        let api = api.clone();
+        let path = path.clone();
+        async move {
+            let h = api.get_ok(&path).await;
+            if h["status"] == "active" && h["last_check"].as_str().is_some_and(|c| !c.is_empty()) {
+                Ok(h)
+            } else {
+                Err(h.to_string())
+            }
+        }
+    })
+    .await;
+
+    stack.kill(Daemon::Watcher);
+    sshd.stop();
+    // Nobody checks while it is down: the host still looks active.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let h = api.get_ok(&path).await;
+    assert_eq!(
+        h["status"], "active",
+        "not checked while the watcher is down: {h}"
+    );
+
+    stack.start(Daemon::Watcher);
+    let failed = wait_until(
+        Duration::from_secs(40),
+        "the restarted watcher sees the host down",
+        || {
+            let api = api.clone();
+            let path = path.clone();
+            async move {
+                let h = api.get_ok(&path).await;
+                if h["status"] == "failed" {
+                    Ok(h)
+                } else {
+                    Err(h.to_string())
+                }
+            }
+        },
+    )
+    .await;
+    assert!(
+        failed["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("unreachable")),
+        "{failed}"
+    );
+    sshd.resume();
+    let back = wait_until(
+        Duration::from_secs(40),
+        "the host gets its status back",
+        || {
+            let api = api.clone();
+            let path = path.clone();
+            async move {
+                let h = api.get_ok(&path).await;
+                if h["status"] == "active" {
+                    Ok(h)
+                } else {
+                    Err(h.to_string())
+                }
+            }
+        },
+    )
+    .await;
+    assert!(back.get("reason").is_none_or(|r| r == ""), "{back}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn containermgr_killed_fails_calls_clearly_and_serves_after_its_restart() {
+    let _serial = serial().await;
+    let kube = testkit::kube::StandInKube::start("cm-token").await;
+    kube.state.lock().unwrap().ready_on_register = true;
+    let mut stack = stack();
+    start(
+        &mut stack,
+        &[Daemon::Storage, Daemon::Server, Daemon::ContainerMgr],
+    )
+    .await;
+    let api = Api::new(&stack);
+    let bus = bus(&stack).await;
+    api.put_expect(
+        "/api/v0/containermanager/k8s",
+        json!({"type": "kubernetes", "options": {"server_url": kube.url, "token": "cm-token"}}),
+        201,
+    )
+    .await;
+    api.put_expect(
+        "/api/v0/cluster/managed",
+        json!({"container_manager": "k8s"}),
+        201,
+    )
+    .await;
+    let hosts = ["10.8.0.1", "10.8.0.2"];
+    for h in hosts {
+        assert_eq!(api.put_host(h).await.status, Some(201));
+        set_host_status(&bus, h, "disassociated").await;
+    }
+    // Joining registers the node with the manager.
+    let a = api
+        .put(
+            &format!("/api/v0/cluster/managed/hosts/{}", hosts[0]),
+            json!({}),
+        )
+        .await;
+    assert_eq!(a.status, Some(200), "{a:?}");
+    assert!(kube.state.lock().unwrap().nodes.contains_key(hosts[0]));
+    let status = api
+        .get_ok(&format!("/api/v0/host/{}/status", hosts[0]))
+        .await;
+    assert_eq!(status["container_manager"]["registered"], true, "{status}");
+
+    stack.kill(Daemon::ContainerMgr);
+    // Joining needs the manager: a clear 503, in time.
+    let a = api
+        .put(
+            &format!("/api/v0/cluster/managed/hosts/{}", hosts[1]),
+            json!({}),
+        )
+        .await;
+    assert!(a.is_clear_503(), "join while containermgr is down: {a:?}");
+    assert!(a.took <= HANG_LIMIT, "{a:?}");
+    assert!(!kube.state.lock().unwrap().nodes.contains_key(hosts[1]));
+    // The host status says the manager could not be asked.
+    let status = api
+        .get_ok(&format!("/api/v0/host/{}/status", hosts[0]))
+        .await;
+    assert!(
+        status["container_manager"]["error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{status}"
+    );
+
+    stack.start(Daemon::ContainerMgr);
+    // The client retries the join: it succeeds, and the node is registered.
+    let a = wait_until(
+        Duration::from_secs(30),
+        "the join succeeds after the restart",
+        || {
+            let api = api.clone();
+            async move {
+                let a = api
+                    .put(
+                        &format!("/api/v0/cluster/managed/hosts/{}", hosts[1]),
+                        json!({}),
+                    )
+                    .await;
+                if a.status == Some(200) {
+                    Ok(a)
+                } else {
+                    Err(format!("{a:?}"))
+                }
+            }
+        },
+    )
+    .await;
+    assert_eq!(a.body, json!([hosts[1]]));
+    assert!(
+        kube.state.lock().unwrap().nodes.contains_key(hosts[1]),
+        "the retried join registered the node: {:?}",
+        kube.state.lock().unwrap().nodes
+    );
+    let status = api
+        .get_ok(&format!("/api/v0/host/{}/status", hosts[1]))
+        .await;
+    assert_eq!(status["container_manager"]["registered"], true, "{status}");
+    assert_eq!(
+        api.get_ok(&format!("/api/v0/host/{}", hosts[1])).await["status"],
+        "active"
+    );
+    let status = api
+        .get_ok(&format!("/api/v0/host/{}/status", hosts[0]))
+        .await;
+    assert_eq!(status["container_manager"]["registered"], true, "{status}");
+}
