@@ -2,87 +2,10 @@
 //! acknowledged is lost, nothing stays in process, clients get 503 (never a
 //! 500 or a hang) while a daemon is down and success once it is back.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use commissaire_faults::*;
 use serde_json::{Value, json};
-
-/// What one client did: every answer, with what it asked for.
-#[derive(Default)]
-struct Log {
-    answers: Vec<(String, Answer)>,
-}
-
-/// A client that creates clusters and hosts and reads them back, in a loop,
-/// until `stop` is set. Returns the names and addresses acknowledged with 201.
-async fn client(
-    api: Api,
-    id: usize,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    log: Arc<Mutex<Log>>,
-) -> (Vec<String>, Vec<String>) {
-    let mut clusters = Vec::new();
-    let mut hosts = Vec::new();
-    let mut i = 0usize;
-    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        i += 1;
-        let name = format!("c{id}-{i}");
-        let a = api
-            .put(
-                &format!("/api/v0/cluster/{name}"),
-                json!({"network": "default"}),
-            )
-            .await;
-        if a.status == Some(201) {
-            clusters.push(name.clone());
-        }
-        log.lock()
-            .unwrap()
-            .answers
-            .push((format!("PUT cluster {name}"), a));
-        let address = format!("10.{id}.{}.{}", i / 200, i % 200 + 1);
-        let a = api.put_host(&address).await;
-        if a.status == Some(201) {
-            hosts.push(address.clone());
-        }
-        log.lock()
-            .unwrap()
-            .answers
-            .push((format!("PUT host {address}"), a));
-        if let Some(known) = clusters.last() {
-            let a = api.get(&format!("/api/v0/cluster/{known}")).await;
-            log.lock()
-                .unwrap()
-                .answers
-                .push((format!("GET cluster {known}"), a));
-        }
-    }
-    (clusters, hosts)
-}
-
-/// Every cluster and host acknowledged is there, intact.
-async fn check_intact(api: &Api, clusters: &[String], hosts: &[String]) {
-    for name in clusters {
-        let body = api.get_ok(&format!("/api/v0/cluster/{name}")).await;
-        assert_eq!(body["name"], name.as_str(), "{body}");
-        assert_eq!(body["network"], "default", "{body}");
-    }
-    for address in hosts {
-        let body = api.get_ok(&format!("/api/v0/host/{address}")).await;
-        assert_eq!(body["address"], address.as_str(), "{body}");
-        let creds = api.get_ok(&format!("/api/v0/host/{address}/creds")).await;
-        assert_eq!(
-            creds["ssh_priv_key"],
-            key_b64(),
-            "the credentials of {address}"
-        );
-    }
-    let listed = api.get_ok("/api/v0/clusters").await;
-    for name in clusters {
-        assert!(strs(&listed).contains(name), "{name} is not listed");
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn storage_killed_under_load_then_restarted() {
@@ -90,84 +13,24 @@ async fn storage_killed_under_load_then_restarted() {
     let mut stack = stack();
     start(&mut stack, &[Daemon::Storage, Daemon::Server]).await;
     let api = Api::new(&stack);
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let log = Arc::new(Mutex::new(Log::default()));
-    let clients: Vec<_> = (0..3)
-        .map(|id| tokio::spawn(client(api.clone(), id, stop.clone(), log.clone())))
-        .collect();
-
+    let load = load::Load::start(&api, 3, 1);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stack.kill(Daemon::Storage);
     let killed = Instant::now();
     tokio::time::sleep(Duration::from_secs(6)).await;
     let restarted = Instant::now();
     stack.start(Daemon::Storage);
-    // Clients succeed again by themselves once storage is back.
-    let api2 = api.clone();
-    wait_until(
-        Duration::from_secs(30),
-        "a write succeeds after the restart",
-        || {
-            let api = api2.clone();
-            async move {
-                let a = api.put("/api/v0/network/after-restart", json!({})).await;
-                if a.status == Some(201) {
-                    Ok(())
-                } else {
-                    Err(format!("{a:?}"))
-                }
-            }
-        },
-    )
-    .await;
+    // Clients succeed again once storage is back.
+    load::recovered(&api, Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let mut clusters = Vec::new();
-    let mut hosts = Vec::new();
-    for c in clients {
-        let (c, h) = c.await.unwrap();
-        clusters.extend(c);
-        hosts.extend(h);
-    }
-
-    let log = log.lock().unwrap();
-    let mut outage_503 = 0;
-    for (what, a) in &log.answers {
-        assert!(a.took <= HANG_LIMIT, "{what} took {:?}: {a:?}", a.took);
-        assert!(
-            matches!(a.status, Some(200 | 201 | 503)),
-            "{what}: only success or a clear 503: {a:?}"
-        );
-        if a.status == Some(503) {
-            assert!(a.is_clear_503(), "{what}: a 503 says what is wrong: {a:?}");
-        }
-        // Sent well after the kill and answered before the restart: 503.
-        if a.sent > killed + Duration::from_millis(200) && a.sent + a.took < restarted {
-            assert!(a.is_clear_503(), "{what} during the outage: {a:?}");
-            outage_503 += 1;
-        }
-    }
-    assert!(outage_503 >= 3, "clients kept asking during the outage");
-    let before = log
-        .answers
-        .iter()
-        .filter(|(_, a)| a.status == Some(201) && a.sent + a.took < killed)
-        .count();
-    let after = log
-        .answers
-        .iter()
-        .filter(|(_, a)| a.status == Some(201) && a.sent > restarted)
-        .count();
-    assert!(
-        before > 0 && after > 0,
-        "writes acknowledged before ({before}) and after ({after})"
-    );
-    drop(log);
-    check_intact(&api, &clusters, &hosts).await;
+    let report = load.finish().await;
+    let (outage_503, slowest) = report.check_outage(killed, restarted, Duration::from_millis(200));
+    report.check_intact(&api).await;
     println!(
-        "storage kill: {} clusters and {} hosts acknowledged and intact, {outage_503} clear 503s during the outage",
-        clusters.len(),
-        hosts.len()
+        "storage kill: {} clusters and {} hosts acknowledged and intact, {outage_503} clear 503s \
+         during the outage, slowest answer {slowest:?}",
+        report.clusters.len(),
+        report.hosts.len()
     );
 }
 

@@ -1,0 +1,119 @@
+//! RabbitMQ and etcd restart under load: clients get a clear 503 (never a
+//! 500, never a hang beyond the request timeout) during the outage and
+//! success after it, without any daemon being restarted, and no record
+//! acknowledged before, during or after the outage is lost.
+//!
+//! These tests stop the test bed's broker and etcd: they hold the crate's
+//! [`serial`] lock, and the guards bring the broker and etcd back even when an
+//! assertion fails.
+
+use std::time::{Duration, Instant};
+
+use commissaire_faults::*;
+use serde_json::json;
+
+/// Every daemon of `daemons` still runs, with the process id it had.
+fn same_processes(stack: &mut SplitStack, before: &[(Daemon, Option<u32>)]) {
+    for (daemon, pid) in before {
+        let now = stack.pid(*daemon);
+        assert!(
+            now.is_some() && now == *pid,
+            "{daemon:?} was not restarted and still runs ({pid:?} -> {now:?}); its log:\n{}",
+            stack.log(*daemon)
+        );
+    }
+}
+
+/// A managed cluster and a host to join to it after the outage (containermgr
+/// and storage both have to answer for the join to work).
+async fn managed_cluster(api: &Api, bus: &commissaire_bus::Bus, kube: &testkit::kube::StandInKube) {
+    api.put_expect(
+        "/api/v0/containermanager/k8s",
+        json!({"type": "kubernetes", "options": {"server_url": kube.url, "token": "t"}}),
+        201,
+    )
+    .await;
+    api.put_expect(
+        "/api/v0/cluster/managed",
+        json!({"container_manager": "k8s"}),
+        201,
+    )
+    .await;
+    assert_eq!(api.put_host("10.7.0.1").await.status, Some(201));
+    set_host_status(bus, "10.7.0.1", "disassociated").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rabbitmq_restart_under_load() {
+    let _serial = serial().await;
+    let kube = testkit::kube::StandInKube::start("t").await;
+    kube.state.lock().unwrap().ready_on_register = true;
+    let mut stack = stack();
+    let daemons = [Daemon::Storage, Daemon::Server, Daemon::ContainerMgr];
+    start(&mut stack, &daemons).await;
+    let pids: Vec<_> = daemons.iter().map(|d| (*d, stack.pid(*d))).collect();
+    let api = Api::new(&stack);
+    let bus = bus(&stack).await;
+    managed_cluster(&api, &bus, &kube).await;
+
+    let load = load::Load::start(&api, 3, 1);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let broker = tokio::task::spawn_blocking(BrokerDown::stop).await.unwrap();
+    let down = Instant::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let up = Instant::now();
+    tokio::task::spawn_blocking(move || broker.restore())
+        .await
+        .unwrap();
+    let recovery = load::recovered(&api, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let report = load.finish().await;
+    // stop_app takes a moment: the outage began at some point after `down`.
+    let (outage_503, slowest) = report.check_outage(down, up, Duration::from_secs(1));
+    report.check_intact(&api).await;
+    same_processes(&mut stack, &pids);
+    // Every daemon consumes again: a join goes server -> storage -> containermgr.
+    let a = api
+        .put("/api/v0/cluster/managed/hosts/10.7.0.1", json!({}))
+        .await;
+    assert_eq!(a.status, Some(200), "{a:?}");
+    assert!(kube.state.lock().unwrap().nodes.contains_key("10.7.0.1"));
+    println!(
+        "rabbitmq restart: {} clusters and {} hosts intact, {outage_503} clear 503s during the \
+         outage, slowest answer {slowest:?}, writes succeed {recovery:?} after start_app",
+        report.clusters.len(),
+        report.hosts.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn etcd_restart_under_load() {
+    let _serial = serial().await;
+    let mut stack = stack();
+    let daemons = [Daemon::Storage, Daemon::Server];
+    start(&mut stack, &daemons).await;
+    let pids: Vec<_> = daemons.iter().map(|d| (*d, stack.pid(*d))).collect();
+    let api = Api::new(&stack);
+
+    let load = load::Load::start(&api, 3, 2);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let etcd = tokio::task::spawn_blocking(EtcdDown::stop).await.unwrap();
+    let down = Instant::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let up = Instant::now();
+    tokio::task::spawn_blocking(move || etcd.restore())
+        .await
+        .unwrap();
+    let recovery = load::recovered(&api, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let report = load.finish().await;
+    let (outage_503, slowest) = report.check_outage(down, up, Duration::from_millis(300));
+    report.check_intact(&api).await;
+    same_processes(&mut stack, &pids);
+    println!(
+        "etcd restart: {} clusters and {} hosts intact, {outage_503} clear 503s during the \
+         outage, slowest answer {slowest:?}, writes succeed {recovery:?} after etcd is back",
+        report.clusters.len(),
+        report.hosts.len()
+    );
+}
