@@ -385,6 +385,47 @@ setsid -f sh -c "{tb} sshd-stop {state} $I >/dev/null 2>&1; echo \"$A down \$(da
     }
 }
 
+/// Bootstrap variables that keep every command and file inside `dir`; the
+/// docker step logs each run and takes `slow` seconds.
+pub fn bootstrap_vars(dir: &std::path::Path, slow: u32) -> Value {
+    let d = dir.display();
+    let script = dir.join("slow");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$1 $(date +%s.%N)\" >> {d}/slow.log\nsleep {slow}\ntouch {d}/$1\n"
+        ),
+    )
+    .unwrap();
+    let record = dir.join("record");
+    std::fs::write(
+        &record,
+        format!("#!/bin/sh\necho \"$@\" >> {d}/services.log\n"),
+    )
+    .unwrap();
+    for f in [&script, &record] {
+        std::os::unix::fs::PermissionsExt::set_mode(
+            &mut std::fs::metadata(f).unwrap().permissions(),
+            0o755,
+        );
+        std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    json!({
+        "commissaire_enable_pkg_repos": format!("touch {d}/enable_pkg_repos"),
+        "commissaire_install_libselinux_python": format!("touch {d}/install_libselinux_python"),
+        "commissaire_install_flannel": format!("touch {d}/install_flannel"),
+        "commissaire_install_docker": format!("{d}/slow install_docker"),
+        "commissaire_install_kube": format!("touch {d}/install_kube"),
+        "commissaire_service_enable_command": format!("{d}/record enable"),
+        "commissaire_service_restart_command": format!("{d}/record restart"),
+        "commissaire_flanneld_config": format!("{d}/flanneld"),
+        "commissaire_docker_config": format!("{d}/docker"),
+        "commissaire_kubernetes_config": format!("{d}/kubernetes_config"),
+        "commissaire_kubeconfig_config": format!("{d}/kubeconfig"),
+        "commissaire_kubelet_config": format!("{d}/kubelet"),
+    })
+}
+
 /// The members of a JSON list of strings.
 pub fn strs(v: &Value) -> Vec<String> {
     v.as_array()

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use commissaire_faults::*;
-use serde_json::{Value, json};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn storage_killed_under_load_then_restarted() {
@@ -259,47 +259,6 @@ async fn clusterexec_killed_during_a_rolling_restart_finishes_it_after_its_resta
     let mut expected = hosts.clone();
     expected.sort();
     assert_eq!(members, expected);
-}
-
-/// Bootstrap variables that keep every command and file inside `dir`; the
-/// docker step logs each run and takes `slow` seconds.
-fn bootstrap_vars(dir: &std::path::Path, slow: u32) -> Value {
-    let d = dir.display();
-    let script = dir.join("slow");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\necho \"$1 $(date +%s.%N)\" >> {d}/slow.log\nsleep {slow}\ntouch {d}/$1\n"
-        ),
-    )
-    .unwrap();
-    let record = dir.join("record");
-    std::fs::write(
-        &record,
-        format!("#!/bin/sh\necho \"$@\" >> {d}/services.log\n"),
-    )
-    .unwrap();
-    for f in [&script, &record] {
-        std::os::unix::fs::PermissionsExt::set_mode(
-            &mut std::fs::metadata(f).unwrap().permissions(),
-            0o755,
-        );
-        std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    }
-    json!({
-        "commissaire_enable_pkg_repos": format!("touch {d}/enable_pkg_repos"),
-        "commissaire_install_libselinux_python": format!("touch {d}/install_libselinux_python"),
-        "commissaire_install_flannel": format!("touch {d}/install_flannel"),
-        "commissaire_install_docker": format!("{d}/slow install_docker"),
-        "commissaire_install_kube": format!("touch {d}/install_kube"),
-        "commissaire_service_enable_command": format!("{d}/record enable"),
-        "commissaire_service_restart_command": format!("{d}/record restart"),
-        "commissaire_flanneld_config": format!("{d}/flanneld"),
-        "commissaire_docker_config": format!("{d}/docker"),
-        "commissaire_kubernetes_config": format!("{d}/kubernetes_config"),
-        "commissaire_kubeconfig_config": format!("{d}/kubeconfig"),
-        "commissaire_kubelet_config": format!("{d}/kubelet"),
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
