@@ -134,6 +134,19 @@ impl Api {
         }
     }
 
+    /// A client that opens a new connection for every request (for
+    /// garbage after which the server closes the connection, e.g. a 413).
+    pub fn unpooled(stack: &SplitStack) -> Api {
+        Api {
+            base: stack.base_url.clone(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("http client"),
+        }
+    }
+
     /// Sends `method path` with an optional raw body.
     pub async fn send(&self, method: &str, path: &str, body: Option<String>) -> Answer {
         let sent = Instant::now();
