@@ -22,12 +22,29 @@ fn etcd_error(e: etcd_client::Error) -> StoreError {
             if matches!(
                 s.code(),
                 tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
-            ) =>
+            ) || lost_connection(s) =>
         {
             StoreError::Unavailable(e.to_string())
         }
         other => StoreError::Backend(other.to_string()),
     }
+}
+
+/// A call cut by the connection going away (etcd stopped mid-request):
+/// tonic reports it as status `Unknown` ("transport error") with the
+/// transport or I/O error as its source. It is an outage, not a store error.
+fn lost_connection(status: &tonic::Status) -> bool {
+    if status.code() == tonic::Code::Unknown && status.message() == "transport error" {
+        return true;
+    }
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        if e.is::<std::io::Error>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 fn decode(key: &[u8], value: &[u8]) -> Result<Value, StoreError> {
@@ -150,5 +167,28 @@ impl StoreHandler for EtcdStore {
         } else {
             Ok(Err(self.get(key).await?))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_cut_by_the_connection_is_an_outage() {
+        let cut = tonic::Status::from_error(Box::new(std::io::Error::new(
+            std::io::ErrorKind::BrokenPipe,
+            "stream closed because of a broken pipe",
+        )));
+        assert_eq!(cut.code(), tonic::Code::Unknown);
+        assert!(matches!(
+            etcd_error(etcd_client::Error::GRpcStatus(cut)),
+            StoreError::Unavailable(_)
+        ));
+        let refused = tonic::Status::new(tonic::Code::Unknown, "something else");
+        assert!(matches!(
+            etcd_error(etcd_client::Error::GRpcStatus(refused)),
+            StoreError::Backend(_)
+        ));
     }
 }
