@@ -117,3 +117,91 @@ async fn etcd_restart_under_load() {
         report.hosts.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rabbitmq_restart_during_a_bootstrap_does_not_leave_the_host_bootstrapping() {
+    let _serial = serial().await;
+    let sshd = testkit::TestSshd::start("127.0.2.31");
+    let work = tempfile::tempdir().unwrap();
+    let mut stack = stack();
+    stack.configure(Daemon::Investigator, "playbook_dir", json!(playbook_dir()));
+    stack.configure(
+        Daemon::Investigator,
+        "ansible_vars",
+        bootstrap_vars(work.path(), 2),
+    );
+    stack.configure(Daemon::Investigator, "facts_timeout", json!(30));
+    stack.configure(Daemon::Investigator, "bootstrap_timeout", json!(90));
+    let daemons = [Daemon::Storage, Daemon::Server, Daemon::Investigator];
+    start(&mut stack, &daemons).await;
+    let pids: Vec<_> = daemons.iter().map(|d| (*d, stack.pid(*d))).collect();
+    let api = Api::new(&stack);
+    let path = format!("/api/v0/host/{}", sshd.address);
+    assert_eq!(api.put_host(&sshd.address).await.status, Some(201));
+    // The broker goes away while the bootstrap playbook runs, and is still
+    // away when it ends (the investigator then has to record the outcome).
+    let slow_log = work.path().join("slow.log");
+    wait_until(
+        Duration::from_secs(60),
+        "the bootstrap reaches the docker step",
+        || {
+            let reached = slow_log.exists();
+            async move {
+                if reached {
+                    Ok(())
+                } else {
+                    Err("not yet".into())
+                }
+            }
+        },
+    )
+    .await;
+    let broker = tokio::task::spawn_blocking(BrokerDown::stop).await.unwrap();
+    let done = work.path().join("install_docker");
+    wait_until(Duration::from_secs(30), "the docker step ends", || {
+        let exists = done.exists();
+        async move {
+            if exists {
+                Ok(())
+            } else {
+                Err("running".into())
+            }
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    tokio::task::spawn_blocking(move || broker.restore())
+        .await
+        .unwrap();
+    let host = wait_until(
+        Duration::from_secs(60),
+        "the host's bootstrap ends after the outage",
+        || {
+            let api = api.clone();
+            let path = path.clone();
+            async move {
+                let a = api.get(&path).await;
+                match a.body["status"].as_str() {
+                    Some("investigating" | "bootstrapping") | None => Err(format!("{a:?}")),
+                    Some(_) => Ok(a.body),
+                }
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        host["status"],
+        "disassociated",
+        "{host}\ninvestigator log:\n{}",
+        stack.log(Daemon::Investigator)
+    );
+    // It got there by waiting out the outage, not by luck of timing.
+    assert!(
+        stack
+            .log(Daemon::Investigator)
+            .contains("storage unavailable; retrying"),
+        "{}",
+        stack.log(Daemon::Investigator)
+    );
+    same_processes(&mut stack, &pids);
+}

@@ -38,6 +38,11 @@ pub struct InvestigatorConfig {
     pub etcd_server_url: String,
     /// How long to wait for the container manager to report the node Ready (`node_ready_timeout`, seconds).
     pub node_ready_timeout: Duration,
+    /// How long a storage call is retried while storage or the bus is
+    /// unavailable (`storage_retry_timeout`, seconds, default 300), so that
+    /// an outage during an investigation does not leave the host
+    /// `investigating` or `bootstrapping` for ever.
+    pub storage_retry_timeout: Duration,
 }
 
 /// A configuration member has the wrong type.
@@ -76,6 +81,7 @@ impl InvestigatorConfig {
                 .unwrap_or("http://127.0.0.1:2379")
                 .to_string(),
             node_ready_timeout: seconds("node_ready_timeout", 300)?,
+            storage_retry_timeout: seconds("storage_retry_timeout", 300)?,
         })
     }
 }
@@ -98,7 +104,35 @@ fn storage_error(e: StorageCallError) -> RpcError {
     }
 }
 
+/// Whether a failed storage call may succeed later: the bus or storage (or
+/// its store) is unavailable.
+fn transient(e: &StorageCallError) -> bool {
+    matches!(e, StorageCallError::Bus(b)
+        if b.is_unavailable() || b.rpc().is_some_and(|r| r.code == codes::UNAVAILABLE))
+}
+
 impl Investigator {
+    /// Runs a storage call, again and again while storage is unavailable
+    /// (up to `storage_retry_timeout`, backing off to 5 s between tries).
+    async fn retrying<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T, StorageCallError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StorageCallError>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.config.storage_retry_timeout;
+        let mut pause = Duration::from_millis(200);
+        loop {
+            match call().await {
+                Err(e) if transient(&e) && tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(what, error = %e, retry_in = ?pause, "storage unavailable; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// An investigator working through `bus`.
     pub fn new(bus: Bus, config: InvestigatorConfig) -> Self {
         Investigator {
@@ -117,13 +151,19 @@ impl Investigator {
     ) -> Result<Host, RpcError> {
         for _ in 0..CAS_ATTEMPTS {
             let current: Host = self
-                .storage
-                .get(json!({"address": address}))
+                .retrying("read the host", || {
+                    self.storage.get(json!({"address": address}))
+                })
                 .await
                 .map_err(storage_error)?;
             let mut next = current.clone();
             change(&mut next);
-            match self.storage.swap(Some(&current), &next).await {
+            match self
+                .retrying("update the host", || {
+                    self.storage.swap(Some(&current), &next)
+                })
+                .await
+            {
                 Ok(saved) => return Ok(saved),
                 Err(StorageCallError::Bus(e))
                     if e.rpc().is_some_and(|r| r.code == codes::CONFLICT) =>
@@ -160,15 +200,19 @@ impl Investigator {
             .and_then(Value::as_str)
             .filter(|n| !n.is_empty())
         {
-            return match self.storage.get::<Cluster>(json!({"name": name})).await {
+            return match self
+                .retrying("read the cluster", || {
+                    self.storage.get::<Cluster>(json!({"name": name}))
+                })
+                .await
+            {
                 Ok(c) => Ok(Some(c)),
                 Err(StorageCallError::NotFound(_)) => Ok(None),
                 Err(e) => Err(storage_error(e)),
             };
         }
         let clusters = self
-            .storage
-            .list::<Cluster>()
+            .retrying("list the clusters", || self.storage.list::<Cluster>())
             .await
             .map_err(storage_error)?;
         Ok(clusters
@@ -196,8 +240,9 @@ impl Investigator {
         vars.insert("commissaire_targets".into(), json!(host.address));
         let network_name = cluster.map(|c| c.network.as_str()).unwrap_or("default");
         let network = match self
-            .storage
-            .get::<Network>(json!({"name": network_name}))
+            .retrying("read the network", || {
+                self.storage.get::<Network>(json!({"name": network_name}))
+            })
             .await
         {
             Ok(n) => n,
@@ -230,8 +275,9 @@ impl Investigator {
             .filter(|c| !c.is_empty())
         {
             let cm: ContainerManagerConfig = self
-                .storage
-                .get(json!({"name": cm_name}))
+                .retrying("read the container manager", || {
+                    self.storage.get(json!({"name": cm_name}))
+                })
                 .await
                 .map_err(storage_error)?;
             let option = |k: &str| cm.options.get(k).cloned();
@@ -295,8 +341,9 @@ impl Investigator {
         cluster_data: &Value,
     ) -> Result<Value, RpcError> {
         let creds: HostCreds = self
-            .storage
-            .get(json!({"address": address}))
+            .retrying("read the credentials", || {
+                self.storage.get(json!({"address": address}))
+            })
             .await
             .map_err(storage_error)?;
         self.update_host(address, |h| {
@@ -370,7 +417,9 @@ impl Investigator {
             last_check: host.last_check.clone(),
             previous_status: String::new(),
         };
-        self.storage.save(&record).await.map_err(storage_error)?;
+        self.retrying("save the watcher record", || self.storage.save(&record))
+            .await
+            .map_err(storage_error)?;
         tracing::info!(address, status = %host.status, "host bootstrapped");
         Ok(host.to_json())
     }
