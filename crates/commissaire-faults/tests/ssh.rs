@@ -72,8 +72,8 @@ async fn a_host_cut_during_a_rolling_upgrade_fails_the_roll_and_names_it() {
         "{end}\n{}",
         stack.log(Daemon::ClusterExec)
     );
-    assert_eq!(strs(&end["upgraded"]), [hosts[0].clone()], "{end}");
-    assert_eq!(strs(&end["failed_hosts"]), [second.clone()], "{end}");
+    assert_eq!(strs(&end["upgraded"]), [hosts[0].as_str()], "{end}");
+    assert_eq!(strs(&end["failed_hosts"]), [second.as_str()], "{end}");
     let reason = end["reason"].as_str().unwrap_or_default();
     assert!(reason.starts_with(&format!("{second}: ")), "{end}");
     assert!(
