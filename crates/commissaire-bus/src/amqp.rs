@@ -6,7 +6,9 @@
 //! wait on a table of pending calls. Consumers are remembered and declared
 //! again on every new connection. While the connection is down, calls fail at
 //! once with [`BusError::Unavailable`] and calls in flight when it dropped get
-//! that error too, so nobody hangs.
+//! that error too, so nobody hangs. A request expires (AMQP `expiration`)
+//! when its caller stops waiting: nobody carries out a call whose caller was
+//! told it failed. Notifications (jobs) do not expire.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -394,10 +396,18 @@ impl Transport for AmqpBus {
             .lock()
             .expect("pending lock")
             .insert(id.clone(), tx);
+        // The request expires with the caller's patience: a service that was
+        // down must not carry it out later (say, a save the caller was told
+        // had failed, replayed minutes after the caller moved on).
+        let expiration = timeout
+            .as_millis()
+            .clamp(1, u128::from(u32::MAX))
+            .to_string();
         let props = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_reply_to(live.reply_queue.as_str().into())
-            .with_correlation_id(id.as_str().into());
+            .with_correlation_id(id.as_str().into())
+            .with_expiration(expiration.as_str().into());
         let published = live
             .publisher
             .basic_publish(

@@ -554,3 +554,39 @@ async fn containermgr_killed_fails_calls_clearly_and_serves_after_its_restart() 
         .await;
     assert_eq!(status["container_manager"]["registered"], true, "{status}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_that_timed_out_while_storage_was_down_is_not_carried_out_later() {
+    let _serial = serial().await;
+    let mut stack = stack();
+    start(&mut stack, &[Daemon::Storage, Daemon::Server]).await;
+    let api = Api::new(&stack);
+    let bus = bus(&stack).await;
+    stack.kill(Daemon::Storage);
+    // The caller gives up on a save, and on a delete of a record that exists.
+    let save = json!({"model_type_name": "Network", "model_json_data": {"name": "ghost"}});
+    let err = bus
+        .request("storage.save", save, Duration::from_secs(1))
+        .await
+        .expect_err("nobody answers");
+    assert!(err.is_unavailable(), "{err}");
+    let delete = json!({"model_type_name": "Network", "model_json_data": {"name": "default"}});
+    let err = bus
+        .request("storage.delete", delete, Duration::from_secs(1))
+        .await
+        .expect_err("nobody answers");
+    assert!(err.is_unavailable(), "{err}");
+    // Through the API: the client is told 503.
+    let a = api.put("/api/v0/network/ghost2", json!({})).await;
+    assert!(a.is_clear_503(), "{a:?}");
+
+    stack.start(Daemon::Storage);
+    load::recovered(&api, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // What the callers were told failed did not happen behind their backs.
+    for name in ["ghost", "ghost2"] {
+        let a = api.get(&format!("/api/v0/network/{name}")).await;
+        assert_eq!(a.status, Some(404), "{name} was created after all: {a:?}");
+    }
+    api.get_ok("/api/v0/network/default").await;
+}
