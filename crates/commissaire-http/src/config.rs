@@ -63,6 +63,10 @@ pub struct ServerArgs {
     /// Entries are dropped at once when the storage service announces a change.
     #[arg(long = "read-cache-seconds")]
     pub read_cache_seconds: Option<f64>,
+    /// Seconds a client has to send a request's headers before its
+    /// connection is closed (also the longest an idle connection is kept).
+    #[arg(long = "header-read-timeout")]
+    pub header_read_timeout: Option<f64>,
 }
 
 /// Why the configuration cannot be used.
@@ -114,6 +118,8 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// How long a cached GET answer may be served (zero: no read cache).
     pub read_cache_ttl: Duration,
+    /// How long a client may take to send a request's headers.
+    pub header_read_timeout: Duration,
     /// The whole file, for members other binaries add (e.g. the all-in-one's).
     pub file: Map<String, Value>,
 }
@@ -242,6 +248,19 @@ impl ServerConfig {
                 "a number of seconds between 0 and 3600",
             ));
         }
+        let header_read_timeout = match args.header_read_timeout {
+            Some(t) => t,
+            None => file
+                .get("header-read-timeout")
+                .and_then(Value::as_f64)
+                .unwrap_or(30.0),
+        };
+        if !(header_read_timeout > 0.0 && header_read_timeout < 3600.0) {
+            return Err(invalid(
+                "header-read-timeout",
+                "a number of seconds between 0 and 3600",
+            ));
+        }
         Ok(ServerConfig {
             listen_interface: match &args.listen_interface {
                 Some(i) => i.clone(),
@@ -270,6 +289,7 @@ impl ServerConfig {
             debug: args.debug || file.get("debug").and_then(Value::as_bool).unwrap_or(false),
             request_timeout: Duration::from_secs_f64(request_timeout),
             read_cache_ttl: Duration::from_secs_f64(read_cache_seconds),
+            header_read_timeout: Duration::from_secs_f64(header_read_timeout),
             file,
         })
     }

@@ -78,6 +78,6 @@ pub async fn serve_on(
             }
         }
     });
-    serve::serve(listener, app, tls).await?;
+    serve::serve(listener, app, tls, config.header_read_timeout).await?;
     Ok(())
 }

@@ -201,7 +201,8 @@ async fn authenticate(State(s): S, request: Request, next: Next) -> Response {
     }
 }
 
-/// Answers 413 with a JSON body when the body limit was hit.
+/// Answers 413 with a JSON body when the body limit was hit, and 400 with a
+/// JSON body when the body could not be read (e.g. it stopped arriving).
 async fn body_too_large(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -210,6 +211,13 @@ async fn body_too_large(request: Request, next: Next) -> Response {
             format!("the request body exceeds {MAX_BODY} bytes"),
         )
         .into_response();
+    }
+    let json = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    if response.status() == StatusCode::BAD_REQUEST && !json {
+        return ApiError::bad_request("the request body could not be read").into_response();
     }
     response
 }

@@ -98,11 +98,16 @@ pub fn common_name(cert: &CertificateDer<'_>) -> Option<String> {
     Some(cn)
 }
 
-/// Serves `app` on `listener` until the task is dropped.
+/// Serves `app` on `listener` until the task is dropped. A client that does
+/// not send a whole request head within `header_read_timeout` (a truncated
+/// request on an open connection, or an idle keep-alive connection) has its
+/// connection closed; one whose body stops arriving for that long gets a
+/// 400.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     tls: Option<Arc<ServerConfig>>,
+    header_read_timeout: std::time::Duration,
 ) -> std::io::Result<()> {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
@@ -124,7 +129,7 @@ pub async fn serve(
                         addr,
                         client_cert_cn: None,
                     };
-                    serve_connection(tcp, peer, app).await;
+                    serve_connection(tcp, peer, app, header_read_timeout).await;
                 }
                 Some(acceptor) => {
                     let stream = match tokio::time::timeout(
@@ -150,24 +155,39 @@ pub async fn serve(
                         addr,
                         client_cert_cn,
                     };
-                    serve_connection(stream, peer, app).await;
+                    serve_connection(stream, peer, app, header_read_timeout).await;
                 }
             }
         });
     }
 }
 
-async fn serve_connection<I>(io: I, peer: PeerInfo, app: Router)
-where
+async fn serve_connection<I>(
+    io: I,
+    peer: PeerInfo,
+    app: Router,
+    header_read_timeout: std::time::Duration,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service =
         hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
-            let mut request = trim_trailing_slash(request.map(Body::new));
+            // A body that stops arriving fails the request (400) instead of
+            // holding the connection for ever.
+            let mut request = trim_trailing_slash(request.map(|body| {
+                Body::new(tower_http::timeout::TimeoutBody::new(
+                    header_read_timeout,
+                    body,
+                ))
+            }));
             request.extensions_mut().insert(peer.clone());
             app.clone().oneshot(request)
         });
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
     if let Err(e) = builder.serve_connection(TokioIo::new(io), service).await {
         tracing::debug!(error = %e, "connection ended with an error");
     }
