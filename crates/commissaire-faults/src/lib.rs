@@ -78,6 +78,19 @@ pub async fn start(stack: &mut SplitStack, daemons: &[Daemon]) {
     .await;
 }
 
+/// The test bed's ssh hosts `range` (0-based; the test bed names them
+/// SSH_NET.11, .12, ...). Each test uses its own, so none disturbs another.
+pub fn testbed_hosts(range: std::ops::Range<usize>) -> Vec<String> {
+    let all = testkit::ssh_hosts();
+    assert!(
+        all.len() >= range.end,
+        "the fault suite needs at least {} ssh hosts in the test bed (N_SSH), it has {}",
+        range.end,
+        all.len()
+    );
+    all[range].to_vec()
+}
+
 /// The playbooks of the source tree.
 pub fn playbook_dir() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/../../playbooks").to_string()

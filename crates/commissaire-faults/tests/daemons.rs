@@ -132,7 +132,7 @@ async fn server_killed_then_restarted_serves_the_same_data() {
 /// The hosts of the test bed this file's rolling restart uses (the 5th to
 /// the 7th; the test bed names them SSH_NET.15 to .17).
 fn roll_hosts() -> Vec<String> {
-    testkit::ssh_hosts()[4..7].to_vec()
+    testbed_hosts(4..7)
 }
 
 /// A cluster of `hosts`, each added through the API and made active

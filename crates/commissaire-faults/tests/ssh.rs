@@ -180,7 +180,7 @@ impl Drop for TestbedSshdBack {
 async fn a_host_that_never_comes_back_from_its_restart_fails_the_roll() {
     let _serial = serial().await;
     // The test bed's 8th and 9th hosts (SSH_NET.18 and .19).
-    let hosts = testkit::ssh_hosts()[7..9].to_vec();
+    let hosts = testbed_hosts(7..9);
     let victim = hosts[1].clone();
     let _back = TestbedSshdBack(victim.clone());
     let markers = Markers::new();
