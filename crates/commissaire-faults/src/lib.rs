@@ -43,10 +43,50 @@ pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
 
 /// The stack's configuration for fault tests: the server gives up on a
 /// backing service after [`REQUEST_TIMEOUT`] seconds.
-pub fn stack() -> SplitStack {
+pub fn stack() -> Stack {
     let mut stack = SplitStack::new(&testkit::fresh_vhost(), 4);
     stack.configure(Daemon::Server, "request-timeout", json!(REQUEST_TIMEOUT));
-    stack
+    Stack(stack)
+}
+
+/// A [`SplitStack`] on a vhost of its own, which is deleted with it (a
+/// broker holding hundreds of vhosts restarts slowly).
+pub struct Stack(SplitStack);
+
+impl std::ops::Deref for Stack {
+    type Target = SplitStack;
+    fn deref(&self) -> &SplitStack {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Stack {
+    fn deref_mut(&mut self) -> &mut SplitStack {
+        &mut self.0
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for daemon in Daemon::ALL {
+            self.0.kill(daemon);
+        }
+        // Best effort, and never a panic (this may run while unwinding).
+        let Some(vhost) = self.0.bus_uri.rsplit('/').next().map(str::to_string) else {
+            return;
+        };
+        if let Ok(ctl) = std::env::var("COMMISSAIRE_TEST_RABBITMQCTL") {
+            let mut parts = ctl.split_whitespace();
+            if let Some(program) = parts.next() {
+                let _ = std::process::Command::new(program)
+                    .args(parts)
+                    .args(["delete_vhost", &vhost])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            }
+        }
+    }
 }
 
 /// Starts `daemons` and waits until the server serves authenticated reads.
