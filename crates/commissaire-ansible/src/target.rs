@@ -137,11 +137,55 @@ pub(crate) struct RunDir {
     dir: tempfile::TempDir,
 }
 
+/// Run directories are named `commissaire-ansible-<pid>-XXXXXX`.
+const RUN_DIR_PREFIX: &str = "commissaire-ansible-";
+
+/// Removes the run directories (and the key copies in them) that processes
+/// killed without a chance to clean up (`kill -9`, a crash) left in `base`:
+/// those whose process id is no longer alive. Done once per process and base.
+fn sweep_orphans(base: &Path) {
+    static SWEPT: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    {
+        let mut swept = SWEPT.lock().unwrap_or_else(|e| e.into_inner());
+        if swept.iter().any(|b| b == base) {
+            return;
+        }
+        swept.push(base.to_path_buf());
+    }
+    let Ok(entries) = fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(RUN_DIR_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        match fs::remove_dir_all(entry.path()) {
+            Ok(()) => {
+                tracing::info!(path = %entry.path().display(), pid, "removed the run directory of a process that is gone")
+            }
+            Err(e) => {
+                tracing::debug!(path = %entry.path().display(), error = %e, "cannot remove an orphaned run directory")
+            }
+        }
+    }
+}
+
 impl RunDir {
-    /// Creates `<base>/commissaire-ansible-XXXXXX`.
+    /// Creates `<base>/commissaire-ansible-<pid>-XXXXXX`, first removing the
+    /// ones of processes that died without cleaning up.
     pub(crate) fn new(base: &Path) -> Result<Self, AnsibleError> {
+        sweep_orphans(base);
         let dir = tempfile::Builder::new()
-            .prefix("commissaire-ansible-")
+            .prefix(&format!("{RUN_DIR_PREFIX}{}-", std::process::id()))
             .tempdir_in(base)
             .map_err(|source| AnsibleError::TempFile {
                 path: base.to_path_buf(),
@@ -272,5 +316,35 @@ mod tests {
         assert!(!p.exists());
         drop(run);
         assert_eq!(fs::read_dir(base.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn run_dirs_of_dead_processes_are_removed() {
+        let base = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let orphan = base.path().join(format!("{RUN_DIR_PREFIX}{dead}-abc123"));
+        fs::create_dir(&orphan).unwrap();
+        fs::write(orphan.join("key-0"), b"secret").unwrap();
+        // pid 1 is alive: its directory is left alone, as is anything else.
+        let alive = base.path().join(format!("{RUN_DIR_PREFIX}1-def456"));
+        fs::create_dir(&alive).unwrap();
+        let other = base.path().join("something-else");
+        fs::create_dir(&other).unwrap();
+        let run = RunDir::new(base.path()).unwrap();
+        assert!(!orphan.exists(), "the dead process's key copy is gone");
+        assert!(alive.exists() && other.exists());
+        let name = run
+            .path()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            name.starts_with(&format!("{RUN_DIR_PREFIX}{}-", std::process::id())),
+            "{name}"
+        );
     }
 }
