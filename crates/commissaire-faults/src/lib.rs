@@ -343,6 +343,51 @@ where
     }
 }
 
+/// Waits up to `within` until `path` exists (a test host's marker file).
+pub async fn wait_for_file(path: &std::path::Path, within: Duration, what: &str) {
+    wait_until(within, what, || {
+        let reached = path.exists();
+        async move {
+            if reached {
+                Ok(())
+            } else {
+                Err(format!("{} does not exist yet", path.display()))
+            }
+        }
+    })
+    .await
+}
+
+/// Waits up to `within` until the host at `path` (`/api/v0/host/ADDR`) is
+/// no longer `investigating` or `bootstrapping`; returns its record.
+pub async fn wait_investigation_ends(api: &Api, path: &str, within: Duration, what: &str) -> Value {
+    wait_until(within, what, || async move {
+        let a = api.get(path).await;
+        match a.body["status"].as_str() {
+            Some("investigating" | "bootstrapping") | None => Err(format!("{a:?}")),
+            Some(_) => Ok(a.body),
+        }
+    })
+    .await
+}
+
+/// Creates the container manager `k8s` (Kubernetes at `kube_url`, bearer
+/// `token`) and the cluster `managed` using it.
+pub async fn create_managed_cluster(api: &Api, kube_url: &str, token: &str) {
+    api.put_expect(
+        "/api/v0/containermanager/k8s",
+        json!({"type": "kubernetes", "options": {"server_url": kube_url, "token": token}}),
+        201,
+    )
+    .await;
+    api.put_expect(
+        "/api/v0/cluster/managed",
+        json!({"container_manager": "k8s"}),
+        201,
+    )
+    .await;
+}
+
 /// Stops the broker (`rabbitmqctl stop_app`) and starts it again when
 /// dropped, also when the test panics.
 pub struct BrokerDown(bool);

@@ -27,18 +27,7 @@ fn same_processes(stack: &mut SplitStack, before: &[(Daemon, Option<u32>)]) {
 /// A managed cluster and a host to join to it after the outage (containermgr
 /// and storage both have to answer for the join to work).
 async fn managed_cluster(api: &Api, bus: &commissaire_bus::Bus, kube: &testkit::kube::StandInKube) {
-    api.put_expect(
-        "/api/v0/containermanager/k8s",
-        json!({"type": "kubernetes", "options": {"server_url": kube.url, "token": "t"}}),
-        201,
-    )
-    .await;
-    api.put_expect(
-        "/api/v0/cluster/managed",
-        json!({"container_manager": "k8s"}),
-        201,
-    )
-    .await;
+    create_managed_cluster(api, &kube.url, "t").await;
     assert_eq!(api.put_host("10.7.0.1").await.status, Some(201));
     set_host_status(bus, "10.7.0.1", "disassociated").await;
 }
@@ -141,19 +130,10 @@ async fn rabbitmq_restart_during_a_bootstrap_does_not_leave_the_host_bootstrappi
     // The broker goes away while the bootstrap playbook runs, and is still
     // away when it ends (the investigator then has to record the outcome).
     let slow_log = work.path().join("slow.log");
-    wait_until(
+    wait_for_file(
+        &slow_log,
         Duration::from_secs(60),
         "the bootstrap reaches the docker step",
-        || {
-            let reached = slow_log.exists();
-            async move {
-                if reached {
-                    Ok(())
-                } else {
-                    Err("not yet".into())
-                }
-            }
-        },
     )
     .await;
     let broker = tokio::task::spawn_blocking(BrokerDown::stop).await.unwrap();
@@ -173,20 +153,11 @@ async fn rabbitmq_restart_during_a_bootstrap_does_not_leave_the_host_bootstrappi
     tokio::task::spawn_blocking(move || broker.restore())
         .await
         .unwrap();
-    let host = wait_until(
+    let host = wait_investigation_ends(
+        &api,
+        &path,
         Duration::from_secs(60),
         "the host's bootstrap ends after the outage",
-        || {
-            let api = api.clone();
-            let path = path.clone();
-            async move {
-                let a = api.get(&path).await;
-                match a.body["status"].as_str() {
-                    Some("investigating" | "bootstrapping") | None => Err(format!("{a:?}")),
-                    Some(_) => Ok(a.body),
-                }
-            }
-        },
     )
     .await;
     assert_eq!(

@@ -315,20 +315,11 @@ async fn investigator_killed_during_a_bootstrap_bootstraps_the_host_after_its_re
     assert_eq!(api.get_ok(&path).await["status"], "bootstrapping");
 
     stack.start(Daemon::Investigator);
-    let host = wait_until(
+    let host = wait_investigation_ends(
+        &api,
+        &path,
         Duration::from_secs(90),
         "the host is bootstrapped after the restart",
-        || {
-            let api = api.clone();
-            let path = path.clone();
-            async move {
-                let host = api.get_ok(&path).await;
-                match host["status"].as_str() {
-                    Some("investigating" | "bootstrapping") => Err(host.to_string()),
-                    _ => Ok(host),
-                }
-            }
-        },
     )
     .await;
     assert_eq!(
@@ -459,18 +450,7 @@ async fn containermgr_killed_fails_calls_clearly_and_serves_after_its_restart() 
     .await;
     let api = Api::new(&stack);
     let bus = bus(&stack).await;
-    api.put_expect(
-        "/api/v0/containermanager/k8s",
-        json!({"type": "kubernetes", "options": {"server_url": kube.url, "token": "cm-token"}}),
-        201,
-    )
-    .await;
-    api.put_expect(
-        "/api/v0/cluster/managed",
-        json!({"container_manager": "k8s"}),
-        201,
-    )
-    .await;
+    create_managed_cluster(&api, &kube.url, "cm-token").await;
     let hosts = ["10.8.0.1", "10.8.0.2"];
     for h in hosts {
         assert_eq!(api.put_host(h).await.status, Some(201));

@@ -119,34 +119,15 @@ async fn a_host_cut_during_its_bootstrap_ends_failed_with_the_reason() {
     let path = format!("/api/v0/host/{}", sshd.address);
     assert_eq!(api.put_host(&sshd.address).await.status, Some(201));
     let slow_log = work.path().join("slow.log");
-    wait_until(
+    wait_for_file(
+        &slow_log,
         Duration::from_secs(60),
         "the bootstrap reaches the docker step",
-        || {
-            let reached = slow_log.exists();
-            async move {
-                if reached {
-                    Ok(())
-                } else {
-                    Err("not yet".into())
-                }
-            }
-        },
     )
     .await;
     sshd.stop();
-    let host = wait_until(Duration::from_secs(60), "the bootstrap ends", || {
-        let api = api.clone();
-        let path = path.clone();
-        async move {
-            let h = api.get_ok(&path).await;
-            match h["status"].as_str() {
-                Some("investigating" | "bootstrapping") => Err(h.to_string()),
-                _ => Ok(h),
-            }
-        }
-    })
-    .await;
+    let host =
+        wait_investigation_ends(&api, &path, Duration::from_secs(60), "the bootstrap ends").await;
     assert_eq!(
         host["status"],
         "failed",

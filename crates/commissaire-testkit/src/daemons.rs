@@ -111,6 +111,24 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Stops `child` with SIGTERM, waits up to 10 s for it to exit, then
+/// SIGKILLs it; reaps it either way.
+pub fn terminate(child: &mut Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// The split stack: configuration files in a temporary directory, and the
 /// daemons that are running. Every daemon is killed when it is dropped.
 pub struct SplitStack {
@@ -286,19 +304,7 @@ impl SplitStack {
     /// Stops `daemon` with SIGTERM and waits up to 10 s for it to exit (then SIGKILL).
     pub fn terminate(&mut self, daemon: Daemon) {
         if let Some(mut child) = self.running.remove(&daemon) {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if !matches!(child.try_wait(), Ok(None)) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            terminate(&mut child);
         }
     }
 
