@@ -23,6 +23,7 @@
 
 mod error;
 mod facts;
+mod preflight;
 mod runner;
 mod target;
 mod vars;

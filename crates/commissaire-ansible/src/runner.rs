@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
+use crate::preflight::{self, Preflight};
 use crate::target::{ProcessGroupGuard, RunDir, SecretFile};
 use crate::{AnsibleError, Target};
 
@@ -82,6 +83,17 @@ impl Playbook {
     }
 }
 
+impl Playbook {
+    /// Whether the playbook goes through its hosts one at a time
+    /// (`serial: 1`), stopping at the first one that fails.
+    pub fn is_serial(self) -> bool {
+        matches!(
+            self,
+            Playbook::Restart | Playbook::Upgrade | Playbook::Deploy
+        )
+    }
+}
+
 impl fmt::Display for Playbook {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.file_name().trim_end_matches(".yaml"))
@@ -138,6 +150,38 @@ pub struct PlaybookReport {
 }
 
 impl PlaybookReport {
+    /// Adds the hosts the SSH pre-flight could not reach (address -> ssh's
+    /// reason); in a serial playbook, the hosts after the first of them
+    /// were not run. The exit code becomes Ansible's "unreachable" (4)
+    /// where Ansible itself did not fail otherwise.
+    fn with_unreachable(
+        mut self,
+        targets: &[Target],
+        unreachable: BTreeMap<String, String>,
+    ) -> Self {
+        if unreachable.is_empty() {
+            return self;
+        }
+        let mut cut = false;
+        for t in targets {
+            if let Some(msg) = unreachable.get(&t.address) {
+                self.output
+                    .push_str(&format!("{}: UNREACHABLE: {msg}\n", t.address));
+                self.hosts.insert(
+                    t.address.clone(),
+                    HostOutcome::Unreachable { msg: msg.clone() },
+                );
+                cut |= self.playbook.is_serial();
+            } else if cut || !self.hosts.contains_key(&t.address) {
+                self.hosts.insert(t.address.clone(), HostOutcome::NotRun);
+            }
+        }
+        if matches!(self.exit_code, 0 | 2 | 4) {
+            self.exit_code = 4;
+        }
+        self
+    }
+
     /// Addresses whose outcome is `Failed` or `Unreachable`.
     pub fn failed_hosts(&self) -> Vec<&str> {
         self.hosts
@@ -264,30 +308,65 @@ impl PlaybookRunner {
         // Everything secret lives in run_dir; the guards below are dropped
         // (files removed) before it, and after the process group is killed.
         let run_dir = RunDir::new(&self.temp_dir)?;
+        let local_temp = run_dir.subdir("tmp")?;
+        let control_dir = run_dir.subdir("cp")?;
+        // Declared after the directories: dropped (masters stopped) before
+        // the key files, while the sockets exist.
         let mut keys: Vec<SecretFile> = Vec::with_capacity(targets.len());
-        // Built by hand: serde_json's Map sorts its keys, but the hosts must
-        // keep the targets' order (serial playbooks go through them in order).
-        let mut entries = Vec::with_capacity(targets.len());
+        let mut preflights = Vec::with_capacity(targets.len());
         let mut seen = HashSet::new();
         for (i, t) in targets.iter().enumerate() {
             if !seen.insert(t.address.as_str()) {
                 continue;
             }
             let key = run_dir.key_file(t, &format!("key-{i}"))?;
-            let host_vars = json!({
-                "ansible_host": t.address,
-                "ansible_user": t.remote_user,
-                "ansible_ssh_private_key_file": key.path(),
-                "ansible_ssh_common_args":
-                    "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes",
-                "ansible_python_interpreter": "/usr/bin/python3",
+            preflights.push(Preflight {
+                address: t.address.clone(),
+                user: t.remote_user.clone(),
+                key: key.path().to_path_buf(),
+                control_path: control_dir.join(format!("m{i}")),
             });
-            entries.push(format!(
-                "{}:{}",
-                Value::String(t.address.clone()),
-                host_vars
-            ));
             keys.push(key);
+        }
+        let masters = ControlMasters(control_dir.clone());
+        let reached = preflight::open_masters(&preflights, &local_temp).await;
+        let mut unreachable = BTreeMap::new();
+        // Built by hand: serde_json's Map sorts its keys, but the hosts must
+        // keep the targets' order (serial playbooks go through them in order).
+        let mut entries = Vec::with_capacity(targets.len());
+        for (host, result) in preflights.iter().zip(reached) {
+            match result {
+                Err(msg) => {
+                    unreachable.insert(host.address.clone(), msg);
+                }
+                // A serial playbook stops at its first unreachable host:
+                // the hosts after it are not run.
+                Ok(()) if playbook.is_serial() && !unreachable.is_empty() => {}
+                Ok(()) => {
+                    let host_vars = json!({
+                        "ansible_host": host.address,
+                        "ansible_user": host.user,
+                        "ansible_ssh_private_key_file": host.key,
+                        "ansible_ssh_common_args": preflight::SSH_COMMON_ARGS,
+                        "ansible_control_path": host.control_path,
+                        "ansible_python_interpreter": "/usr/bin/python3",
+                    });
+                    entries.push(format!(
+                        "{}:{}",
+                        Value::String(host.address.clone()),
+                        host_vars
+                    ));
+                }
+            }
+        }
+        if entries.is_empty() {
+            // Nobody to run Ansible on.
+            drop(masters);
+            drop(keys);
+            drop(run_dir);
+            let report =
+                EventLog::new(redactor).into_report(playbook, &[], 0, started.elapsed())?;
+            return Ok(report.with_unreachable(targets, unreachable));
         }
         let inventory = format!("{{\"all\":{{\"hosts\":{{{}}}}}}}", entries.join(","));
         let inventory_file = run_dir.secret_file("inventory.json", inventory.as_bytes())?;
@@ -295,10 +374,6 @@ impl PlaybookRunner {
             "extra-vars.json",
             Value::Object(vars).to_string().as_bytes(),
         )?;
-        let local_temp = run_dir.subdir("tmp")?;
-        let control_dir = run_dir.subdir("cp")?;
-        // Declared after the files: dropped first, while the sockets exist.
-        let masters = ControlMasters(control_dir.clone());
 
         let mut cmd = Command::new(&self.program);
         cmd.arg("-i")
@@ -410,7 +485,9 @@ impl PlaybookRunner {
 
         // A signal-killed ansible-playbook has no exit code.
         let exit_code = status.code().unwrap_or(-1);
-        let report = events.into_report(playbook, targets, exit_code, started.elapsed())?;
+        let report = events
+            .into_report(playbook, targets, exit_code, started.elapsed())?
+            .with_unreachable(targets, unreachable);
         tracing::debug!(%playbook, exit_code, failed = ?report.failed_hosts(), "ansible-playbook done");
         Ok(report)
     }

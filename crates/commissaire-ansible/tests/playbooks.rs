@@ -98,6 +98,98 @@ async fn bad_keys_make_hosts_unreachable_with_a_reason() {
     assert_empty(tmp.path());
 }
 
+/// Many hosts failing at once, on a busy machine: each still gets ssh's own
+/// reason. (Through Ansible alone, with pipelining, a host whose ssh dies
+/// while Ansible writes the module to it was reported "Broken pipe" when
+/// ssh was not reaped within Ansible's 1 ms grace.)
+#[tokio::test]
+async fn every_unreachable_host_gets_ssh_s_own_reason_under_load() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keydir = tempfile::tempdir().unwrap();
+    let foreign_key = foreign_key(keydir.path());
+    let mut targets = vec![target(&host(1))];
+    let refused: Vec<String> = (80..100).map(|i| format!("127.0.0.{i}")).collect();
+    targets.extend(refused.iter().map(|a| target(a)));
+    targets.push(Target::with_private_key(host(2), "root", &foreign_key));
+    targets.push(Target::with_private_key(host(3), "root", b"no key at all"));
+    // Keep both cores busy while the run connects.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let burners: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                }
+                x
+            })
+        })
+        .collect();
+    let report = runner(tmp.path())
+        .run(Playbook::CheckHostAvailability, &targets, Map::new())
+        .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for b in burners {
+        b.join().unwrap();
+    }
+    let report = report.unwrap();
+    assert_eq!(report.hosts[&host(1)], HostOutcome::Ok, "{}", report.output);
+    for a in &refused {
+        match &report.hosts[a] {
+            HostOutcome::Unreachable { msg } => assert!(msg.contains("refused"), "{a}: {msg}"),
+            other => panic!("{a}: expected Unreachable, got {other:?}"),
+        }
+    }
+    for a in [host(2), host(3)] {
+        match &report.hosts[&a] {
+            HostOutcome::Unreachable { msg } => {
+                assert!(msg.contains("Permission denied"), "{a}: {msg}")
+            }
+            other => panic!("{a}: expected Unreachable, got {other:?}"),
+        }
+    }
+    assert_eq!(report.exit_code, 4);
+    assert_empty(tmp.path());
+}
+
+/// A serial playbook stops at its first unreachable host: the hosts after
+/// it are not run, the ones before it are.
+#[tokio::test]
+async fn a_serial_playbook_stops_at_an_unreachable_host() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = scratch();
+    let vars = vars(
+        work.path(),
+        &[
+            (
+                "commissaire_upgrade_command",
+                json!("touch @DIR@/upgraded-{{ inventory_hostname }}"),
+            ),
+            (
+                "commissaire_ostree_booted_path",
+                json!("@DIR@/ostree-booted-{{ inventory_hostname }}"),
+            ),
+        ],
+    );
+    let targets = [target(&host(1)), target("127.0.0.98"), target(&host(2))];
+    let report = runner(tmp.path())
+        .run(Playbook::Upgrade, &targets, vars)
+        .await
+        .unwrap();
+    assert_eq!(report.hosts[&host(1)], HostOutcome::Ok, "{}", report.output);
+    assert!(
+        matches!(&report.hosts["127.0.0.98"], HostOutcome::Unreachable { msg } if msg.contains("refused")),
+        "{:?}",
+        report.hosts
+    );
+    assert_eq!(report.hosts[&host(2)], HostOutcome::NotRun);
+    assert!(work.path().join(format!("upgraded-{}", host(1))).exists());
+    assert!(!work.path().join(format!("upgraded-{}", host(2))).exists());
+    assert_eq!(report.exit_code, 4);
+    assert_empty(tmp.path());
+}
+
 /// Vars for a bootstrap where every command writes a marker
 /// `@DIR@/<what>-<host>` and every remote file lands in `@DIR@`.
 fn bootstrap_vars(dir: &std::path::Path, extra: &[(&str, Value)]) -> Map<String, Value> {
