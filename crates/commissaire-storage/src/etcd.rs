@@ -30,12 +30,24 @@ fn etcd_error(e: etcd_client::Error) -> StoreError {
     }
 }
 
-/// A call cut by the connection going away (etcd stopped mid-request):
-/// tonic reports it as status `Unknown` ("transport error") with the
-/// transport or I/O error as its source. It is an outage, not a store error.
+/// A call cut by the connection going away (etcd stopped mid-request, or
+/// a request sent on a connection that is being re-established). tonic
+/// reports it in one of these ways, each an outage, not a store error:
+/// * `Unknown` ("transport error") with the transport or I/O error as its
+///   source;
+/// * `Cancelled` ("operation was canceled: connection was not ready"):
+///   hyper's answer to a request sent on a connection that closed; this
+///   client never cancels a call itself (a dropped call reports nothing);
+/// * `Internal` "h2 protocol error: ..." for a stream the server reset as
+///   it went away.
 fn lost_connection(status: &tonic::Status) -> bool {
-    if status.code() == tonic::Code::Unknown && status.message() == "transport error" {
-        return true;
+    match status.code() {
+        tonic::Code::Unknown if status.message() == "transport error" => return true,
+        tonic::Code::Cancelled => return true,
+        tonic::Code::Internal if status.message().starts_with("h2 protocol error") => {
+            return true;
+        }
+        _ => {}
     }
     let mut source = std::error::Error::source(status);
     while let Some(e) = source {
@@ -183,6 +195,19 @@ mod tests {
         assert_eq!(cut.code(), tonic::Code::Unknown);
         assert!(matches!(
             etcd_error(etcd_client::Error::GRpcStatus(cut)),
+            StoreError::Unavailable(_)
+        ));
+        // A request sent while the channel reconnects (seen during etcd
+        // restarts under load).
+        let not_ready =
+            tonic::Status::cancelled("operation was canceled: connection was not ready");
+        assert!(matches!(
+            etcd_error(etcd_client::Error::GRpcStatus(not_ready)),
+            StoreError::Unavailable(_)
+        ));
+        let reset = tonic::Status::internal("h2 protocol error: stream no longer needed");
+        assert!(matches!(
+            etcd_error(etcd_client::Error::GRpcStatus(reset)),
             StoreError::Unavailable(_)
         ));
         let refused = tonic::Status::new(tonic::Code::Unknown, "something else");
