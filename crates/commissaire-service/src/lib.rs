@@ -166,7 +166,7 @@ async fn respond<S: Service + ?Sized>(
             "params must be an object or an array",
         ))
     } else {
-        service.call(method, request.params).await
+        call_contained(service, method, request.params).await
     };
     if let Err(e) = &result {
         tracing::debug!(service = service.name(), method, code = e.code, error = %e.message, "request failed");
@@ -176,6 +176,38 @@ async fn respond<S: Service + ?Sized>(
         Ok(v) => Response::success(id, v),
         Err(e) => Response::failure(id, e),
     })
+}
+
+/// Runs `service.call`; a panic inside it becomes a JSON-RPC internal
+/// error for this call alone (logged with the method and the panic's
+/// message), and the worker goes on with the next message.
+async fn call_contained<S: Service + ?Sized>(
+    service: &S,
+    method: &str,
+    params: Value,
+) -> Result<Value, RpcError> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(service.call(method, params))
+        .catch_unwind()
+        .await
+    {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".into());
+            tracing::error!(service = service.name(), method, panic = %what, "a handler panicked; the call gets an internal error");
+            Err(RpcError::new(
+                codes::INTERNAL_ERROR,
+                format!(
+                    "internal error in {}.{method} (the handler panicked; see the service's log)",
+                    service.name()
+                ),
+            ))
+        }
+    }
 }
 
 /// The command line every service binary accepts.
@@ -307,11 +339,12 @@ mod tests {
             "echo"
         }
         fn methods(&self) -> &[&'static str] {
-            &["say", "fail"]
+            &["say", "fail", "panic"]
         }
         async fn call(&self, method: &str, params: Value) -> Result<Value, RpcError> {
             match method {
                 "say" => Ok(params),
+                "panic" => panic!("the handler broke on {params}"),
                 _ => Err(RpcError::conflict("no")),
             }
         }
@@ -348,6 +381,36 @@ mod tests {
         assert_eq!(reply.id, json!(7));
         assert_eq!(reply.error.unwrap().code, codes::INVALID_REQUEST);
         assert_eq!(handle.handled(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_an_internal_error_and_the_worker_lives_on() {
+        let bus: Bus = Arc::new(InProcessBus::new());
+        // One worker: if a panic ended it, nothing would answer afterwards.
+        let handle = run(Arc::new(Echo), bus.clone(), 1).await.unwrap();
+        let t = Duration::from_secs(2);
+        for i in 0..3 {
+            let e = bus
+                .request("echo.panic", json!({"n": i}), t)
+                .await
+                .unwrap_err();
+            let rpc = e.rpc().expect("a JSON-RPC error, not a timeout");
+            assert_eq!(rpc.code, codes::INTERNAL_ERROR, "{rpc:?}");
+            assert!(rpc.message.contains("echo.panic"), "{}", rpc.message);
+        }
+        assert_eq!(
+            bus.request("echo.say", json!({"still": "here"}), t)
+                .await
+                .unwrap(),
+            json!({"still": "here"})
+        );
+        // A panicking notification is contained too.
+        bus.notify("echo.panic", json!({})).await.unwrap();
+        assert_eq!(
+            bus.request("echo.say", json!([1]), t).await.unwrap(),
+            json!([1])
+        );
+        assert_eq!(handle.handled(), 6);
     }
 
     #[tokio::test]
