@@ -280,6 +280,10 @@ async fn investigator_killed_during_a_bootstrap_bootstraps_the_host_after_its_re
     );
     stack.configure(Daemon::Investigator, "facts_timeout", json!(30));
     stack.configure(Daemon::Investigator, "bootstrap_timeout", json!(90));
+    // The restarted replica takes the investigation over once the killed
+    // one's lease has run out.
+    stack.configure(Daemon::Investigator, "lease_seconds", json!(10));
+    stack.configure(Daemon::Investigator, "scan_seconds", json!(2));
     start(
         &mut stack,
         &[Daemon::Storage, Daemon::Server, Daemon::Investigator],
@@ -569,4 +573,160 @@ async fn a_request_that_timed_out_while_storage_was_down_is_not_carried_out_late
         assert_eq!(a.status, Some(404), "{name} was created after all: {a:?}");
     }
     api.get_ok("/api/v0/network/default").await;
+}
+
+/// The investigator settings of the durable-investigation tests: short
+/// leases and scans so a takeover is quick.
+fn durable_investigator(stack: &mut SplitStack, work: &std::path::Path) {
+    stack.configure(Daemon::Investigator, "playbook_dir", json!(playbook_dir()));
+    stack.configure(
+        Daemon::Investigator,
+        "ansible_vars",
+        bootstrap_vars(work, 0),
+    );
+    stack.configure(Daemon::Investigator, "facts_timeout", json!(30));
+    stack.configure(Daemon::Investigator, "bootstrap_timeout", json!(90));
+    stack.configure(Daemon::Investigator, "lease_seconds", json!(6));
+    stack.configure(Daemon::Investigator, "scan_seconds", json!(1));
+}
+
+/// Hosts created while no investigator runs (on AMQP their announcement
+/// finds no queue and is dropped) are bootstrapped once one starts: the
+/// stored investigation is the job. A failed host sent again is
+/// investigated again, and so is a host stuck `investigating` whose
+/// investigation record is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hosts_created_while_the_investigator_is_down_are_bootstrapped_once_it_starts() {
+    let _serial = serial().await;
+    let sshd = testkit::TestSshd::start("127.0.2.41");
+    let work = tempfile::tempdir().unwrap();
+    let mut stack = stack();
+    durable_investigator(&mut stack, work.path());
+    start(&mut stack, &[Daemon::Storage, Daemon::Server]).await;
+    let api = Api::new(&stack);
+    let bus = bus(&stack).await;
+    let path = format!("/api/v0/host/{}", sshd.address);
+    let a = api.put_host(&sshd.address).await;
+    assert_eq!(a.status, Some(201), "{a:?}");
+    assert_eq!(a.body["status"], "investigating");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(api.get_ok(&path).await["status"], "investigating");
+
+    stack.start(Daemon::Investigator);
+    let host = wait_investigation_ends(
+        &api,
+        &path,
+        Duration::from_secs(90),
+        "the host is bootstrapped",
+    )
+    .await;
+    assert_eq!(
+        host["status"],
+        "disassociated",
+        "{host}\ninvestigator log:\n{}",
+        stack.log(Daemon::Investigator)
+    );
+    // Done: its investigation record is gone, and it is not run again.
+    wait_until(
+        Duration::from_secs(10),
+        "the investigation record is removed",
+        || {
+            let bus = bus.clone();
+            let address = sshd.address.clone();
+            async move {
+                match storage_get(&bus, "Investigation", json!({"address": address})).await {
+                    Err(e)
+                        if e.rpc().is_some_and(|r| {
+                            r.code == commissaire_bus::codes::STORAGE_LOOKUP_ERROR
+                        }) =>
+                    {
+                        Ok(())
+                    }
+                    other => Err(format!("{other:?}")),
+                }
+            }
+        },
+    )
+    .await;
+    let runs = std::fs::read_to_string(work.path().join("slow.log")).unwrap();
+    assert_eq!(runs.lines().count(), 1, "one bootstrap: {runs}");
+
+    // A failed host (nothing listens yet) sent again once it can be reached.
+    let late = "127.0.2.42";
+    let late_path = format!("/api/v0/host/{late}");
+    assert_eq!(api.put_host(late).await.status, Some(201));
+    let host = wait_investigation_ends(
+        &api,
+        &late_path,
+        Duration::from_secs(60),
+        "the unreachable host fails",
+    )
+    .await;
+    assert_eq!(host["status"], "failed", "{host}");
+    assert!(
+        host["reason"].as_str().unwrap().contains("refused"),
+        "{host}"
+    );
+    let late_sshd = testkit::TestSshd::start(late);
+    let again = api.put_host(late).await;
+    assert_eq!(again.status, Some(201), "{again:?}");
+    assert_eq!(again.body["status"], "investigating", "{again:?}");
+    let host = wait_investigation_ends(
+        &api,
+        &late_path,
+        Duration::from_secs(90),
+        "the host sent again is bootstrapped",
+    )
+    .await;
+    assert_eq!(host["status"], "disassociated", "{host}");
+    assert!(
+        host["reason"].as_str().unwrap_or_default().is_empty(),
+        "{host}"
+    );
+
+    // A host stuck `investigating` with no investigation record (as an
+    // earlier version, or a crash between the two writes, leaves it).
+    let stuck = "127.0.2.43";
+    let stuck_sshd = testkit::TestSshd::start(stuck);
+    let stuck_path = format!("/api/v0/host/{stuck}");
+    assert_eq!(api.put_host(stuck).await.status, Some(201));
+    let host = wait_investigation_ends(
+        &api,
+        &stuck_path,
+        Duration::from_secs(90),
+        "the third host is bootstrapped",
+    )
+    .await;
+    assert_eq!(host["status"], "disassociated", "{host}");
+    let mut record = storage_get(&bus, "Host", json!({"address": stuck}))
+        .await
+        .unwrap();
+    record["status"] = json!("investigating");
+    storage_save(&bus, "Host", record).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(api.get_ok(&stuck_path).await["status"], "investigating");
+    let again = api.put_host(stuck).await;
+    assert_eq!(again.status, Some(201), "{again:?}");
+    let host = wait_investigation_ends(
+        &api,
+        &stuck_path,
+        Duration::from_secs(90),
+        "the stuck host sent again is bootstrapped",
+    )
+    .await;
+    assert_eq!(
+        host["status"],
+        "disassociated",
+        "{host}\n{}",
+        stack.log(Daemon::Investigator)
+    );
+    let runs = std::fs::read_to_string(work.path().join("slow.log")).unwrap();
+    assert_eq!(
+        runs.lines()
+            .filter(|l| l.starts_with("install_docker"))
+            .count(),
+        4,
+        "bootstraps: first host 1, late host 1 (none while refused), stuck host 2: {runs}"
+    );
+    drop((late_sshd, stuck_sshd));
 }

@@ -224,6 +224,33 @@ impl Api {
         ))
     }
 
+    /// Changes the stored host by compare-and-swap (starting over while
+    /// others write it).
+    async fn update_host(
+        &self,
+        address: &str,
+        mut change: impl FnMut(&mut Host),
+    ) -> ApiResult<Host> {
+        match self
+            .storage
+            .update(json!({"address": address}), CAS_ATTEMPTS, |h: &mut Host| {
+                change(h);
+                true
+            })
+            .await
+        {
+            Ok(h) => Ok(h),
+            Err(e) if e.is_conflict() => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("host '{address}' is being changed by others; try again"),
+            )),
+            Err(StorageCallError::NotFound(_)) => Err(ApiError::not_found(format!(
+                "host '{address}' does not exist"
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn clusters(&self) -> ApiResult<Vec<Cluster>> {
         Ok(self.storage.list::<Cluster>().await?)
     }
@@ -818,14 +845,38 @@ impl Api {
                 .await?;
             cluster_data = joined.to_json();
         }
-        self.bus
+        self.request_investigation(address, cluster_name.as_deref().unwrap_or(""), cluster_data)
+            .await?;
+        created(host.to_safe_json())
+    }
+
+    /// Stores the host's [`Investigation`] record (the job itself: an
+    /// investigator takes it up from storage even if the announcement
+    /// below is lost), then announces `jobs.investigate`.
+    async fn request_investigation(
+        &self,
+        address: &str,
+        cluster: &str,
+        cluster_data: Value,
+    ) -> ApiResult<()> {
+        let record = Investigation {
+            address: address.to_string(),
+            cluster: cluster.to_string(),
+            requested_at: now_iso(),
+            ..Investigation::default()
+        };
+        self.storage.save(&record).await?;
+        if let Err(e) = self
+            .bus
             .notify(
                 "jobs.investigate",
                 json!({"address": address, "cluster_data": cluster_data}),
             )
             .await
-            .map_err(ApiError::from)?;
-        created(host.to_safe_json())
+        {
+            tracing::warn!(address, error = %e, "could not announce the investigation; an investigator's scan will find it");
+        }
+        Ok(())
     }
 
     async fn recreate_host(
@@ -852,7 +903,45 @@ impl Api {
             ))
             .field("cluster"));
         }
-        created(existing.to_safe_json())
+        if matches!(
+            existing.status,
+            HostState::Active | HostState::Disassociated
+        ) {
+            return created(existing.to_safe_json());
+        }
+        // Failed, or still investigating/bootstrapping: unless an
+        // investigator is on it (or it is queued), ask again.
+        let pending = self
+            .get_opt::<Investigation>(json!({"address": address}))
+            .await?;
+        if existing.status != HostState::Failed && pending.is_some() {
+            return created(existing.to_safe_json());
+        }
+        let cluster_name = match cluster {
+            Some(c) => c.name.clone(),
+            None => self
+                .clusters()
+                .await?
+                .into_iter()
+                .find(|c| c.hostset.contains(&address))
+                .map(|c| c.name)
+                .unwrap_or_default(),
+        };
+        let cluster_data = if cluster_name.is_empty() {
+            json!({})
+        } else {
+            json!({"name": cluster_name})
+        };
+        self.request_investigation(&address, &cluster_name, cluster_data)
+            .await?;
+        tracing::info!(address, status = %existing.status, "host sent again: investigating it again");
+        let host = self
+            .update_host(&address, |h| {
+                h.status = HostState::Investigating;
+                h.reason.clear();
+            })
+            .await?;
+        created(host.to_safe_json())
     }
 
     /// `DELETE /host/{address}`: removes the host, its credentials and its
@@ -862,7 +951,7 @@ impl Api {
         self.storage
             .delete::<Host>(json!({"address": address}))
             .await?;
-        for kind in ["HostCreds", "WatcherRecord"] {
+        for kind in ["HostCreds", "WatcherRecord", "Investigation"] {
             let params = json!({"model_type_name": kind, "model_json_data": {"address": address}});
             match self
                 .bus

@@ -7,6 +7,10 @@
 //! manager) or `active` (registered with the cluster's container manager),
 //! or `failed` with the `reason` kept on the host record.
 
+mod claim;
+
+pub use claim::FirstScan;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -19,7 +23,7 @@ use commissaire_storage::client::{StorageCallError, StorageClient};
 use serde_json::{Map, Value, json};
 
 /// How many times a host update is retried when another writer got there first.
-const CAS_ATTEMPTS: usize = 16;
+pub(crate) const CAS_ATTEMPTS: usize = 16;
 
 /// The investigator's settings (members of `investigator.conf`).
 #[derive(Debug, Clone)]
@@ -43,6 +47,26 @@ pub struct InvestigatorConfig {
     /// an outage during an investigation does not leave the host
     /// `investigating` or `bootstrapping` for ever.
     pub storage_retry_timeout: Duration,
+    /// How long a replica's claim on an investigation holds without
+    /// renewal (`lease_seconds`, default 30; renewed every third of it).
+    pub lease: Duration,
+    /// How often the investigation records are scanned for work nobody
+    /// owns (`scan_seconds`, default 10).
+    pub scan: Duration,
+    /// This replica's name in the records' `owner` (`replica_id`, default
+    /// `<hostname>-<pid>-<random>`).
+    pub replica_id: String,
+}
+
+/// A replica name unique across hosts and restarts.
+fn default_replica_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "investigator".into());
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &random[..8])
 }
 
 /// A configuration member has the wrong type.
@@ -82,6 +106,18 @@ impl InvestigatorConfig {
                 .to_string(),
             node_ready_timeout: seconds("node_ready_timeout", 300)?,
             storage_retry_timeout: seconds("storage_retry_timeout", 300)?,
+            lease: seconds("lease_seconds", 30)?,
+            scan: seconds("scan_seconds", 10)?,
+            replica_id: match config.get("replica_id") {
+                None | Some(Value::Null) => default_replica_id(),
+                Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
+                Some(_) => {
+                    return Err(ConfigError(
+                        "replica_id".into(),
+                        "must be a non-empty string",
+                    ));
+                }
+            },
         })
     }
 }
@@ -91,6 +127,8 @@ pub struct Investigator {
     storage: StorageClient,
     bus: Bus,
     config: InvestigatorConfig,
+    /// The hosts this replica is investigating now.
+    running: claim::Running,
 }
 
 fn storage_error(e: StorageCallError) -> RpcError {
@@ -139,6 +177,7 @@ impl Investigator {
             storage: StorageClient::new(bus.clone()),
             bus,
             config,
+            running: claim::Running::default(),
         }
     }
 
@@ -452,10 +491,14 @@ impl Service for Investigator {
             .ok_or_else(|| RpcError::invalid_params("address (string) is required"))?
             .to_string();
         let cluster_data = params.get("cluster_data").cloned().unwrap_or(Value::Null);
-        let result = self.investigate(&address, &cluster_data).await;
-        if let Err(e) = &result {
-            tracing::warn!(%address, error = %e.message, "investigation could not finish");
+        let result = self.run_claimed(&address, &cluster_data, false).await;
+        match &result {
+            Err(e) => {
+                tracing::warn!(%address, error = %e.message, "investigation could not finish")
+            }
+            Ok(None) => tracing::debug!(%address, "another investigator has this host"),
+            Ok(Some(_)) => {}
         }
-        result
+        result.map(|r| r.unwrap_or(Value::Null))
     }
 }

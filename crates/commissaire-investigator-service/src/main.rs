@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use commissaire_investigator_service::{Investigator, InvestigatorConfig};
+use commissaire_investigator_service::{FirstScan, Investigator, InvestigatorConfig};
 use commissaire_service::{ServiceArgs, init_logging, load_settings, shutdown_signal};
 
 /// Commissaire investigator service.
@@ -29,8 +29,12 @@ async fn main() -> anyhow::Result<()> {
     .await
     .context("connecting to the message bus")?;
     let service = Arc::new(Investigator::new(bus.clone(), config));
-    let handle = commissaire_service::run(service, bus, settings.workers).await?;
+    let handle = commissaire_service::run(service.clone(), bus, settings.workers).await?;
+    // Investigations nobody owns (their announcement was lost, or their
+    // replica died) are taken up from storage.
+    let scanner = service.spawn_scanner(FirstScan::ExpiredOnly, settings.workers);
     shutdown_signal().await;
+    scanner.abort();
     handle.stop();
     Ok(())
 }

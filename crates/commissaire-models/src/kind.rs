@@ -27,6 +27,8 @@ pub enum ModelKind {
     ContainerManagerConfig,
     /// [`WatcherRecord`]
     WatcherRecord,
+    /// [`Investigation`] (internal)
+    Investigation,
     /// [`Hosts`] (list of [`Host`])
     Hosts,
     /// [`Clusters`] (list of [`Cluster`])
@@ -80,6 +82,10 @@ macro_rules! dispatch {
                 type $t = WatcherRecord;
                 $body
             }
+            ModelKind::Investigation => {
+                type $t = Investigation;
+                $body
+            }
             ModelKind::Hosts => {
                 type $t = Hosts;
                 $body
@@ -113,6 +119,7 @@ impl ModelKind {
         ModelKind::Network,
         ModelKind::ContainerManagerConfig,
         ModelKind::WatcherRecord,
+        ModelKind::Investigation,
         ModelKind::Hosts,
         ModelKind::Clusters,
         ModelKind::Networks,
@@ -194,7 +201,10 @@ impl ModelKind {
     /// The primary key of a (normalised or partial) JSON record.
     pub fn primary_key(self, value: &Value) -> Result<String, ModelError> {
         let field = match self {
-            ModelKind::Host | ModelKind::HostCreds | ModelKind::WatcherRecord => "address",
+            ModelKind::Host
+            | ModelKind::HostCreds
+            | ModelKind::WatcherRecord
+            | ModelKind::Investigation => "address",
             ModelKind::Cluster
             | ModelKind::ClusterDeploy
             | ModelKind::ClusterRestart

@@ -21,6 +21,12 @@ pub enum StorageCallError {
 }
 
 impl StorageCallError {
+    /// Whether a compare-and-swap lost: what is stored is not what the
+    /// caller expected.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, StorageCallError::Bus(e) if e.rpc().is_some_and(|r| r.code == codes::CONFLICT))
+    }
+
     fn from_bus(e: BusError) -> Self {
         match e.rpc() {
             Some(rpc) if rpc.code == codes::STORAGE_LOOKUP_ERROR => {
@@ -122,5 +128,32 @@ impl StorageClient {
             )
             .await?;
         Self::decode(v)
+    }
+
+    /// Reads the record at `key`, applies `change` and writes it back by
+    /// compare-and-swap, starting over (at most `attempts` times) while
+    /// other writers get there first. `change` returns `false` to leave the
+    /// record as it is (then it is returned unwritten). When every attempt
+    /// lost, the last conflict is returned ([`StorageCallError::is_conflict`]).
+    pub async fn update<M: Model + Clone>(
+        &self,
+        key: Value,
+        attempts: usize,
+        mut change: impl FnMut(&mut M) -> bool,
+    ) -> Result<M, StorageCallError> {
+        let mut last = None;
+        for _ in 0..attempts.max(1) {
+            let current: M = self.get(key.clone()).await?;
+            let mut next = current.clone();
+            if !change(&mut next) {
+                return Ok(current);
+            }
+            match self.swap(Some(&current), &next).await {
+                Ok(saved) => return Ok(saved),
+                Err(e) if e.is_conflict() => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.expect("at least one attempt"))
     }
 }

@@ -324,7 +324,10 @@ impl StorageService {
                 ModelKind::from_name(n).map_err(|e| RpcError::invalid_params(e.to_string()))
             })?;
         let field = match member_kind {
-            ModelKind::Host | ModelKind::HostCreds | ModelKind::WatcherRecord => "address",
+            ModelKind::Host
+            | ModelKind::HostCreds
+            | ModelKind::WatcherRecord
+            | ModelKind::Investigation => "address",
             _ => "name",
         };
         if member_kind.is_secret() {

@@ -71,6 +71,7 @@ pub fn collection(kind: ModelKind) -> Option<&'static str> {
         ModelKind::Network => "networks",
         ModelKind::ContainerManagerConfig => "container_managers",
         ModelKind::WatcherRecord => "watcher",
+        ModelKind::Investigation => "investigations",
         ModelKind::ClusterDeploy | ModelKind::ClusterRestart | ModelKind::ClusterUpgrade => {
             "cluster"
         }

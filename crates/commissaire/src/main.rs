@@ -15,7 +15,7 @@ use commissaire_bus::{Bus, InProcessBus};
 use commissaire_clusterexec_service::{ClusterExec, ClusterExecConfig};
 use commissaire_containermgr_service::ContainerManagerService;
 use commissaire_http::{ServerArgs, ServerConfig};
-use commissaire_investigator_service::{Investigator, InvestigatorConfig};
+use commissaire_investigator_service::{FirstScan, Investigator, InvestigatorConfig};
 use commissaire_storage::{RedbStore, SecretBox, StorageRouter};
 use commissaire_watcher_service::{Watcher, WatcherConfig};
 
@@ -78,7 +78,11 @@ async fn main() -> anyhow::Result<()> {
     };
     let investigator = InvestigatorConfig::from_config(&section("investigator"))?;
     let investigator = Arc::new(Investigator::new(bus.clone(), investigator));
-    let _investigator = commissaire_service::run(investigator, bus.clone(), cli.workers).await?;
+    let _investigator =
+        commissaire_service::run(investigator.clone(), bus.clone(), cli.workers).await?;
+    // This process alone opens the embedded store: every investigation in
+    // it that has not finished belongs to an earlier run, and is done now.
+    let _recovery = investigator.spawn_scanner(FirstScan::TakeOverAll, cli.workers);
     let containermgr = Arc::new(ContainerManagerService::new(bus.clone()));
     let _containermgr = commissaire_service::run(containermgr, bus.clone(), cli.workers).await?;
     let watcher = WatcherConfig::from_config(&section("watcher")).map_err(anyhow::Error::msg)?;

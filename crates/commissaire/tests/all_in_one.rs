@@ -10,14 +10,27 @@ struct Running {
 }
 
 async fn start(data_dir: &std::path::Path, users: &std::path::Path) -> Running {
+    start_with(data_dir, users, None).await
+}
+
+/// [`start`] with a configuration file (`None`: `--no-config-file`).
+async fn start_with(
+    data_dir: &std::path::Path,
+    users: &std::path::Path,
+    config: Option<&std::path::Path>,
+) -> Running {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_commissaire"))
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_commissaire"));
+    match config {
+        Some(file) => command.arg("--config-file").arg(file),
+        None => command.arg("--no-config-file"),
+    };
+    let child = command
         .args([
-            "--no-config-file",
             "--listen-interface",
             "127.0.0.1",
             "--listen-port",
@@ -109,5 +122,98 @@ async fn serves_the_api_and_keeps_its_data() {
         (200, json!(["10.3.0.1"]))
     );
     assert!(data.join("commissaire.redb").exists());
+    server.child.kill().await.unwrap();
+}
+
+fn users_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let users = dir.join("users.json");
+    let hash = bcrypt::hash("a", 4).unwrap();
+    std::fs::write(&users, json!({"a": {"hash": hash}}).to_string()).unwrap();
+    users
+}
+
+/// Investigations under way or queued when the process is killed are all
+/// carried out after its restart: every host ends in a final status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn investigations_pending_at_a_kill_are_carried_out_after_the_restart() {
+    const HOSTS: usize = 100;
+    let dir = tempfile::tempdir().unwrap();
+    let users = users_file(dir.path());
+    let config = dir.path().join("commissaire.conf");
+    std::fs::write(
+        &config,
+        json!({"investigator": {"facts_timeout": 3}}).to_string(),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    // The hosts accept SSH connections and then say nothing: each
+    // investigation hangs in fact gathering until it times out.
+    let addresses: Vec<String> = (1..=HOSTS).map(|i| format!("127.0.4.{i}")).collect();
+    let mut silent = Vec::new();
+    for a in &addresses {
+        let listener = tokio::net::TcpListener::bind((a.as_str(), 22))
+            .await
+            .unwrap();
+        silent.push(tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        }));
+    }
+    let mut server = start_with(&data, &users, Some(&config)).await;
+    for a in &addresses {
+        let (status, body) = send(
+            &server.base,
+            "PUT",
+            &format!("/api/v0/host/{a}"),
+            Some(json!({"ssh_priv_key": "dGVzdAo="})),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    server.child.kill().await.unwrap();
+    for task in silent {
+        task.abort();
+    }
+
+    // Nothing listens now: each investigation fails at once, with a reason.
+    let mut server = start_with(&data, &users, Some(&config)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let (status, hosts) = send(&server.base, "GET", "/api/v0/hosts", None).await;
+        assert_eq!(status, 200);
+        let hosts = hosts.as_array().unwrap().clone();
+        assert_eq!(hosts.len(), HOSTS);
+        let pending: Vec<&Value> = hosts
+            .iter()
+            .filter(|h| {
+                matches!(
+                    h["status"].as_str(),
+                    Some("investigating" | "bootstrapping")
+                )
+            })
+            .collect();
+        if pending.is_empty() {
+            for h in &hosts {
+                assert_eq!(h["status"], "failed", "{h}");
+                assert!(
+                    h["reason"]
+                        .as_str()
+                        .unwrap()
+                        .contains("investigation failed"),
+                    "{h}"
+                );
+            }
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} hosts still pending after the restart, e.g. {}",
+            pending.len(),
+            pending[0]
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     server.child.kill().await.unwrap();
 }
