@@ -49,13 +49,7 @@ pub struct ClusterExecConfig {
 
 /// A replica identity unique across hosts and restarts.
 pub fn default_replica_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "clusterexec".into());
-    let random = uuid::Uuid::new_v4().simple().to_string();
-    format!("{host}-{}-{}", std::process::id(), &random[..8])
+    commissaire_service::replica_id("clusterexec")
 }
 
 impl Default for ClusterExecConfig {

@@ -58,17 +58,6 @@ pub struct InvestigatorConfig {
     pub replica_id: String,
 }
 
-/// A replica name unique across hosts and restarts.
-fn default_replica_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "investigator".into());
-    let random = uuid::Uuid::new_v4().simple().to_string();
-    format!("{host}-{}-{}", std::process::id(), &random[..8])
-}
-
 /// A configuration member has the wrong type.
 #[derive(Debug, thiserror::Error)]
 #[error("investigator configuration: '{0}' {1}")]
@@ -109,7 +98,7 @@ impl InvestigatorConfig {
             lease: seconds("lease_seconds", 30)?,
             scan: seconds("scan_seconds", 10)?,
             replica_id: match config.get("replica_id") {
-                None | Some(Value::Null) => default_replica_id(),
+                None | Some(Value::Null) => commissaire_service::replica_id("investigator"),
                 Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
                 Some(_) => {
                     return Err(ConfigError(

@@ -14,6 +14,7 @@
 
 mod config;
 mod etcd;
+mod replica;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub use config::{
     CONFIG_DIR, ConfigError, default_config_path, etcd_config_key, load as load_config,
 };
 pub use etcd::{EtcdConnectError, EtcdSettings};
+pub use replica::replica_id;
 
 /// Concurrent workers of a service unless `--workers` or `workers` says
 /// otherwise (workers are tasks waiting on I/O, so many are cheap).

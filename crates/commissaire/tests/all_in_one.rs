@@ -29,7 +29,15 @@ async fn start_with(
         Some(file) => command.arg("--config-file").arg(file),
         None => command.arg("--no-config-file"),
     };
+    // The server's log goes to a file beside the data directory (its
+    // investigations would flood the test output).
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data_dir.with_extension("log"))
+        .unwrap();
     let child = command
+        .stderr(log)
         .args([
             "--listen-interface",
             "127.0.0.1",
