@@ -371,6 +371,27 @@ pub async fn wait_investigation_ends(api: &Api, path: &str, within: Duration, wh
     .await
 }
 
+/// Waits up to `within` for the investigation of the host at `path` to end
+/// and asserts it ended `status`; on failure the message shows the host and
+/// the investigator's log. Returns the host record.
+pub async fn assert_investigation_ends(
+    api: &Api,
+    stack: &SplitStack,
+    path: &str,
+    status: &str,
+    within: Duration,
+    what: &str,
+) -> Value {
+    let host = wait_investigation_ends(api, path, within, what).await;
+    assert_eq!(
+        host["status"],
+        status,
+        "{what}: {host}\ninvestigator log:\n{}",
+        stack.log(Daemon::Investigator)
+    );
+    host
+}
+
 /// Creates the container manager `k8s` (Kubernetes at `kube_url`, bearer
 /// `token`) and the cluster `managed` using it.
 pub async fn create_managed_cluster(api: &Api, kube_url: &str, token: &str) {

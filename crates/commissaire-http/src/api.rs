@@ -932,14 +932,18 @@ impl Api {
         } else {
             json!({"name": cluster_name})
         };
-        self.request_investigation(&address, &cluster_name, cluster_data)
-            .await?;
         tracing::info!(address, status = %existing.status, "host sent again: investigating it again");
+        // The status first: written after the request, it could overwrite
+        // the outcome of an investigation that already ran. (A crash between
+        // the two leaves the host `investigating` with no record: sending it
+        // again then asks again.)
         let host = self
             .update_host(&address, |h| {
                 h.status = HostState::Investigating;
                 h.reason.clear();
             })
+            .await?;
+        self.request_investigation(&address, &cluster_name, cluster_data)
             .await?;
         created(host.to_safe_json())
     }
