@@ -9,6 +9,19 @@
 //! that error too, so nobody hangs. A request expires (AMQP `expiration`)
 //! when its caller stops waiting: nobody carries out a call whose caller was
 //! told it failed. Notifications (jobs) do not expire.
+//!
+//! `bus_uri` may name several brokers (a RabbitMQ cluster's nodes, see
+//! [`AmqpEndpoints`]): the supervisor connects to the first that answers,
+//! and after a connection loss tries the next one first.
+//!
+//! **Jobs are durable** (`jobs.*`, see [`crate::job_queue`]): the publisher
+//! declares the job's queue and bindings (the consuming service may not be
+//! running), publishes it persistent and `mandatory` on a channel in
+//! confirm mode, and waits for the broker's confirmation: a job the broker
+//! did not take is an error to the caller ([`BusError::Unavailable`], or
+//! [`BusError::Unroutable`] when no queue took it), never silence.
+//! Announcements (`notify.*`) stay fire-and-forget. Shared service queues
+//! are classic or quorum queues (`queue_type`, [`QueueType`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +37,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use tokio::sync::{Mutex, oneshot, watch};
 
+use crate::amqp_uri::{AmqpEndpoints, QueueType};
 use crate::supervisor::{SupervisorGuard, first_connection, wait_live};
 use crate::transport::{Incoming, IncomingStream, Settle, Transport};
 use crate::{BusError, redact_uri};
@@ -32,6 +46,8 @@ type Pending = Arc<std::sync::Mutex<HashMap<String, oneshot::Sender<Result<Vec<u
 
 /// A live connection and what was set up on it.
 struct Live {
+    /// The broker it is connected to (password hidden).
+    uri: String,
     connection: Connection,
     publisher: Channel,
     reply_queue: String,
@@ -47,7 +63,9 @@ struct ConsumerSpec {
 }
 
 struct Inner {
-    uri: String,
+    endpoints: AmqpEndpoints,
+    /// The endpoint the supervisor tries first next time.
+    next: std::sync::atomic::AtomicUsize,
     exchange: String,
     live: watch::Sender<Option<Arc<Live>>>,
     /// Counts connections; see [`Transport::connection_epoch`].
@@ -67,9 +85,12 @@ impl AmqpBus {
     /// Connects to `uri` using topic exchange `exchange`. Waits up to `wait`
     /// for the first connection; reconnects in the background for ever after.
     pub async fn connect(uri: &str, exchange: &str, wait: Duration) -> Result<Self, BusError> {
+        let endpoints = AmqpEndpoints::parse(uri)?;
+        let described = endpoints.describe();
         let (live, watcher) = watch::channel(None);
         let inner = Arc::new(Inner {
-            uri: uri.to_string(),
+            endpoints,
+            next: Default::default(),
             exchange: exchange.to_string(),
             live,
             epoch: Default::default(),
@@ -81,7 +102,7 @@ impl AmqpBus {
             inner,
             _supervisor: Arc::new(SupervisorGuard(supervisor)),
         };
-        first_connection(watcher, wait, uri).await?;
+        first_connection(watcher, wait, &described).await?;
         Ok(bus)
     }
 
@@ -97,7 +118,10 @@ impl AmqpBus {
 
     fn current(&self) -> Result<Arc<Live>, BusError> {
         self.inner.live.borrow().clone().ok_or_else(|| {
-            BusError::Unavailable(format!("reconnecting to {}", redact_uri(&self.inner.uri)))
+            BusError::Unavailable(format!(
+                "reconnecting to {}",
+                self.inner.endpoints.describe()
+            ))
         })
     }
 
@@ -149,15 +173,15 @@ async fn supervise(inner: Arc<Inner>) {
                         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     inner.live.send_replace(Some(live.clone()));
                 }
-                tracing::info!(bus = %redact_uri(&inner.uri), "connected to the message bus");
+                tracing::info!(bus = %live.uri, "connected to the message bus");
                 wait_for_loss(&live.connection).await;
                 inner.live.send_replace(None);
-                tracing::warn!(bus = %redact_uri(&inner.uri), "lost the message bus connection; reconnecting");
+                tracing::warn!(bus = %live.uri, "lost the message bus connection; reconnecting");
                 let _ = live.connection.close(0, "reconnecting".into()).await;
                 fail_pending(&inner.pending, "the message bus connection was lost");
             }
             Err(e) => {
-                tracing::warn!(bus = %redact_uri(&inner.uri), error = %e, retry_in = ?backoff, "cannot connect to the message bus");
+                tracing::warn!(bus = %inner.endpoints.describe(), error = %e, retry_in = ?backoff, "cannot connect to the message bus");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
@@ -195,19 +219,77 @@ async fn wait_for_loss(connection: &Connection) {
     }
 }
 
+/// Connects to the first endpoint that answers, starting with the one
+/// after the last that was used; returns it with its index.
+async fn connect_any(inner: &Inner) -> Result<(Connection, String), lapin::Error> {
+    use std::sync::atomic::Ordering;
+    let uris = &inner.endpoints.uris;
+    let start = inner.next.load(Ordering::SeqCst) % uris.len();
+    let mut last = None;
+    for i in (0..uris.len()).map(|k| (start + k) % uris.len()) {
+        let attempt = tokio::time::timeout(
+            Duration::from_secs(10),
+            Connection::connect(&uris[i], ConnectionProperties::default()),
+        )
+        .await
+        .map_err(|_| {
+            lapin::Error::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connect timed out",
+            ))
+        })
+        .and_then(|r| r);
+        match attempt {
+            Ok(connection) => {
+                // After a loss, the next node is tried first.
+                inner.next.store(i + 1, Ordering::SeqCst);
+                return Ok((connection, redact_uri(&uris[i])));
+            }
+            Err(e) => {
+                if uris.len() > 1 {
+                    tracing::debug!(bus = %redact_uri(&uris[i]), error = %e, "cannot connect to this broker; trying the next");
+                }
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.expect("at least one endpoint"))
+}
+
+/// The arguments of a shared service queue's declaration.
+fn queue_args(queue_type: QueueType) -> FieldTable {
+    let mut args = FieldTable::default();
+    if queue_type == QueueType::Quorum {
+        args.insert(
+            "x-queue-type".into(),
+            lapin::types::AMQPValue::LongString("quorum".into()),
+        );
+    }
+    args
+}
+
+/// Declares the shared durable queue `name` (with `queue_type`) on `channel`.
+async fn declare_shared_queue(
+    channel: &Channel,
+    name: &str,
+    queue_type: QueueType,
+) -> Result<(), lapin::Error> {
+    channel
+        .queue_declare(
+            name.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            queue_args(queue_type),
+        )
+        .await
+        .map(|_| ())
+}
+
 /// Opens a connection, declares the exchange and the reply queue.
 async fn open(inner: &Arc<Inner>) -> Result<Live, lapin::Error> {
-    let connection = tokio::time::timeout(
-        Duration::from_secs(10),
-        Connection::connect(&inner.uri, ConnectionProperties::default()),
-    )
-    .await
-    .map_err(|_| {
-        lapin::Error::from(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "connect timed out",
-        ))
-    })??;
+    let (connection, uri) = connect_any(inner).await?;
     let publisher = connection.create_channel().await?;
     publisher
         .exchange_declare(
@@ -254,6 +336,7 @@ async fn open(inner: &Arc<Inner>) -> Result<Live, lapin::Error> {
         }
     });
     Ok(Live {
+        uri,
         connection,
         publisher,
         reply_queue,
@@ -270,27 +353,32 @@ async fn start_consumer(
     channel
         .basic_qos(spec.prefetch.max(1), BasicQosOptions::default())
         .await?;
-    let (name, options) = match &spec.queue {
-        Some(name) => (
-            name.clone(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-        ),
-        None => (
-            String::new(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..Default::default()
-            },
-        ),
+    let queue_name = match &spec.queue {
+        Some(name) => {
+            declare_shared_queue(&channel, name, inner.endpoints.queue_type)
+                .await
+                .map_err(|e| {
+                    tracing::error!(queue = %name, queue_type = ?inner.endpoints.queue_type, error = %e,
+                        "cannot declare the service queue (if it exists with another type, delete it or set the bus_uri's queue_type to match)");
+                    e
+                })?;
+            name.clone()
+        }
+        None => channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await?
+            .name()
+            .as_str()
+            .to_string(),
     };
-    let queue = channel
-        .queue_declare(name.as_str().into(), options, FieldTable::default())
-        .await?;
-    let queue_name = queue.name().as_str().to_string();
     for binding in &spec.bindings {
         channel
             .queue_bind(
@@ -344,6 +432,77 @@ async fn start_consumer(
         }
     });
     Ok(())
+}
+
+/// Publishes a job durably: its queue declared and bound first, the
+/// message persistent and `mandatory`, on a channel of its own in confirm
+/// mode, and the broker's confirmation awaited.
+async fn publish_job(
+    inner: &Inner,
+    live: &Live,
+    queue: &str,
+    bindings: &[&str],
+    routing_key: &str,
+    body: &[u8],
+) -> Result<(), BusError> {
+    // A channel per job: jobs are rare, and a failed declaration closes the
+    // channel it was made on.
+    let channel = live
+        .connection
+        .create_channel()
+        .await
+        .map_err(unavailable)?;
+    let result = async {
+        channel
+            .confirm_select(lapin::options::ConfirmSelectOptions::default())
+            .await
+            .map_err(unavailable)?;
+        declare_shared_queue(&channel, queue, inner.endpoints.queue_type)
+            .await
+            .map_err(|e| {
+                BusError::Unavailable(format!("cannot declare the queue '{queue}': {e}"))
+            })?;
+        for binding in bindings {
+            channel
+                .queue_bind(
+                    queue.into(),
+                    inner.exchange.as_str().into(),
+                    (*binding).into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(unavailable)?;
+        }
+        let confirm = channel
+            .basic_publish(
+                inner.exchange.as_str().into(),
+                routing_key.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                body,
+                BasicProperties::default()
+                    .with_content_type("application/json".into())
+                    .with_delivery_mode(2),
+            )
+            .await
+            .map_err(unavailable)?;
+        match confirm.await.map_err(unavailable)? {
+            lapin::Confirmation::Ack(None) => Ok(()),
+            lapin::Confirmation::Ack(Some(_)) => Err(BusError::Unroutable(routing_key.to_string())),
+            lapin::Confirmation::Nack(_) => Err(BusError::Unavailable(format!(
+                "the broker did not take the job '{routing_key}'"
+            ))),
+            lapin::Confirmation::NotRequested => Err(BusError::Unavailable(
+                "the broker did not confirm the job".into(),
+            )),
+        }
+    }
+    .await;
+    let _ = channel.close(200, "job published".into()).await;
+    result
 }
 
 struct AmqpSettle {
@@ -438,6 +597,9 @@ impl Transport for AmqpBus {
 
     async fn publish_raw(&self, routing_key: &str, body: Vec<u8>) -> Result<(), BusError> {
         let live = self.current()?;
+        if let Some((queue, bindings)) = crate::job_queue(routing_key) {
+            return publish_job(&self.inner, &live, queue, bindings, routing_key, &body).await;
+        }
         live.publisher
             .basic_publish(
                 self.inner.exchange.as_str().into(),
@@ -472,6 +634,6 @@ impl Transport for AmqpBus {
     }
 
     fn describe(&self) -> String {
-        redact_uri(&self.inner.uri)
+        self.inner.endpoints.describe()
     }
 }

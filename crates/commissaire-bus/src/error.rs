@@ -24,6 +24,12 @@ pub enum BusError {
     /// A message could not be read.
     #[error("malformed bus message: {0}")]
     Protocol(String),
+    /// The broker took a job but had no queue to put it in.
+    #[error("no queue takes '{0}': the job was not queued")]
+    Unroutable(String),
+    /// The bus URI is malformed (what is wrong, without the password).
+    #[error("invalid message bus URI: {0}")]
+    InvalidUri(String),
     /// The bus URI names a transport this build does not have.
     #[error(
         "unsupported message bus URI '{0}' (use amqp://, amqps://, redis://, rediss:// or inprocess://)"

@@ -36,6 +36,25 @@ pub struct InProcessBus {
 }
 
 impl InProcessBus {
+    /// The shared queue `queue` (created if new) with `bindings` added.
+    fn queue(&self, queue: &str, bindings: &[String]) -> IncomingStream {
+        let mut router = self.router.lock().expect("bus router lock");
+        let entry = router.queues.entry(queue.to_string()).or_insert_with(|| {
+            let (tx, rx) = async_channel::unbounded();
+            SharedQueue {
+                bindings: Vec::new(),
+                tx,
+                rx,
+            }
+        });
+        for b in bindings {
+            if !entry.bindings.contains(b) {
+                entry.bindings.push(b.clone());
+            }
+        }
+        entry.rx.clone()
+    }
+
     /// A new, empty bus.
     pub fn new() -> Self {
         Self::default()
@@ -134,6 +153,11 @@ impl Transport for InProcessBus {
     }
 
     async fn publish_raw(&self, routing_key: &str, body: Vec<u8>) -> Result<(), BusError> {
+        if let Some((queue, bindings)) = crate::job_queue(routing_key) {
+            // A job waits in its queue even before its service consumes.
+            let bindings: Vec<String> = bindings.iter().map(|b| b.to_string()).collect();
+            drop(self.queue(queue, &bindings));
+        }
         self.route(routing_key, &body, None);
         Ok(())
     }
@@ -144,21 +168,7 @@ impl Transport for InProcessBus {
         bindings: &[String],
         _prefetch: u16,
     ) -> Result<IncomingStream, BusError> {
-        let mut router = self.router.lock().expect("bus router lock");
-        let entry = router.queues.entry(queue.to_string()).or_insert_with(|| {
-            let (tx, rx) = async_channel::unbounded();
-            SharedQueue {
-                bindings: Vec::new(),
-                tx,
-                rx,
-            }
-        });
-        for b in bindings {
-            if !entry.bindings.contains(b) {
-                entry.bindings.push(b.clone());
-            }
-        }
-        Ok(entry.rx.clone())
+        Ok(self.queue(queue, bindings))
     }
 
     async fn subscribe(&self, patterns: &[String]) -> Result<IncomingStream, BusError> {

@@ -11,8 +11,10 @@
 //! `inprocess://` ([`InProcessBus`]).
 
 mod amqp;
+mod amqp_uri;
 mod error;
 mod inprocess;
+mod jobs;
 mod jsonrpc;
 mod redis;
 mod supervisor;
@@ -23,8 +25,10 @@ use std::time::Duration;
 
 pub use crate::redis::RedisBus;
 pub use amqp::AmqpBus;
+pub use amqp_uri::{AmqpEndpoints, QueueType};
 pub use error::BusError;
 pub use inprocess::InProcessBus;
+pub use jobs::{JOB_QUEUES, job_bindings, job_queue};
 pub use jsonrpc::{Request, Response, RpcError, codes, method_of};
 pub use transport::{DEFAULT_TIMEOUT, Incoming, IncomingStream, Settle, Transport, topic_matches};
 

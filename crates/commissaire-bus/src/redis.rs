@@ -25,6 +25,14 @@
 //! A request whose key no queue is bound to fails at once with
 //! [`BusError::Unavailable`], since nobody could ever answer it.
 //!
+//! **Jobs** (`jobs.*`, see [`crate::job_queue`]): the publisher adds the
+//! job queue's bindings to the registry first, so a job announced before its
+//! service ever ran waits in its queue. What survives a Redis restart is
+//! what Redis persisted: with `appendonly yes` and `appendfsync everysec`
+//! (recommended for the bus) at most the last second of writes; with the
+//! default RDB snapshots, everything since the last snapshot. Commissaire's
+//! jobs are also stored records, so a lost job is only delayed.
+//!
 //! **Consuming** is reliable: `BLMOVE` moves a message from the queue to the
 //! consumer's processing list, and [`Incoming::finish`] sends the reply and
 //! removes it from there (`LREM`) in one transaction. A message dropped
@@ -1048,6 +1056,22 @@ impl Transport for RedisBus {
     async fn publish_raw(&self, routing_key: &str, body: Vec<u8>) -> Result<(), BusError> {
         let live = self.inner.current()?;
         let body = raw_json(&body)?;
+        if let Some((queue, bindings)) = crate::job_queue(routing_key) {
+            // A job's queue is bound before publishing: it waits there even
+            // if its service never ran against this Redis.
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for pattern in bindings {
+                pipe.cmd("SADD")
+                    .arg(self.inner.keys.bindings())
+                    .arg(encode(&(queue, pattern))?)
+                    .ignore();
+            }
+            pipe.query_async::<()>(&mut live.con.clone())
+                .await
+                .map_err(|e| self.inner.failed(&live, e))?;
+            self.inner.bindings.lock().await.fetched = None;
+        }
         let queues = self.inner.targets(&live, routing_key, false).await?;
         let id = uuid::Uuid::new_v4().to_string();
         let envelope = encode(&OutEnvelope {

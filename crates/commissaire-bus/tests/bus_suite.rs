@@ -416,6 +416,60 @@ async fn nobody_consumes(env: &Env) {
     assert!(started.elapsed() < timeout * 4, "no hang");
 }
 
+/// A job announced before its service ever consumed (no queue existed
+/// yet) waits in the service's queue and is delivered once it consumes.
+async fn a_job_announced_before_its_service_ever_ran_waits_for_it(env: &Env) {
+    let publisher = env.connect().await;
+    for n in 0..3 {
+        publisher
+            .notify(
+                "jobs.investigate",
+                json!({"address": format!("10.9.0.{n}")}),
+            )
+            .await
+            .unwrap();
+    }
+    publisher
+        .notify("jobs.clusterexec.restart", json!({"name": "c"}))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let service = env.connect().await;
+    let stream = service
+        .consume(
+            "investigator",
+            &commissaire_bus::job_bindings("investigator"),
+            4,
+        )
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let msg = recv_within(&stream, WAIT)
+            .await
+            .expect("a job announced before its service consumed");
+        assert_eq!(msg.routing_key, "jobs.investigate");
+        let request: Request = serde_json::from_slice(&msg.body).unwrap();
+        got.push(request.params["address"].as_str().unwrap().to_string());
+        msg.finish(None).await.unwrap();
+    }
+    got.sort();
+    assert_eq!(got, vec!["10.9.0.0", "10.9.0.1", "10.9.0.2"]);
+    let clusterexec = service
+        .consume(
+            "clusterexec",
+            &commissaire_bus::job_bindings("clusterexec"),
+            4,
+        )
+        .await
+        .unwrap();
+    let msg = recv_within(&clusterexec, WAIT)
+        .await
+        .expect("the clusterexec job");
+    assert_eq!(msg.routing_key, "jobs.clusterexec.restart");
+    msg.finish(None).await.unwrap();
+}
+
 /// Many concurrent requests are all answered, each with its own reply.
 async fn many_concurrent(env: &Env) {
     let service = env.connect().await;
@@ -484,7 +538,61 @@ suite!(
     subscriptions,
     nobody_consumes,
     many_concurrent,
+    a_job_announced_before_its_service_ever_ran_waits_for_it,
 );
+
+// ---- AMQP-specific ----
+
+/// `bus_uri` with several brokers: the first that answers is used (here the
+/// first refuses), and `queue_type=quorum` makes the service queues quorum
+/// queues (jobs published to them included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_tries_each_broker_and_declares_quorum_queues() {
+    let uri = testkit::fresh_vhost();
+    let vhost = uri.rsplit('/').next().unwrap().to_string();
+    let refused = uri.replacen(
+        &format!(
+            ":{}/",
+            uri.split(':').nth(3).unwrap().split('/').next().unwrap()
+        ),
+        ":1/",
+        1,
+    );
+    assert_ne!(refused, uri);
+    let both = format!("{refused},{uri}?queue_type=quorum");
+    let bus = commissaire_bus::connect(&both, "commissaire", WAIT)
+        .await
+        .unwrap();
+    assert!(bus.describe().contains(":1/"), "{}", bus.describe());
+    assert!(
+        !bus.describe().contains("guest:guest"),
+        "{}",
+        bus.describe()
+    );
+    let stream = bus.consume("svc", &["svc.*".into()], 4).await.unwrap();
+    let workers = serve(stream, "svc", 1, Arc::default());
+    assert_eq!(
+        bus.request("svc.echo", json!({"x": 1}), WAIT)
+            .await
+            .unwrap(),
+        json!({"x": 1, "by": "svc"})
+    );
+    bus.notify("jobs.investigate", json!({"address": "10.9.1.1"}))
+        .await
+        .unwrap();
+    let queues = testkit::rabbitmqctl(&["list_queues", "-p", &vhost, "name", "type", "messages"]);
+    let types: BTreeMap<&str, &str> = queues
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            Some((f.next()?, f.next()?))
+        })
+        .collect();
+    assert_eq!(types.get("svc"), Some(&"quorum"), "{queues}");
+    assert_eq!(types.get("investigator"), Some(&"quorum"), "{queues}");
+    workers.iter().for_each(|w| w.abort());
+    testkit::rabbitmqctl(&["delete_vhost", &vhost]);
+}
 
 // ---- Redis-specific ----
 

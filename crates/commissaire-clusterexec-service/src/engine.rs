@@ -528,7 +528,7 @@ impl Service for ClusterExec {
     }
 
     fn bindings(&self) -> Vec<String> {
-        vec!["jobs.clusterexec.*".to_string()]
+        commissaire_bus::job_bindings("clusterexec")
     }
 
     fn methods(&self) -> &[&'static str] {

@@ -172,3 +172,59 @@ async fn rabbitmq_restart_during_a_bootstrap_does_not_leave_the_host_bootstrappi
     );
     same_processes(&mut stack, &pids);
 }
+
+/// Jobs announced while their service is down survive a broker restart:
+/// their queue was declared by the publisher, the messages are persistent
+/// and the broker confirmed each before `notify` returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn jobs_queued_across_a_broker_restart_are_delivered_after_it() {
+    let _serial = serial().await;
+    let uri = testkit::fresh_vhost();
+    let vhost = uri.rsplit('/').next().unwrap().to_string();
+    let publisher = commissaire_bus::connect(&uri, "commissaire", Duration::from_secs(10))
+        .await
+        .unwrap();
+    for n in 0..5 {
+        publisher
+            .notify(
+                "jobs.investigate",
+                json!({"address": format!("10.9.2.{n}")}),
+            )
+            .await
+            .unwrap();
+    }
+    drop(publisher);
+    let broker = tokio::task::spawn_blocking(BrokerDown::stop).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::task::spawn_blocking(move || broker.restore())
+        .await
+        .unwrap();
+    let service = commissaire_bus::connect(&uri, "commissaire", Duration::from_secs(30))
+        .await
+        .unwrap();
+    let stream = service
+        .consume(
+            "investigator",
+            &commissaire_bus::job_bindings("investigator"),
+            8,
+        )
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        let msg = tokio::time::timeout(Duration::from_secs(10), stream.recv())
+            .await
+            .expect("a job queued before the restart")
+            .unwrap();
+        let request: commissaire_bus::Request = serde_json::from_slice(&msg.body).unwrap();
+        got.push(request.params["address"].as_str().unwrap().to_string());
+        msg.finish(None).await.unwrap();
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        (0..5).map(|n| format!("10.9.2.{n}")).collect::<Vec<_>>()
+    );
+    drop(stream);
+    testkit::rabbitmqctl(&["delete_vhost", &vhost]);
+}

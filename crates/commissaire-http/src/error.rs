@@ -107,9 +107,10 @@ impl From<BusError> for ApiError {
                     field,
                 }
             }
-            BusError::Protocol(_) | BusError::UnsupportedUri(_) => {
-                ApiError::new(StatusCode::BAD_GATEWAY, e.to_string())
-            }
+            BusError::Protocol(_)
+            | BusError::UnsupportedUri(_)
+            | BusError::Unroutable(_)
+            | BusError::InvalidUri(_) => ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()),
         }
     }
 }

@@ -460,7 +460,7 @@ impl Service for Investigator {
     }
 
     fn bindings(&self) -> Vec<String> {
-        vec!["jobs.investigate".into()]
+        commissaire_bus::job_bindings("investigator")
     }
 
     fn methods(&self) -> &[&'static str] {
