@@ -140,7 +140,7 @@ impl AmqpBus {
         };
         let mut consumers = self.inner.consumers.lock().await;
         let live = self.current()?;
-        start_consumer(&self.inner, &live, &spec)
+        start_consumer_within(&self.inner, &live, &spec)
             .await
             .map_err(|e| BusError::Unavailable(format!("cannot consume: {e}")))?;
         consumers.push(spec);
@@ -158,16 +158,32 @@ async fn supervise(inner: Arc<Inner>) {
     loop {
         match open(&inner).await {
             Ok(live) => {
-                backoff = Duration::from_millis(100);
                 let live = Arc::new(live);
                 {
                     let mut consumers = inner.consumers.lock().await;
                     consumers.retain(|c| !c.tx.is_closed());
+                    let mut failed = None;
                     for spec in consumers.iter() {
-                        if let Err(e) = start_consumer(&inner, &live, spec).await {
-                            tracing::warn!(error = %e, "re-establishing a consumer failed");
+                        if let Err(e) = start_consumer_within(&inner, &live, spec).await {
+                            failed = Some(e);
+                            break;
                         }
                     }
+                    if let Some(e) = failed {
+                        // E.g. a quorum queue whose leader died with the
+                        // node we were on: its declaration waits until
+                        // a new leader is elected, or for ever. Start over.
+                        drop(consumers);
+                        tracing::warn!(bus = %live.uri, error = %e, retry_in = ?backoff, "cannot consume on this connection yet; reconnecting");
+                        let _ = live
+                            .connection
+                            .close(0, "consumers not set up".into())
+                            .await;
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                    backoff = Duration::from_millis(100);
                     inner
                         .epoch
                         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -341,6 +357,25 @@ async fn open(inner: &Arc<Inner>) -> Result<Live, lapin::Error> {
         publisher,
         reply_queue,
     })
+}
+
+/// How long setting up one consumer may take.
+const CONSUMER_SETUP_LIMIT: Duration = Duration::from_secs(5);
+
+/// [`start_consumer`] within [`CONSUMER_SETUP_LIMIT`].
+async fn start_consumer_within(
+    inner: &Inner,
+    live: &Live,
+    spec: &ConsumerSpec,
+) -> Result<(), String> {
+    match tokio::time::timeout(CONSUMER_SETUP_LIMIT, start_consumer(inner, live, spec)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!(
+            "setting up the consumer of {} took over {CONSUMER_SETUP_LIMIT:?}",
+            spec.queue.as_deref().unwrap_or("a private queue")
+        )),
+    }
 }
 
 /// Declares and binds a consumer's queue on `live` and forwards its messages.
