@@ -11,11 +11,17 @@
 #   scripts/testbed.sh sshd-start STATE_DIR I   start ssh host I again (same address, key, hostname)
 #   scripts/testbed.sh etcd-stop STATE_DIR      stop etcd (by PID; its data dir is kept)
 #   scripts/testbed.sh etcd-start STATE_DIR     start etcd again (same data dir and ports), wait until healthy
+#   With TESTBED_CLUSTER=3 (a 3-member etcd and a 3-node RabbitMQ cluster, scripts/testbed-cluster.sh):
+#   scripts/testbed.sh cluster-etcd-leader STATE_DIR        print the index (1-3) of the etcd leader
+#   scripts/testbed.sh cluster-etcd-kill|cluster-etcd-start STATE_DIR I     kill -9 / start member I
+#   scripts/testbed.sh cluster-rmq-kill|cluster-rmq-start STATE_DIR N       kill -9 / start (and wait) node N
+#   scripts/testbed.sh cluster-rabbitmqctl STATE_DIR N ARGS...             rabbitmqctl of node N
 #
 # Environment (read by `up` only; saved in STATE_DIR/config for the other subcommands):
 #   ETCD_PORT (23790; peer port is +10)  AMQP_PORT (5672; dist port is +20000)
 #   REDIS_PORT (16379)  SSH_NET (127.0.0; hosts are SSH_NET.11, .12, ...)  N_SSH (3)
 #   ERL_EPMD_PORT (AMQP_PORT+38000, a private epmd)  TESTBED_TIMEOUT (seconds, 120)
+#   TESTBED_CLUSTER (0, or 3 for the clustered engines)  CLUSTER_PORT (47000)
 #
 # Every daemon runs in its own session (setsid), so Ctrl-C on the caller does not
 # hit it and `down` can kill it by PID / process group.  All processes are ended
@@ -29,7 +35,7 @@ MARKER=.commissaire-testbed
 die() { echo "testbed: $*" >&2; exit 1; }
 log() { echo "testbed: $*" >&2; }
 
-usage() { sed -n '2,22p' "$SELF" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,29p' "$SELF" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 [ $# -ge 2 ] || usage
 CMD=$1; shift
@@ -37,6 +43,8 @@ S=$(readlink -m "$1"); shift
 [ "$S" != / ] || die "refusing to use / as state dir"
 
 # ---------------------------------------------------------------- helpers
+# shellcheck source=scripts/testbed-cluster.sh
+. "$(dirname "$SELF")/testbed-cluster.sh"
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
 
@@ -203,6 +211,10 @@ write_env() {
     echo "export COMMISSAIRE_TEST_STATE=$(q "$S")"
     echo "export COMMISSAIRE_TEST_RABBITMQCTL=$(q "$SELF rabbitmqctl $S")"
     echo "export COMMISSAIRE_TEST_TESTBED=$(q "$SELF")"
+    if [ "${TESTBED_CLUSTER:-0}" = 3 ]; then
+      echo "export COMMISSAIRE_TEST_CLUSTER_ETCD=$(q "$(cl_etcd_endpoints)")"
+      echo "export COMMISSAIRE_TEST_CLUSTER_AMQP=$(q "$(cl_amqp_uris)")"
+    fi
   } > "$S/env.tmp"
   mv "$S/env.tmp" "$S/env"
 }
@@ -214,8 +226,11 @@ do_up() {
   AMQP_PORT=${AMQP_PORT:-5672}
   REDIS_PORT=${REDIS_PORT:-16379}
   ERL_EPMD_PORT=${ERL_EPMD_PORT:-$((AMQP_PORT + 38000))}
+  TESTBED_CLUSTER=${TESTBED_CLUSTER:-0}
+  CLUSTER_PORT=${CLUSTER_PORT:-47000}
   local timeout=${TESTBED_TIMEOUT:-120}
   export ERL_EPMD_PORT
+  case "$TESTBED_CLUSTER" in 0|3) ;; *) die "TESTBED_CLUSTER must be 0 or 3, got '$TESTBED_CLUSTER'" ;; esac
   case "$N_SSH" in ''|*[!0-9]*) die "N_SSH must be a number, got '$N_SSH'" ;; esac
 
   if [ -f "$S/env" ] && [ -f "$S/$MARKER" ]; then
@@ -260,6 +275,8 @@ AMQP_PORT=$AMQP_PORT
 REDIS_PORT=$REDIS_PORT
 ERL_EPMD_PORT=$ERL_EPMD_PORT
 RMQ_NODE=tb$AMQP_PORT@localhost
+TESTBED_CLUSTER=$TESTBED_CLUSTER
+CLUSTER_PORT=$CLUSTER_PORT
 EOF
   . "$S/config"
 
@@ -320,6 +337,11 @@ EOF
     sleep 0.1
   done
   rmqctl -q await_startup --timeout "$timeout" >/dev/null
+  if [ "$TESTBED_CLUSTER" = 3 ]; then
+    local tc; tc=$(now)
+    cl_up "$timeout"
+    log "clustered engines up in $(elapsed "$tc")s: etcd $(cl_etcd_endpoints), amqp :$((CLUSTER_PORT + 21))-$((CLUSTER_PORT + 23))"
+  fi
 
   write_env
   trap - EXIT
@@ -348,6 +370,7 @@ do_stop() {
   [ -d "$S" ] || return 0
   if [ -f "$S/config" ]; then . "$S/config"; export ERL_EPMD_PORT; fi
   local f i p
+  [ -d "$S/cluster" ] && cl_stop
   # ssh hosts first (their sessions may be talking to the other services)
   for f in "$S"/ssh*/; do
     [ -d "$f" ] || continue
@@ -430,6 +453,24 @@ case "$CMD" in
     if alive "$(readpid "$S/pids/etcd")"; then log "etcd already running"; exit 0; fi
     start_etcd
     wait_etcd "${TESTBED_TIMEOUT:-60}" ;;
+  cluster-etcd-leader)
+    load_config
+    cl_etcd_leader ;;
+  cluster-etcd-kill|cluster-etcd-start|cluster-rmq-kill|cluster-rmq-start)
+    load_config
+    [ $# -ge 1 ] || usage
+    case "$1" in 1|2|3) ;; *) die "member/node index must be 1, 2 or 3" ;; esac
+    case "$CMD" in
+      cluster-etcd-kill) cl_etcd_kill "$1" ;;
+      cluster-etcd-start) cl_etcd_start "$1"; cl_etcd_wait "${TESTBED_TIMEOUT:-60}" ;;
+      cluster-rmq-kill) cl_rmq_kill "$1" ;;
+      cluster-rmq-start) cl_rmq_start "$1"; cl_rmq_wait "$1" "${TESTBED_TIMEOUT:-120}" ;;
+    esac ;;
+  cluster-rabbitmqctl)
+    load_config
+    [ $# -ge 1 ] || usage
+    N=$1; shift
+    cl_rmqctl "$N" "$@" ;;
   sshd-stop|sshd-start)
     load_config
     [ $# -ge 1 ] || usage
