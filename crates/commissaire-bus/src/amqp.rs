@@ -195,6 +195,9 @@ async fn supervise(inner: Arc<Inner>) {
                 tracing::warn!(bus = %live.uri, "lost the message bus connection; reconnecting");
                 let _ = live.connection.close(0, "reconnecting".into()).await;
                 fail_pending(&inner.pending, "the message bus connection was lost");
+                if inner.endpoints.uris.len() > 1 {
+                    tokio::time::sleep(CLUSTER_FAILOVER_PAUSE).await;
+                }
             }
             Err(e) => {
                 tracing::warn!(bus = %inner.endpoints.describe(), error = %e, retry_in = ?backoff, "cannot connect to the message bus");
@@ -358,6 +361,15 @@ async fn open(inner: &Arc<Inner>) -> Result<Live, lapin::Error> {
         reply_queue,
     })
 }
+
+/// After losing a connection to one broker of several (a cluster), how long
+/// to wait before connecting to the next. A channel opened on the surviving
+/// nodes before they have noticed the loss (and the quorum queues elected
+/// new leaders) keeps sending to the dead leader: on RabbitMQ 3.10, requests
+/// published on it were never delivered (see `tests/clustered.rs` of
+/// commissaire-faults). After this pause they are answered about 2.1 s after
+/// the node died.
+const CLUSTER_FAILOVER_PAUSE: Duration = Duration::from_secs(2);
 
 /// How long setting up one consumer may take.
 const CONSUMER_SETUP_LIMIT: Duration = Duration::from_secs(5);

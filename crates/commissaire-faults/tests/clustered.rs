@@ -6,14 +6,15 @@
 //! the stack fails over while the node and the leader are still down, and
 //! nothing acknowledged is lost.
 //!
-//! Both tests are ignored for now: they fail, and are kept as the
-//! reproduction of an open problem. After kill -9 of the node that the
-//! caller and the service were connected to, both reconnect to another node
-//! within about 0.1 s and the quorum queue elects a new leader, but no
-//! request is delivered to any consumer (even one attached 4 s later) until
-//! the killed node is back; the queue still counts the dead node's consumer
-//! for about 30 s. Run them with `TESTBED_CLUSTER=3 scripts/testbed.sh up
-//! STATE` and `cargo test -p commissaire-faults --test clustered -- --ignored`.
+//! Both tests are ignored for now (they need `TESTBED_CLUSTER=3 scripts/testbed.sh
+//! up STATE`; run them with `cargo test -p commissaire-faults --test clustered
+//! -- --ignored`). The bus-level one passes: after kill -9 of the node both
+//! sides used, requests are answered through another node about 2.1 s
+//! later, thanks to the AMQP client's failover pause (reconnecting at once,
+//! its new channel kept sending to the quorum queue's dead leader and no
+//! request was ever delivered). The one under load still fails, an open
+//! problem: with the storage service and the server, writes resume only
+//! when the killed node is back (about 10 s).
 
 use std::time::{Duration, Instant};
 
@@ -224,7 +225,7 @@ fn clustered_vhost() -> String {
 /// Requests keep being answered, through another node, once the node both
 /// the caller and the service were connected to dies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "open: with quorum queues on RabbitMQ 3.10, requests go unanswered while the killed node is down (see docs/availability.md); run with TESTBED_CLUSTER=3 and --ignored"]
+#[ignore = "needs the clustered test bed (TESTBED_CLUSTER=3), not in the default run yet; passes since the failover pause"]
 async fn requests_are_answered_through_another_node_when_the_broker_node_dies() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter("commissaire_bus=debug")
