@@ -306,6 +306,23 @@ async fn declare_shared_queue(
         .map(|_| ())
 }
 
+/// Declares a private queue (exclusive to the connection, deleted with
+/// it) with a name the broker chooses; returns the name.
+async fn declare_private_queue(channel: &Channel) -> Result<String, lapin::Error> {
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(queue.name().as_str().to_string())
+}
+
 /// Opens a connection, declares the exchange and the reply queue.
 async fn open(inner: &Arc<Inner>) -> Result<Live, lapin::Error> {
     let (connection, uri) = connect_any(inner).await?;
@@ -319,18 +336,7 @@ async fn open(inner: &Arc<Inner>) -> Result<Live, lapin::Error> {
         )
         .await?;
     let replies = connection.create_channel().await?;
-    let queue = replies
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
-    let reply_queue = queue.name().as_str().to_string();
+    let reply_queue = declare_private_queue(&replies).await?;
     let mut consumer = replies
         .basic_consume(
             reply_queue.as_str().into(),
@@ -411,20 +417,7 @@ async fn start_consumer(
                 })?;
             name.clone()
         }
-        None => channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await?
-            .name()
-            .as_str()
-            .to_string(),
+        None => declare_private_queue(&channel).await?,
     };
     for binding in &spec.bindings {
         channel

@@ -43,26 +43,9 @@ fn cluster(cmd: &str, args: &[&str]) -> String {
 
 /// A split stack on the clustered engines, on a fresh vhost and etcd prefix.
 fn clustered_stack() -> SplitStack {
-    let amqp = std::env::var("COMMISSAIRE_TEST_CLUSTER_AMQP")
-        .expect("the clustered engines (scripts/testbed.sh up with TESTBED_CLUSTER=3)");
+    let bus_uri = clustered_vhost();
     let etcd =
         std::env::var("COMMISSAIRE_TEST_CLUSTER_ETCD").expect("COMMISSAIRE_TEST_CLUSTER_ETCD");
-    let vhost = format!("clustered-{}", uuid::Uuid::new_v4().simple());
-    cluster("cluster-rabbitmqctl", &["1", "add_vhost", &vhost]);
-    cluster(
-        "cluster-rabbitmqctl",
-        &[
-            "1",
-            "set_permissions",
-            "-p",
-            &vhost,
-            "guest",
-            ".*",
-            ".*",
-            ".*",
-        ],
-    );
-    let bus_uri = amqp.replace("/%2f", &format!("/{vhost}"));
     let mut stack = SplitStack::new(&bus_uri, 4);
     stack.configure(Daemon::Server, "request-timeout", json!(REQUEST_TIMEOUT));
     let prefix = stack.etcd_prefix.clone();
