@@ -16,7 +16,8 @@
 #   scripts/testbed.sh down /tmp/tb
 #
 # Environment: N_SSH (default 10), TEST_THREADS (default 4), TESTBED_CLUSTER
-# (default 0; 3 adds the clustered engines), plus the port variables
+# (default 3: the clustered engines the clustered fault tests need; 0 leaves
+# them out, and those tests then fail saying so), plus the port variables
 # understood by scripts/testbed.sh.
 set -uo pipefail
 
@@ -64,9 +65,9 @@ else
   trap 'exit 130' INT
   trap 'exit 143' TERM
   # TESTBED_CLUSTER=3 adds the clustered engines (3 etcd members, 3 RabbitMQ
-  # nodes) for the clustered fault tests (ignored for now, see
-  # crates/commissaire-faults/tests/clustered.rs).
-  TESTBED_CLUSTER=${TESTBED_CLUSTER:-0} "$TESTBED" up "$STATE" "${N_SSH:-10}" >/dev/null ||
+  # nodes) for the clustered fault tests
+  # (crates/commissaire-faults/tests/clustered.rs).
+  TESTBED_CLUSTER=${TESTBED_CLUSTER:-3} "$TESTBED" up "$STATE" "${N_SSH:-10}" >/dev/null ||
     { echo "test.sh: test bed failed to start" >&2; exit 1; }
   # shellcheck disable=SC1091
   . "$STATE/env"

@@ -22,6 +22,7 @@ use crate::ExecError;
 /// | `playbook_timeout_seconds` | 3600 | time limit of one host's playbook run |
 /// | `drain_timeout_seconds` | 600 | time limit of draining one node |
 /// | `container_timeout_seconds` | 30 | time limit of a cordon or uncordon call |
+/// | `storage_retry_timeout` | 300 | how long a storage read a roll needs (the cluster, a host, its credentials) is retried while storage is unavailable, before the host fails |
 /// | `replica_id` | `<hostname>-<pid>-<random>` | this replica's name in `owner` |
 #[derive(Debug, Clone)]
 pub struct ClusterExecConfig {
@@ -43,6 +44,8 @@ pub struct ClusterExecConfig {
     pub drain_timeout: Duration,
     /// Time limit of cordon and uncordon calls.
     pub container_timeout: Duration,
+    /// How long storage reads are retried while storage is unavailable.
+    pub storage_retry_timeout: Duration,
     /// This replica's identity.
     pub replica_id: String,
 }
@@ -65,6 +68,7 @@ impl Default for ClusterExecConfig {
             playbook_timeout: Duration::from_secs(3600),
             drain_timeout: Duration::from_secs(600),
             container_timeout: Duration::from_secs(30),
+            storage_retry_timeout: Duration::from_secs(300),
             replica_id: default_replica_id(),
         }
     }
@@ -136,6 +140,9 @@ impl ClusterExecConfig {
         }
         if let Some(t) = seconds(config, "container_timeout_seconds")? {
             c.container_timeout = t;
+        }
+        if let Some(t) = seconds(config, "storage_retry_timeout")? {
+            c.storage_retry_timeout = t;
         }
         match config.get("replica_id") {
             None | Some(Value::Null) => {}

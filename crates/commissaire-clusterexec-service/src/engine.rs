@@ -10,7 +10,7 @@ use commissaire_ansible::{PlaybookRunner, Target, merged_vars};
 use commissaire_bus::{Bus, RpcError};
 use commissaire_models::{Cluster, Host, HostCreds, OperationStatus};
 use commissaire_service::Service;
-use commissaire_storage::client::{StorageCallError, StorageClient};
+use commissaire_storage::client::{StorageCallError, StorageClient, retry_while_unavailable};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -328,18 +328,16 @@ impl Inner {
     /// Reads the cluster, retrying while storage is unavailable (the lease
     /// is renewed meanwhile).
     async fn cluster(&self, name: &str) -> Result<Option<Cluster>, ExecError> {
-        let mut tries = 0;
-        loop {
-            match self.storage.get::<Cluster>(json!({"name": name})).await {
-                Ok(c) => return Ok(Some(c)),
-                Err(StorageCallError::NotFound(_)) => return Ok(None),
-                Err(e) if tries < 5 => {
-                    tries += 1;
-                    tracing::warn!(cluster = name, error = %e, "cannot read the cluster; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                Err(e) => return Err(e.into()),
-            }
+        match retry_while_unavailable(
+            "read the cluster",
+            self.config.storage_retry_timeout,
+            || self.storage.get::<Cluster>(json!({"name": name})),
+        )
+        .await
+        {
+            Ok(c) => Ok(Some(c)),
+            Err(StorageCallError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -479,14 +477,24 @@ impl Inner {
         version: &str,
     ) -> Result<(), String> {
         let key = json!({"address": address});
-        let host = match self.storage.get::<Host>(key.clone()).await {
+        // An outage of storage delays the host, it does not fail it.
+        let within = self.config.storage_retry_timeout;
+        let host = match retry_while_unavailable("read the host", within, || {
+            self.storage.get::<Host>(key.clone())
+        })
+        .await
+        {
             Ok(h) => h,
             Err(StorageCallError::NotFound(_)) => {
                 return Err("the host record does not exist".into());
             }
             Err(e) => return Err(format!("cannot read the host record: {e}")),
         };
-        let creds = match self.storage.get::<HostCreds>(key).await {
+        let creds = match retry_while_unavailable("read the host's credentials", within, || {
+            self.storage.get::<HostCreds>(key.clone())
+        })
+        .await
+        {
             Ok(c) => c,
             Err(StorageCallError::NotFound(_)) => {
                 return Err("the host has no stored SSH credentials".into());

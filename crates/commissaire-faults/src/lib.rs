@@ -182,8 +182,14 @@ impl Api {
     /// A client for `stack`'s server; it gives up after 30 s (so a hang is
     /// seen as a long `took`, not a stuck test).
     pub fn new(stack: &SplitStack) -> Api {
+        Api::at(&stack.base_url)
+    }
+
+    /// A client for the server at `base` (`http://127.0.0.1:PORT`, e.g. a
+    /// server replica's [`SplitStack::server_url`]).
+    pub fn at(base: &str) -> Api {
         Api {
-            base: stack.base_url.clone(),
+            base: base.to_string(),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
@@ -278,6 +284,22 @@ impl Api {
             json!({"ssh_priv_key": key_b64(), "remote_user": "root"}),
         )
         .await
+    }
+}
+
+/// A cluster `name` of `hosts`, each added through the API and made active
+/// through storage (as the investigator would).
+pub async fn active_cluster(api: &Api, bus: &commissaire_bus::Bus, name: &str, hosts: &[String]) {
+    api.put_expect(&format!("/api/v0/cluster/{name}"), json!({}), 201)
+        .await;
+    for h in hosts {
+        let a = api.put_host(h).await;
+        assert_eq!(a.status, Some(201), "{a:?}");
+        set_host_status(bus, h, "active").await;
+        let a = api
+            .put(&format!("/api/v0/cluster/{name}/hosts/{h}"), json!({}))
+            .await;
+        assert_eq!(a.status, Some(200), "{a:?}");
     }
 }
 

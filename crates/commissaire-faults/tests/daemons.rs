@@ -135,22 +135,6 @@ fn roll_hosts() -> Vec<String> {
     testbed_hosts(4..7)
 }
 
-/// A cluster of `hosts`, each added through the API and made active
-/// through storage (as the investigator would).
-async fn active_cluster(api: &Api, bus: &commissaire_bus::Bus, name: &str, hosts: &[String]) {
-    api.put_expect(&format!("/api/v0/cluster/{name}"), json!({}), 201)
-        .await;
-    for h in hosts {
-        let a = api.put_host(h).await;
-        assert_eq!(a.status, Some(201), "{a:?}");
-        set_host_status(bus, h, "active").await;
-        let a = api
-            .put(&format!("/api/v0/cluster/{name}/hosts/{h}"), json!({}))
-            .await;
-        assert_eq!(a.status, Some(200), "{a:?}");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn clusterexec_killed_during_a_rolling_restart_finishes_it_after_its_restart() {
     let _serial = serial().await;

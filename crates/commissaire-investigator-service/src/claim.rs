@@ -19,7 +19,7 @@ use commissaire_storage::client::StorageCallError;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
-use crate::{Investigator, storage_error, transient};
+use crate::{Investigator, storage_error};
 
 /// How the first scan of a starting investigator treats owned records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,7 +165,9 @@ impl Investigator {
                         claimed.address
                     );
                 }
-                Err(e) if transient(&e) && tokio::time::Instant::now() + every < valid_until => {
+                Err(e)
+                    if e.is_unavailable() && tokio::time::Instant::now() + every < valid_until =>
+                {
                     tracing::warn!(address = %claimed.address, error = %e, "cannot renew the investigation lease yet");
                 }
                 Err(e) => return format!("cannot renew the lease: {e}"),

@@ -19,7 +19,7 @@ use commissaire_ansible::{Playbook, PlaybookRunner, Target, gather_facts, merged
 use commissaire_bus::{Bus, RpcError, codes};
 use commissaire_models::*;
 use commissaire_service::Service;
-use commissaire_storage::client::{StorageCallError, StorageClient};
+use commissaire_storage::client::{StorageCallError, StorageClient, retry_while_unavailable};
 use serde_json::{Map, Value, json};
 
 /// How many times a host update is retried when another writer got there first.
@@ -131,33 +131,15 @@ fn storage_error(e: StorageCallError) -> RpcError {
     }
 }
 
-/// Whether a failed storage call may succeed later: the bus or storage (or
-/// its store) is unavailable.
-fn transient(e: &StorageCallError) -> bool {
-    matches!(e, StorageCallError::Bus(b)
-        if b.is_unavailable() || b.rpc().is_some_and(|r| r.code == codes::UNAVAILABLE))
-}
-
 impl Investigator {
     /// Runs a storage call, again and again while storage is unavailable
     /// (up to `storage_retry_timeout`, backing off to 5 s between tries).
-    async fn retrying<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T, StorageCallError>
+    async fn retrying<T, F, Fut>(&self, what: &str, call: F) -> Result<T, StorageCallError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, StorageCallError>>,
     {
-        let deadline = tokio::time::Instant::now() + self.config.storage_retry_timeout;
-        let mut pause = Duration::from_millis(200);
-        loop {
-            match call().await {
-                Err(e) if transient(&e) && tokio::time::Instant::now() < deadline => {
-                    tracing::warn!(what, error = %e, retry_in = ?pause, "storage unavailable; retrying");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(5));
-                }
-                other => return other,
-            }
-        }
+        retry_while_unavailable(what, self.config.storage_retry_timeout, call).await
     }
 
     /// An investigator working through `bus`.

@@ -27,12 +27,49 @@ impl StorageCallError {
         matches!(self, StorageCallError::Bus(e) if e.rpc().is_some_and(|r| r.code == codes::CONFLICT))
     }
 
+    /// Whether storage is unavailable right now (the bus, the storage
+    /// service or its store is down): the same call may succeed later.
+    /// A time limit is not one: the call may have been carried out.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StorageCallError::Bus(b)
+            if b.is_unavailable() || b.rpc().is_some_and(|r| r.code == codes::UNAVAILABLE))
+    }
+
     fn from_bus(e: BusError) -> Self {
         match e.rpc() {
             Some(rpc) if rpc.code == codes::STORAGE_LOOKUP_ERROR => {
                 StorageCallError::NotFound(rpc.message.clone())
             }
             _ => StorageCallError::Bus(e),
+        }
+    }
+}
+
+/// Runs a storage call again and again while storage is unavailable
+/// ([`StorageCallError::is_unavailable`]), for up to `within`, pausing
+/// 200 ms, then twice as long each time, up to 5 s; each retry is logged
+/// with `what` ("read the host"). Daemons doing long work use it so that
+/// an outage of storage, the bus or a store member delays the work
+/// instead of failing it.
+pub async fn retry_while_unavailable<T, F, Fut>(
+    what: &str,
+    within: Duration,
+    mut call: F,
+) -> Result<T, StorageCallError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StorageCallError>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    let mut pause = Duration::from_millis(200);
+    loop {
+        match call().await {
+            Err(e) if e.is_unavailable() && tokio::time::Instant::now() < deadline => {
+                tracing::warn!(what, error = %e, retry_in = ?pause, "storage unavailable; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
         }
     }
 }

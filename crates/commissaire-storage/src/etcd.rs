@@ -1,7 +1,13 @@
 //! The etcd v3 store handler: keys under `/commissaire/`.
 
+use std::future::Future;
+use std::time::Duration;
+
 use async_trait::async_trait;
-use etcd_client::{Client, Compare, CompareOp, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp};
+use backon::{ConstantBuilder, Retryable};
+use etcd_client::{
+    Client, Compare, CompareOp, DeleteOptions, GetOptions, KvClient, PutOptions, Txn, TxnOp,
+};
 use serde_json::Value;
 
 use crate::store::{StoreError, StoreHandler, Written};
@@ -59,6 +65,57 @@ fn lost_connection(status: &tonic::Status) -> bool {
     false
 }
 
+/// Whether the call failed before it reached etcd: the connection to the
+/// member it was sent to could not be made (the member is down). Given
+/// several members, the client's balanced channel keeps sending a share of
+/// the calls to a dead member's endpoint, each failing at once this way.
+/// Such a call was never sent, so sending it again is safe, even a write.
+fn never_sent(e: &etcd_client::Error) -> bool {
+    let etcd_client::Error::GRpcStatus(status) = e else {
+        return false;
+    };
+    if status.code() != tonic::Code::Unavailable {
+        return false;
+    }
+    if status.message().contains("connect error") {
+        return true;
+    }
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// How often a call that never reached etcd ([`never_sent`]) is sent
+/// again, and the pause between: about a second in all, enough for the
+/// balanced channel to pick a live member (or for a restarted one to be
+/// back), short enough for the caller's own time limit.
+const NEVER_SENT_RETRIES: usize = 20;
+const NEVER_SENT_PAUSE: Duration = Duration::from_millis(50);
+
+/// Runs `call` with a KV client, again while it fails before reaching etcd.
+async fn with_kv<T, F, Fut>(client: &Client, call: F) -> Result<T, StoreError>
+where
+    F: Fn(KvClient) -> Fut,
+    Fut: Future<Output = Result<T, etcd_client::Error>>,
+{
+    (|| call(client.kv_client()))
+        .retry(
+            ConstantBuilder::default()
+                .with_delay(NEVER_SENT_PAUSE)
+                .with_max_times(NEVER_SENT_RETRIES),
+        )
+        .when(never_sent)
+        .await
+        .map_err(etcd_error)
+}
+
 fn decode(key: &[u8], value: &[u8]) -> Result<Value, StoreError> {
     serde_json::from_slice(value).map_err(|e| StoreError::Corrupt {
         key: String::from_utf8_lossy(key).into_owned(),
@@ -92,8 +149,12 @@ impl StoreHandler for EtcdStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Value>, StoreError> {
-        let mut kv = self.client.kv_client();
-        let response = kv.get(self.full(key), None).await.map_err(etcd_error)?;
+        let key = self.full(key);
+        let response = with_kv(&self.client, |mut kv| {
+            let key = key.clone();
+            async move { kv.get(key, None).await }
+        })
+        .await?;
         response
             .kvs()
             .first()
@@ -102,15 +163,15 @@ impl StoreHandler for EtcdStore {
     }
 
     async fn put(&self, key: &str, value: &Value) -> Result<Written, StoreError> {
-        let mut kv = self.client.kv_client();
-        let response = kv
-            .put(
-                self.full(key),
-                value.to_string(),
-                Some(PutOptions::new().with_prev_key()),
-            )
-            .await
-            .map_err(etcd_error)?;
+        let (key, value) = (self.full(key), value.to_string());
+        let response = with_kv(&self.client, |mut kv| {
+            let (key, value) = (key.clone(), value.clone());
+            async move {
+                kv.put(key, value, Some(PutOptions::new().with_prev_key()))
+                    .await
+            }
+        })
+        .await?;
         Ok(if response.prev_key().is_some() {
             Written::Updated
         } else {
@@ -119,11 +180,15 @@ impl StoreHandler for EtcdStore {
     }
 
     async fn delete(&self, key: &str) -> Result<Option<Value>, StoreError> {
-        let mut kv = self.client.kv_client();
-        let response = kv
-            .delete(self.full(key), Some(DeleteOptions::new().with_prev_key()))
-            .await
-            .map_err(etcd_error)?;
+        let key = self.full(key);
+        let response = with_kv(&self.client, |mut kv| {
+            let key = key.clone();
+            async move {
+                kv.delete(key, Some(DeleteOptions::new().with_prev_key()))
+                    .await
+            }
+        })
+        .await?;
         response
             .prev_kvs()
             .first()
@@ -132,11 +197,12 @@ impl StoreHandler for EtcdStore {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<Value>, StoreError> {
-        let mut kv = self.client.kv_client();
-        let response = kv
-            .get(self.full(prefix), Some(GetOptions::new().with_prefix()))
-            .await
-            .map_err(etcd_error)?;
+        let prefix = self.full(prefix);
+        let response = with_kv(&self.client, |mut kv| {
+            let prefix = prefix.clone();
+            async move { kv.get(prefix, Some(GetOptions::new().with_prefix())).await }
+        })
+        .await?;
         response
             .kvs()
             .iter()
@@ -151,10 +217,13 @@ impl StoreHandler for EtcdStore {
         new: &Value,
     ) -> Result<Result<Written, Option<Value>>, StoreError> {
         let full = self.full(key);
-        let mut kv = self.client.kv_client();
         // Read the current value and its revision, compare as JSON, then write
         // only if the key was not modified since (one etcd transaction).
-        let current = kv.get(full.as_str(), None).await.map_err(etcd_error)?;
+        let current = with_kv(&self.client, |mut kv| {
+            let full = full.clone();
+            async move { kv.get(full, None).await }
+        })
+        .await?;
         let (stored, revision) = match current.kvs().first() {
             Some(kv) => (Some(decode(kv.key(), kv.value())?), kv.mod_revision()),
             None => (None, 0),
@@ -169,7 +238,11 @@ impl StoreHandler for EtcdStore {
                 revision,
             )])
             .and_then([TxnOp::put(full.as_str(), new.to_string(), None)]);
-        let response = kv.txn(txn).await.map_err(etcd_error)?;
+        let response = with_kv(&self.client, |mut kv| {
+            let txn = txn.clone();
+            async move { kv.txn(txn).await }
+        })
+        .await?;
         if response.succeeded() {
             Ok(Ok(if stored.is_some() {
                 Written::Updated
@@ -215,5 +288,24 @@ mod tests {
             etcd_error(etcd_client::Error::GRpcStatus(refused)),
             StoreError::Backend(_)
         ));
+    }
+
+    #[test]
+    fn only_a_call_that_never_reached_etcd_is_sent_again() {
+        let status = |s| etcd_client::Error::GRpcStatus(s);
+        // What the balanced channel answers for a dead member's endpoint.
+        assert!(never_sent(&status(tonic::Status::unavailable(
+            "tcp connect error"
+        ))));
+        // A call that may have reached etcd is not sent again: its answer
+        // (a 503) goes to the caller.
+        for maybe_sent in [
+            tonic::Status::cancelled("operation was canceled: connection was not ready"),
+            tonic::Status::internal("h2 protocol error: stream no longer needed"),
+            tonic::Status::unavailable("etcdserver: leader changed"),
+            tonic::Status::deadline_exceeded("deadline has elapsed"),
+        ] {
+            assert!(!never_sent(&status(maybe_sent.clone())), "{maybe_sent:?}");
+        }
     }
 }

@@ -142,7 +142,10 @@ pub struct SplitStack {
     pub port: u16,
     dir: tempfile::TempDir,
     env: HashMap<Daemon, Vec<(String, String)>>,
-    running: HashMap<Daemon, Child>,
+    /// Running processes by daemon and replica number (0 is the first).
+    running: HashMap<(Daemon, usize), Child>,
+    /// The ports of the server's further replicas (replica 0 has `port`).
+    replica_ports: HashMap<usize, u16>,
 }
 
 impl SplitStack {
@@ -193,6 +196,7 @@ impl SplitStack {
             dir,
             env: HashMap::new(),
             running: HashMap::new(),
+            replica_ports: HashMap::new(),
         }
     }
 
@@ -226,33 +230,88 @@ impl SplitStack {
         }
     }
 
-    /// The path of `daemon`'s log (stdout and stderr, appended across restarts).
+    /// The path of `daemon`'s log (stdout and stderr, appended across
+    /// restarts); replica 0's, see [`SplitStack::replica_log_path`].
     pub fn log_path(&self, daemon: Daemon) -> PathBuf {
-        self.dir.path().join(format!("{}.log", daemon.short_name()))
+        self.replica_log_path(daemon, 0)
     }
 
-    /// `daemon`'s log so far.
+    /// The path of the log of `daemon`'s replica `replica`.
+    pub fn replica_log_path(&self, daemon: Daemon, replica: usize) -> PathBuf {
+        match replica {
+            0 => self.dir.path().join(format!("{}.log", daemon.short_name())),
+            n => self
+                .dir
+                .path()
+                .join(format!("{}-{n}.log", daemon.short_name())),
+        }
+    }
+
+    /// `daemon`'s log so far: replica 0's, then each further replica's
+    /// under a `--- replica N ---` line.
     pub fn log(&self, daemon: Daemon) -> String {
-        std::fs::read_to_string(self.log_path(daemon)).unwrap_or_default()
+        let mut log = std::fs::read_to_string(self.log_path(daemon)).unwrap_or_default();
+        for n in 1.. {
+            let Ok(more) = std::fs::read_to_string(self.replica_log_path(daemon, n)) else {
+                break;
+            };
+            log.push_str(&format!("--- replica {n} ---\n{more}"));
+        }
+        log
     }
 
-    /// Starts `daemon` (a no-op when it runs already).
+    /// The base URL of the server's replica `replica` (replica 0 is
+    /// [`SplitStack::base_url`]); each replica listens on a port of its own.
+    pub fn server_url(&mut self, replica: usize) -> String {
+        format!("http://127.0.0.1:{}", self.server_port(replica))
+    }
+
+    fn server_port(&mut self, replica: usize) -> u16 {
+        match replica {
+            0 => self.port,
+            n => *self.replica_ports.entry(n).or_insert_with(free_port),
+        }
+    }
+
+    /// Starts `daemon` (a no-op when it runs already): its replica 0.
     pub fn start(&mut self, daemon: Daemon) {
-        if self.is_running(daemon) {
+        self.start_replica(daemon, 0);
+    }
+
+    /// Starts `daemon`'s replica `replica` (a no-op when it runs already):
+    /// another process with the same configuration, as an operator runs
+    /// two of a daemon for availability (a server replica listens on a port
+    /// of its own, [`SplitStack::server_url`]).
+    pub fn start_replica(&mut self, daemon: Daemon, replica: usize) {
+        if self.replica_is_running(daemon, replica) {
             return;
         }
         let log = File::options()
             .create(true)
             .append(true)
-            .open(self.log_path(daemon))
+            .open(self.replica_log_path(daemon, replica))
             .expect("open log");
+        let config = match (daemon, replica) {
+            (Daemon::Server, n) if n > 0 => {
+                let port = self.server_port(n);
+                let mut config: Value = serde_json::from_slice(
+                    &std::fs::read(self.config_path(daemon)).expect("read config"),
+                )
+                .expect("json");
+                config["listen-port"] = json!(port);
+                let path = self.dir.path().join(format!("commissaire-{n}.conf"));
+                write_json(&path, &config);
+                path
+            }
+            _ => self.config_path(daemon),
+        };
         let mut command = Command::new(binary(daemon.binary_name()));
         match daemon {
             Daemon::Server => command.arg("--config-file"),
             _ => command.arg("--config"),
         };
         command
-            .arg(self.config_path(daemon))
+            .arg(config)
             .envs(self.env.get(&daemon).into_iter().flatten().cloned())
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
@@ -261,7 +320,7 @@ impl SplitStack {
         let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", daemon.binary_name()));
-        self.running.insert(daemon, child);
+        self.running.insert((daemon, replica), child);
     }
 
     /// Starts every daemon in `daemons`.
@@ -271,18 +330,23 @@ impl SplitStack {
         }
     }
 
-    /// Whether `daemon` was started and has not exited.
+    /// Whether `daemon` (its replica 0) was started and has not exited.
     pub fn is_running(&mut self, daemon: Daemon) -> bool {
-        match self.running.get_mut(&daemon) {
+        self.replica_is_running(daemon, 0)
+    }
+
+    /// Whether `daemon`'s replica `replica` was started and has not exited.
+    pub fn replica_is_running(&mut self, daemon: Daemon, replica: usize) -> bool {
+        match self.running.get_mut(&(daemon, replica)) {
             Some(child) => matches!(child.try_wait(), Ok(None)),
             None => false,
         }
     }
 
-    /// `daemon`'s process id while it runs.
+    /// `daemon`'s (replica 0's) process id while it runs.
     pub fn pid(&mut self, daemon: Daemon) -> Option<u32> {
         if self.is_running(daemon) {
-            self.running.get(&daemon).map(Child::id)
+            self.running.get(&(daemon, 0)).map(Child::id)
         } else {
             None
         }
@@ -293,18 +357,41 @@ impl SplitStack {
         self.pid(daemon).and_then(rss_kib)
     }
 
-    /// Kills `daemon` with SIGKILL (no chance to clean up) and reaps it.
+    /// Kills every replica of `daemon` with SIGKILL (no chance to clean up)
+    /// and reaps them.
     pub fn kill(&mut self, daemon: Daemon) {
-        if let Some(mut child) = self.running.remove(&daemon) {
+        let replicas: Vec<_> = self
+            .running
+            .keys()
+            .filter(|(d, _)| *d == daemon)
+            .copied()
+            .collect();
+        for key in replicas {
+            self.kill_replica(key.0, key.1);
+        }
+    }
+
+    /// Kills `daemon`'s replica `replica` with SIGKILL and reaps it.
+    pub fn kill_replica(&mut self, daemon: Daemon, replica: usize) {
+        if let Some(mut child) = self.running.remove(&(daemon, replica)) {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    /// Stops `daemon` with SIGTERM and waits up to 10 s for it to exit (then SIGKILL).
+    /// Stops every replica of `daemon` with SIGTERM and waits up to 10 s
+    /// for each to exit (then SIGKILL).
     pub fn terminate(&mut self, daemon: Daemon) {
-        if let Some(mut child) = self.running.remove(&daemon) {
-            terminate(&mut child);
+        let replicas: Vec<_> = self
+            .running
+            .keys()
+            .filter(|(d, _)| *d == daemon)
+            .copied()
+            .collect();
+        for key in replicas {
+            if let Some(mut child) = self.running.remove(&key) {
+                terminate(&mut child);
+            }
         }
     }
 
@@ -335,9 +422,9 @@ impl SplitStack {
 
 impl Drop for SplitStack {
     fn drop(&mut self) {
-        let daemons: Vec<Daemon> = self.running.keys().copied().collect();
-        for daemon in daemons {
-            self.kill(daemon);
+        let running: Vec<_> = self.running.keys().copied().collect();
+        for (daemon, replica) in running {
+            self.kill_replica(daemon, replica);
         }
     }
 }
