@@ -10,7 +10,7 @@ use commissaire_ansible::{PlaybookRunner, Target, merged_vars};
 use commissaire_bus::{Bus, RpcError};
 use commissaire_models::{Cluster, Host, HostCreds, OperationStatus};
 use commissaire_service::Service;
-use commissaire_storage::client::{StorageCallError, StorageClient, retry_while_unavailable};
+use commissaire_storage_client::{StorageCallError, StorageClient, retry_while_unavailable};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;

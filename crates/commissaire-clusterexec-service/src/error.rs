@@ -1,7 +1,7 @@
 //! Errors of the clusterexec service.
 
 use commissaire_bus::BusError;
-use commissaire_storage::client::StorageCallError;
+use commissaire_storage_client::StorageCallError;
 
 /// Why clusterexec could not do something.
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use commissaire_bus::{Bus, codes};
+use commissaire_bus::Bus;
+use commissaire_storage_client::{StorageCallError, StorageClient};
 use serde_json::{Value, json};
 
 use crate::ExecError;
@@ -28,13 +29,14 @@ pub(crate) enum SwapError {
 /// Operation records over the bus.
 #[derive(Clone)]
 pub(crate) struct OpStore {
-    bus: Bus,
-    timeout: Duration,
+    storage: StorageClient,
 }
 
 impl OpStore {
     pub fn new(bus: Bus, timeout: Duration) -> Self {
-        OpStore { bus, timeout }
+        OpStore {
+            storage: StorageClient::new(bus).with_timeout(timeout),
+        }
     }
 
     fn stored(kind: OpKind, raw: Value) -> Result<Stored, ExecError> {
@@ -44,16 +46,13 @@ impl OpStore {
 
     /// The record of `kind` for cluster `name`, if there is one.
     pub async fn get(&self, kind: OpKind, name: &str) -> Result<Option<Stored>, ExecError> {
-        let params =
-            json!({"model_type_name": kind.model_name(), "model_json_data": {"name": name}});
-        match self.bus.request("storage.get", params, self.timeout).await {
+        match self
+            .storage
+            .get_value(kind.model_name(), json!({"name": name}))
+            .await
+        {
             Ok(raw) => Ok(Some(Self::stored(kind, raw)?)),
-            Err(e)
-                if e.rpc()
-                    .is_some_and(|r| r.code == codes::STORAGE_LOOKUP_ERROR) =>
-            {
-                Ok(None)
-            }
+            Err(StorageCallError::NotFound(_)) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
@@ -65,22 +64,14 @@ impl OpStore {
         expected: &Value,
         new: &OpRecord,
     ) -> Result<Stored, SwapError> {
-        let params = json!({"model_type_name": kind.model_name(), "expected": expected,
-            "model_json_data": new.to_value(kind)});
-        match self.bus.request("storage.swap", params, self.timeout).await {
+        match self
+            .storage
+            .swap_value(kind.model_name(), expected, new.to_value(kind))
+            .await
+        {
             Ok(raw) => Self::stored(kind, raw).map_err(SwapError::Other),
-            Err(e) => match e.rpc() {
-                Some(r) if r.code == codes::CONFLICT => {
-                    let stored = r
-                        .data
-                        .as_ref()
-                        .and_then(|d| d.get("stored"))
-                        .cloned()
-                        .filter(|v| !v.is_null());
-                    Err(SwapError::Conflict(stored))
-                }
-                _ => Err(SwapError::Other(e.into())),
-            },
+            Err(StorageCallError::Conflict { stored, .. }) => Err(SwapError::Conflict(stored)),
+            Err(e) => Err(SwapError::Other(e.into())),
         }
     }
 }

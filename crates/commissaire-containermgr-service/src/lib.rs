@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use commissaire_bus::{Bus, RpcError, codes};
 use commissaire_models::{ContainerManagerConfig, ContainerManagerType, Model};
 use commissaire_service::Service;
-use commissaire_storage::client::{StorageCallError, StorageClient};
+use commissaire_storage_client::{StorageCallError, StorageClient};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use commissaire_bus::{BusError, codes};
 use commissaire_models::ModelError;
-use commissaire_storage::client::StorageCallError;
+use commissaire_storage_client::StorageCallError;
 use serde_json::json;
 
 /// An error answered to an API client.
@@ -119,6 +119,7 @@ impl From<StorageCallError> for ApiError {
     fn from(e: StorageCallError) -> Self {
         match e {
             StorageCallError::NotFound(m) => ApiError::not_found(m),
+            StorageCallError::Conflict { message, .. } => ApiError::conflict(message),
             StorageCallError::Bus(b) => b.into(),
             StorageCallError::Decode(m) => ApiError::new(StatusCode::BAD_GATEWAY, m),
         }

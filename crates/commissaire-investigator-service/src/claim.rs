@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use commissaire_bus::{RpcError, codes};
 use commissaire_models::{DATE_FORMAT, HostState, Investigation, Model};
-use commissaire_storage::client::StorageCallError;
+use commissaire_storage_client::StorageCallError;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
@@ -72,10 +72,6 @@ fn now() -> chrono::NaiveDateTime {
     chrono::Utc::now().naive_utc()
 }
 
-fn is_conflict(e: &StorageCallError) -> bool {
-    matches!(e, StorageCallError::Bus(b) if b.rpc().is_some_and(|r| r.code == codes::CONFLICT))
-}
-
 impl Investigator {
     /// Claims the investigation of `address` for this replica: takes its
     /// record when nobody owns it, its owner's lease has run out, or
@@ -130,7 +126,7 @@ impl Investigator {
                 .await
             {
                 Ok(saved) => return Ok(Some(saved)),
-                Err(e) if is_conflict(&e) => continue,
+                Err(e) if e.is_conflict() => continue,
                 Err(e) => return Err(storage_error(e)),
             }
         }
@@ -153,7 +149,7 @@ impl Investigator {
                     claimed = saved;
                     valid_until = attempt + self.config.lease;
                 }
-                Err(e) if is_conflict(&e) => {
+                Err(e) if e.is_conflict() => {
                     return format!(
                         "the investigation record of {} changed hands",
                         claimed.address

@@ -19,7 +19,7 @@ use commissaire_ansible::{Playbook, PlaybookRunner, Target, gather_facts, merged
 use commissaire_bus::{Bus, RpcError, codes};
 use commissaire_models::*;
 use commissaire_service::Service;
-use commissaire_storage::client::{StorageCallError, StorageClient, retry_while_unavailable};
+use commissaire_storage_client::{StorageCallError, StorageClient, retry_while_unavailable};
 use serde_json::{Map, Value, json};
 
 /// How many times a host update is retried when another writer got there first.
@@ -123,6 +123,7 @@ pub struct Investigator {
 fn storage_error(e: StorageCallError) -> RpcError {
     match e {
         StorageCallError::NotFound(m) => RpcError::lookup(m),
+        StorageCallError::Conflict { message, .. } => RpcError::new(codes::CONFLICT, message),
         StorageCallError::Bus(b) => b
             .rpc()
             .cloned()
@@ -175,9 +176,7 @@ impl Investigator {
                 .await
             {
                 Ok(saved) => return Ok(saved),
-                Err(StorageCallError::Bus(e))
-                    if e.rpc().is_some_and(|r| r.code == codes::CONFLICT) =>
-                {
+                Err(StorageCallError::Conflict { .. }) => {
                     continue;
                 }
                 Err(e) => return Err(storage_error(e)),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::etcd::{EtcdConnectError, EtcdSettings};
+use crate::etcd::{EtcdError, EtcdSettings};
 
 /// Where service configuration files live by default.
 pub const CONFIG_DIR: &str = "/etc/commissaire";
@@ -29,16 +29,13 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
-    /// etcd could not be reached.
-    #[error(transparent)]
-    Etcd(#[from] EtcdConnectError),
-    /// etcd answered with an error.
+    /// etcd could not be read.
     #[error("reading {key} from etcd: {source}")]
-    EtcdRead {
+    Etcd {
         /// The key.
         key: String,
         /// Why.
-        source: etcd_client::Error,
+        source: EtcdError,
     },
 }
 
@@ -79,17 +76,15 @@ pub async fn load(
 ) -> Result<Map<String, Value>, ConfigError> {
     if let Some(settings) = etcd {
         let key = etcd_config_key(service);
-        let mut client = settings.connect().await?;
-        let response =
-            client
-                .get(key.as_str(), None)
-                .await
-                .map_err(|source| ConfigError::EtcdRead {
-                    key: key.clone(),
-                    source,
-                })?;
-        return match response.kvs().first() {
-            Some(kv) => parse(format!("etcd key {key}"), kv.value()),
+        let value = settings
+            .read(&key)
+            .await
+            .map_err(|source| ConfigError::Etcd {
+                key: key.clone(),
+                source,
+            })?;
+        return match value {
+            Some(value) => parse(format!("etcd key {key}"), &value),
             None => {
                 tracing::info!(%key, "no configuration in etcd; using defaults");
                 Ok(Map::new())

@@ -28,7 +28,7 @@ use serde_json::{Map, Value};
 pub use config::{
     CONFIG_DIR, ConfigError, default_config_path, etcd_config_key, load as load_config,
 };
-pub use etcd::{EtcdConnectError, EtcdSettings};
+pub use etcd::{EtcdError, EtcdSettings};
 pub use replica::replica_id;
 
 /// Concurrent workers of a service unless `--workers` or `workers` says

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use backon::{ConstantBuilder, Retryable};
+use commissaire_service::EtcdSettings;
 use etcd_client::{
-    Client, Compare, CompareOp, DeleteOptions, GetOptions, KvClient, PutOptions, Txn, TxnOp,
+    Certificate, Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Identity,
+    KvClient, PutOptions, TlsOptions, Txn, TxnOp,
 };
 use serde_json::Value;
 
@@ -17,6 +19,38 @@ use crate::store::{StoreError, StoreHandler, Written};
 pub struct EtcdStore {
     client: Client,
     prefix: String,
+}
+
+/// Connects the gRPC client of the store handler to `settings`' members
+/// (5 s to connect, 10 s per request), with TLS and a user as set.
+pub async fn connect(settings: &EtcdSettings) -> Result<Client, String> {
+    if settings.endpoints.is_empty() {
+        return Err("no etcd endpoints given".into());
+    }
+    let read = |path| EtcdSettings::read_file(path).map_err(|e| e.to_string());
+    let mut options = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(10));
+    if let (Some(user), Some(password)) = (&settings.username, &settings.password) {
+        options = options.with_user(user.clone(), password.clone());
+    }
+    if settings.wants_tls() {
+        let mut tls = TlsOptions::new();
+        if let Some(ca) = &settings.ca_cert {
+            tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
+        }
+        match (&settings.cert, &settings.key) {
+            (Some(cert), Some(key)) => {
+                tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?))
+            }
+            (None, None) => {}
+            _ => return Err("a client certificate needs both the certificate and the key".into()),
+        }
+        options = options.with_tls(tls);
+    }
+    Client::connect(&settings.endpoints, Some(options))
+        .await
+        .map_err(|e| format!("etcd at {}: {e}", settings.endpoints.join(",")))
 }
 
 fn etcd_error(e: etcd_client::Error) -> StoreError {

@@ -3,10 +3,10 @@
 //! handlers by glob and by a record's `source` ([`StorageRouter`]), and the
 //! storage service answering `storage.*` on the bus ([`StorageService`]).
 //!
-//! Only the storage service talks to a store; everything else asks it over
-//! the bus. [`client`] has typed helpers for those callers.
+//! Only the storage service (and the all-in-one) links this crate and talks
+//! to a store; everything else asks it over the bus with
+//! `commissaire-storage-client`.
 
-pub mod client;
 mod etcd;
 mod redb_store;
 mod router;

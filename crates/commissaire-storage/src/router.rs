@@ -155,10 +155,7 @@ impl StorageRouter {
             let handler: Arc<dyn StoreHandler> = match short_type.as_str() {
                 "etcd" => {
                     let settings = etcd_settings(entry);
-                    let client = settings
-                        .connect()
-                        .await
-                        .map_err(|e| open_error(e.to_string()))?;
+                    let client = crate::etcd::connect(&settings).await.map_err(open_error)?;
                     let prefix = text("prefix").unwrap_or_else(|| "/commissaire/".into());
                     Arc::new(EtcdStore::with_prefix(client, &prefix))
                 }

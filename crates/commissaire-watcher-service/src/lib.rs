@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use commissaire_ansible::{Playbook, PlaybookRunner, Target};
-use commissaire_bus::{Bus, codes};
+use commissaire_bus::Bus;
 use commissaire_models::*;
-use commissaire_storage::client::{StorageCallError, StorageClient};
+use commissaire_storage_client::{StorageCallError, StorageClient};
 use serde_json::{Map, Value, json};
 
 /// The watcher's settings (members of `watcher.conf`).
@@ -81,10 +81,6 @@ pub struct Watcher {
     checks: AtomicU64,
 }
 
-fn is_conflict(e: &StorageCallError) -> bool {
-    matches!(e, StorageCallError::Bus(b) if b.rpc().is_some_and(|r| r.code == codes::CONFLICT))
-}
-
 impl Watcher {
     /// A watcher working through `bus`.
     pub fn new(bus: Bus, config: WatcherConfig) -> Self {
@@ -132,7 +128,7 @@ impl Watcher {
             claim.last_check = now_iso();
             match self.storage.swap(Some(&record), &claim).await {
                 Ok(c) => claimed.push(c),
-                Err(e) if is_conflict(&e) => {} // another replica has it
+                Err(e) if e.is_conflict() => {} // another replica has it
                 Err(e) => return Err(e),
             }
         }
@@ -217,7 +213,7 @@ impl Watcher {
                     }
                     return Ok(());
                 }
-                Err(e) if is_conflict(&e) => continue,
+                Err(e) if e.is_conflict() => continue,
                 Err(e) => return Err(e),
             }
         }

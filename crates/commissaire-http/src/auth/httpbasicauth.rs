@@ -321,7 +321,6 @@ struct EtcdUsers {
 
 #[derive(Default)]
 struct EtcdState {
-    client: Option<etcd_client::Client>,
     last_attempt: Option<Instant>,
 }
 
@@ -373,32 +372,21 @@ impl EtcdUsers {
         self.reload(&mut state).await;
     }
 
-    async fn reload(&self, state: &mut EtcdState) {
-        let client = match &mut state.client {
-            Some(client) => client,
-            empty @ None => match self.settings.connect().await {
-                Ok(client) => empty.insert(client),
-                Err(e) => {
-                    tracing::warn!(plugin = NAME, error = %e, "cannot connect to etcd for the user list; keeping the previous one");
-                    return;
-                }
-            },
-        };
-        let response = match client.get(self.key.as_str(), None).await {
-            Ok(response) => response,
+    async fn reload(&self, _state: &mut EtcdState) {
+        let value = match self.settings.read(&self.key).await {
+            Ok(value) => value,
             Err(e) => {
                 tracing::warn!(plugin = NAME, key = %self.key, error = %e, "cannot read the user list from etcd; keeping the previous one");
-                state.client = None;
                 return;
             }
         };
-        let users = match response.kvs().first() {
+        let users = match value {
             None => {
                 tracing::warn!(plugin = NAME, key = %self.key, "no user list in etcd: nobody can log in through it");
                 Users::new()
             }
-            Some(kv) => {
-                let parsed = serde_json::from_slice::<Value>(kv.value())
+            Some(value) => {
+                let parsed = serde_json::from_slice::<Value>(&value)
                     .map_err(|e| format!("not JSON: {e}"))
                     .and_then(|document| parse_users(&document));
                 match parsed {

@@ -1,78 +1,12 @@
-//! Typed calls to the storage service over the bus.
+//! The typed storage client.
 
 use std::time::Duration;
 
-use commissaire_bus::{Bus, BusError, DEFAULT_TIMEOUT, codes};
+use commissaire_bus::{Bus, DEFAULT_TIMEOUT};
 use commissaire_models::Model;
 use serde_json::{Value, json};
 
-/// Why a storage call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StorageCallError {
-    /// No such record.
-    #[error("{0}")]
-    NotFound(String),
-    /// The bus or the service failed.
-    #[error(transparent)]
-    Bus(#[from] BusError),
-    /// The service's answer is not the expected model.
-    #[error("unexpected answer from storage: {0}")]
-    Decode(String),
-}
-
-impl StorageCallError {
-    /// Whether a compare-and-swap lost: what is stored is not what the
-    /// caller expected.
-    pub fn is_conflict(&self) -> bool {
-        matches!(self, StorageCallError::Bus(e) if e.rpc().is_some_and(|r| r.code == codes::CONFLICT))
-    }
-
-    /// Whether storage is unavailable right now (the bus, the storage
-    /// service or its store is down): the same call may succeed later.
-    /// A time limit is not one: the call may have been carried out.
-    pub fn is_unavailable(&self) -> bool {
-        matches!(self, StorageCallError::Bus(b)
-            if b.is_unavailable() || b.rpc().is_some_and(|r| r.code == codes::UNAVAILABLE))
-    }
-
-    fn from_bus(e: BusError) -> Self {
-        match e.rpc() {
-            Some(rpc) if rpc.code == codes::STORAGE_LOOKUP_ERROR => {
-                StorageCallError::NotFound(rpc.message.clone())
-            }
-            _ => StorageCallError::Bus(e),
-        }
-    }
-}
-
-/// Runs a storage call again and again while storage is unavailable
-/// ([`StorageCallError::is_unavailable`]), for up to `within`, pausing
-/// 200 ms, then twice as long each time, up to 5 s; each retry is logged
-/// with `what` ("read the host"). Daemons doing long work use it so that
-/// an outage of storage, the bus or a store member delays the work
-/// instead of failing it.
-pub async fn retry_while_unavailable<T, F, Fut>(
-    what: &str,
-    within: Duration,
-    mut call: F,
-) -> Result<T, StorageCallError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, StorageCallError>>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    let mut pause = Duration::from_millis(200);
-    loop {
-        match call().await {
-            Err(e) if e.is_unavailable() && tokio::time::Instant::now() < deadline => {
-                tracing::warn!(what, error = %e, retry_in = ?pause, "storage unavailable; retrying");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(5));
-            }
-            other => return other,
-        }
-    }
-}
+use crate::StorageCallError;
 
 /// A storage client over a bus.
 #[derive(Clone)]
@@ -100,11 +34,21 @@ impl StorageClient {
         self.bus
             .request(&format!("storage.{method}"), params, self.timeout)
             .await
-            .map_err(StorageCallError::from_bus)
+            .map_err(StorageCallError::from)
     }
 
     fn decode<M: Model>(value: Value) -> Result<M, StorageCallError> {
         M::from_json(value).map_err(|e| StorageCallError::Decode(e.to_string()))
+    }
+
+    /// Reads the record of kind `model` whose key members are set in `key`,
+    /// as raw JSON (for records that are not a [`Model`]).
+    pub async fn get_value(&self, model: &str, key: Value) -> Result<Value, StorageCallError> {
+        self.call(
+            "get",
+            json!({"model_type_name": model, "model_json_data": key}),
+        )
+        .await
     }
 
     /// Reads the record whose key members are set in `key`.
@@ -150,6 +94,24 @@ impl StorageClient {
                 "expected a list, got {other}"
             ))),
         }
+    }
+
+    /// Writes the record `new` of kind `model` (raw JSON, for records that
+    /// are not a [`Model`], such as clusterexec's operation records) only
+    /// if what is stored is `expected` (`null`: nothing); returns what was
+    /// stored. A lost race is [`StorageCallError::Conflict`], with what is
+    /// stored now.
+    pub async fn swap_value(
+        &self,
+        model: &str,
+        expected: &Value,
+        new: Value,
+    ) -> Result<Value, StorageCallError> {
+        self.call(
+            "swap",
+            json!({"model_type_name": model, "expected": expected, "model_json_data": new}),
+        )
+        .await
     }
 
     /// Writes `new` only if what is stored is `expected` (`None`: nothing).

@@ -1,0 +1,168 @@
+//! `/clusters` and `/cluster/NAME`: listing, reading (with the computed
+//! status of its hosts), creating and deleting clusters.
+
+use axum::http::StatusCode;
+use commissaire_bus::codes;
+use commissaire_models::*;
+use commissaire_storage_client::StorageCallError;
+use serde_json::{Value, json};
+
+use super::input::*;
+use super::{Api, Reply, created, ok};
+use crate::error::{ApiError, ApiResult};
+
+impl Api {
+    pub(super) async fn clusters(&self) -> ApiResult<Vec<Cluster>> {
+        Ok(self.storage.list::<Cluster>().await?)
+    }
+
+    /// `GET /clusters`: the cluster names.
+    pub async fn list_clusters(&self) -> ApiResult<Reply> {
+        let names: Vec<String> = self.clusters().await?.into_iter().map(|c| c.name).collect();
+        ok(json!(names))
+    }
+
+    /// `GET /cluster/{name}`: the cluster with its computed status and host counts.
+    pub async fn get_cluster(&self, name: &str) -> ApiResult<Reply> {
+        check_name("name", name)?;
+        // The cluster and its members' host records in one storage call.
+        let params = json!({
+            "model_type_name": "Cluster", "model_json_data": {"name": name},
+            "member": "hostset", "member_type_name": "Host",
+        });
+        let expanded = match self
+            .bus
+            .request("storage.expand", params, self.timeout)
+            .await
+        {
+            Ok(v) => v,
+            Err(e)
+                if e.rpc()
+                    .is_some_and(|r| r.code == codes::STORAGE_LOOKUP_ERROR) =>
+            {
+                return Err(ApiError::not_found(format!(
+                    "cluster '{name}' does not exist"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let cluster = Cluster::from_json(expanded["record"].clone())
+            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()))?;
+        let hosts: Vec<Host> = match &expanded["members"] {
+            Value::Array(items) => items
+                .iter()
+                .filter_map(|h| Host::from_json(h.clone()).ok())
+                .collect(),
+            _ => Vec::new(),
+        };
+        let total = cluster.hostset.len() as u64;
+        let available = hosts
+            .iter()
+            .filter(|h| h.status == HostState::Active)
+            .count() as u64;
+        let status = if available == total {
+            ClusterState::Ok
+        } else if available == 0 {
+            ClusterState::Failed
+        } else {
+            ClusterState::Degraded
+        };
+        let mut body = cluster.to_safe_json();
+        body["status"] = json!(status);
+        body["hosts"] = json!(ClusterHostCounts {
+            total,
+            available,
+            unavailable: total - available,
+        });
+        ok(body)
+    }
+
+    /// `PUT /cluster/{name}`: creates a cluster; re-creating it with the same
+    /// settings is a 201, with other settings a 409.
+    pub async fn put_cluster(&self, name: &str, body: &[u8]) -> ApiResult<Reply> {
+        check_name("name", name)?;
+        let body = parse_body(body)?;
+        let network = optional_string(&body, "network")?.unwrap_or_else(|| "default".into());
+        let container_manager = optional_string(&body, "container_manager")?.unwrap_or_default();
+        check_name("network", &network)?;
+        if self
+            .get_opt::<Network>(json!({"name": network}))
+            .await?
+            .is_none()
+        {
+            return Err(
+                ApiError::bad_request(format!("network '{network}' does not exist"))
+                    .field("network"),
+            );
+        }
+        if !container_manager.is_empty() {
+            check_name("container_manager", &container_manager)?;
+            if self
+                .get_opt::<ContainerManagerConfig>(json!({"name": container_manager}))
+                .await?
+                .is_none()
+            {
+                return Err(ApiError::bad_request(format!(
+                    "container manager '{container_manager}' does not exist"
+                ))
+                .field("container_manager"));
+            }
+        }
+        let cluster = Cluster {
+            name: name.to_string(),
+            network,
+            container_manager,
+            ..Cluster::default()
+        };
+        match self.storage.swap(None, &cluster).await {
+            Ok(saved) => created(saved.to_safe_json()),
+            Err(StorageCallError::Conflict { .. }) => {
+                let existing = self.get_cluster_record(name).await?;
+                if existing.network == cluster.network
+                    && existing.container_manager == cluster.container_manager
+                {
+                    created(existing.to_safe_json())
+                } else {
+                    Err(ApiError::conflict(format!(
+                        "cluster '{name}' already exists with network '{}' and container manager '{}'",
+                        existing.network, existing.container_manager
+                    )))
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `DELETE /cluster/{name}`.
+    pub async fn delete_cluster(&self, name: &str) -> ApiResult<Reply> {
+        let cluster = self.get_cluster_record(name).await?;
+        if !cluster.container_manager.is_empty() {
+            // Only the cluster's own nodes leave the container manager.
+            for address in &cluster.hostset {
+                let params = json!([cluster.container_manager, address]);
+                if let Err(e) = self
+                    .bus
+                    .request("container.remove_node", params, self.timeout)
+                    .await
+                {
+                    tracing::warn!(cluster = name, %address, error = %e, "could not remove a node from the container manager");
+                }
+            }
+        }
+        self.storage
+            .delete::<Cluster>(json!({"name": name}))
+            .await?;
+        for op in [
+            ModelKind::ClusterRestart,
+            ModelKind::ClusterUpgrade,
+            ModelKind::ClusterDeploy,
+        ] {
+            let params = json!({"model_type_name": op.name(), "model_json_data": {"name": name}});
+            let _ = self
+                .bus
+                .request("storage.delete", params, self.timeout)
+                .await;
+        }
+        ok(json!([]))
+    }
+}

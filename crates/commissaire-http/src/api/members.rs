@@ -1,0 +1,179 @@
+//! `/cluster/NAME/hosts[/ADDRESS]`: a cluster's member list, and a host
+//! joining or leaving a cluster (registered with its container manager).
+
+use std::collections::HashSet;
+
+use commissaire_models::*;
+use commissaire_storage_client::StorageCallError;
+use serde_json::json;
+
+use super::input::*;
+use super::{Api, CAS_ATTEMPTS, Reply, ok};
+use crate::error::{ApiError, ApiResult};
+
+impl Api {
+    /// `GET /cluster/{name}/hosts`: the member addresses.
+    pub async fn list_members(&self, name: &str) -> ApiResult<Reply> {
+        ok(json!(self.get_cluster_record(name).await?.hostset))
+    }
+
+    /// Checks that a host exists and may join a cluster (active or disassociated).
+    pub(super) async fn joinable(&self, address: &str) -> ApiResult<Host> {
+        let host = self
+            .get_opt::<Host>(json!({"address": address}))
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("host '{address}' does not exist")))?;
+        if !matches!(host.status, HostState::Active | HostState::Disassociated) {
+            return Err(ApiError::conflict(format!(
+                "host '{address}' cannot join a cluster while its status is '{}'; it must be active or disassociated",
+                host.status
+            )));
+        }
+        Ok(host)
+    }
+
+    /// `PUT /cluster/{name}/hosts` with `{"old": [...], "new": [...]}`: replaces
+    /// the member list if it still is `old` (atomically), else 409.
+    pub async fn put_members(&self, name: &str, body: &[u8]) -> ApiResult<Reply> {
+        check_name("name", name)?;
+        let body = parse_body(body)?;
+        let old = string_list(&body, "old")?;
+        let mut new = Vec::new();
+        for address in string_list(&body, "new")? {
+            if !new.contains(&address) {
+                new.push(address);
+            }
+        }
+        let current = self.get_cluster_record(name).await?;
+        let old_set: HashSet<&String> = old.iter().collect();
+        if old_set != current.hostset.iter().collect::<HashSet<_>>() {
+            return Err(
+                ApiError::conflict("'old' does not match the cluster's current host list")
+                    .field("old"),
+            );
+        }
+        for address in new.iter().filter(|a| !current.hostset.contains(a)) {
+            self.joinable(address).await?;
+        }
+        let mut next = current.clone();
+        next.hostset = new;
+        match self.storage.swap(Some(&current), &next).await {
+            Ok(saved) => {
+                for address in saved
+                    .hostset
+                    .iter()
+                    .filter(|a| !current.hostset.contains(a))
+                {
+                    self.register_member(&saved, address).await?;
+                }
+                ok(saved.to_json())
+            }
+            Err(StorageCallError::Conflict { .. }) => Err(ApiError::conflict(
+                "the cluster's host list changed meanwhile; 'old' no longer matches",
+            )
+            .field("old")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `GET /cluster/{name}/hosts/{address}`: 200 if a member, else 404.
+    pub async fn get_member(&self, name: &str, address: &str) -> ApiResult<Reply> {
+        check_address("address", address)?;
+        let cluster = self.get_cluster_record(name).await?;
+        if cluster.hostset.iter().any(|a| a == address) {
+            ok(json!([address]))
+        } else {
+            Err(ApiError::not_found(format!(
+                "host '{address}' is not a member of cluster '{name}'"
+            )))
+        }
+    }
+
+    /// `PUT /cluster/{name}/hosts/{address}`: adds a member (idempotent).
+    pub async fn put_member(&self, name: &str, address: &str) -> ApiResult<Reply> {
+        check_address("address", address)?;
+        let cluster = self.get_cluster_record(name).await?;
+        if cluster.hostset.iter().any(|a| a == address) {
+            // A join whose registration failed (503 while containermgr was
+            // down) left the host a member that is still `disassociated`:
+            // registering it now (idempotent) makes the client's retry
+            // complete the join instead of answering 200 for a node that
+            // the manager never got.
+            if !cluster.container_manager.is_empty()
+                && self
+                    .get_opt::<Host>(json!({"address": address}))
+                    .await?
+                    .is_some_and(|h| h.status == HostState::Disassociated)
+            {
+                self.register_member(&cluster, address).await?;
+            }
+            return ok(json!([address]));
+        }
+        self.joinable(address).await?;
+        let cluster = self
+            .update_cluster(name, |c| {
+                if c.hostset.iter().any(|a| a == address) {
+                    return Ok(false);
+                }
+                c.hostset.push(address.to_string());
+                Ok(true)
+            })
+            .await?;
+        self.register_member(&cluster, address).await?;
+        ok(json!([address]))
+    }
+
+    /// Registers a new member with the cluster's container manager, if the
+    /// cluster has one; the host's status becomes `active`.
+    pub(super) async fn register_member(&self, cluster: &Cluster, address: &str) -> ApiResult<()> {
+        if cluster.container_manager.is_empty() {
+            return Ok(());
+        }
+        let params = json!([cluster.container_manager, address]);
+        self.bus
+            .request("container.register_node", params, self.timeout)
+            .await?;
+        let status = HostState::Active;
+        for _ in 0..CAS_ATTEMPTS {
+            let Some(host) = self.get_opt::<Host>(json!({"address": address})).await? else {
+                return Ok(());
+            };
+            if host.status == status {
+                return Ok(());
+            }
+            let mut next = host.clone();
+            next.status = status;
+            match self.storage.swap(Some(&host), &next).await {
+                Ok(_) => return Ok(()),
+                Err(StorageCallError::Conflict { .. }) => {
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// `DELETE /cluster/{name}/hosts/{address}`: removes a member (idempotent).
+    pub async fn delete_member(&self, name: &str, address: &str) -> ApiResult<Reply> {
+        check_address("address", address)?;
+        let cluster = self
+            .update_cluster(name, |c| {
+                let before = c.hostset.len();
+                c.hostset.retain(|a| a != address);
+                Ok(c.hostset.len() != before)
+            })
+            .await?;
+        if !cluster.container_manager.is_empty() {
+            let params = json!([cluster.container_manager, address]);
+            if let Err(e) = self
+                .bus
+                .request("container.remove_node", params, self.timeout)
+                .await
+            {
+                tracing::warn!(cluster = name, address, error = %e, "could not remove the node from the container manager");
+            }
+        }
+        ok(json!([]))
+    }
+}
