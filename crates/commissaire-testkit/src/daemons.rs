@@ -360,15 +360,18 @@ impl SplitStack {
     /// Kills every replica of `daemon` with SIGKILL (no chance to clean up)
     /// and reaps them.
     pub fn kill(&mut self, daemon: Daemon) {
-        let replicas: Vec<_> = self
-            .running
+        for replica in self.replicas(daemon) {
+            self.kill_replica(daemon, replica);
+        }
+    }
+
+    /// The replica numbers of `daemon` that were started (and not killed).
+    fn replicas(&self, daemon: Daemon) -> Vec<usize> {
+        self.running
             .keys()
             .filter(|(d, _)| *d == daemon)
-            .copied()
-            .collect();
-        for key in replicas {
-            self.kill_replica(key.0, key.1);
-        }
+            .map(|(_, replica)| *replica)
+            .collect()
     }
 
     /// Kills `daemon`'s replica `replica` with SIGKILL and reaps it.
@@ -382,14 +385,8 @@ impl SplitStack {
     /// Stops every replica of `daemon` with SIGTERM and waits up to 10 s
     /// for each to exit (then SIGKILL).
     pub fn terminate(&mut self, daemon: Daemon) {
-        let replicas: Vec<_> = self
-            .running
-            .keys()
-            .filter(|(d, _)| *d == daemon)
-            .copied()
-            .collect();
-        for key in replicas {
-            if let Some(mut child) = self.running.remove(&key) {
+        for replica in self.replicas(daemon) {
+            if let Some(mut child) = self.running.remove(&(daemon, replica)) {
                 terminate(&mut child);
             }
         }

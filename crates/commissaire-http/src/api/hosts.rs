@@ -103,15 +103,7 @@ impl Api {
         };
         let mut cluster_data = json!({});
         if let Some(name) = &cluster_name {
-            let joined = self
-                .update_cluster(name, |c| {
-                    if c.hostset.iter().any(|a| a == address) {
-                        return Ok(false);
-                    }
-                    c.hostset.push(address.to_string());
-                    Ok(true)
-                })
-                .await?;
+            let joined = self.add_to_hostset(name, address).await?;
             cluster_data = joined.to_json();
         }
         self.request_investigation(address, cluster_name.as_deref().unwrap_or(""), cluster_data)

@@ -110,15 +110,7 @@ impl Api {
             return ok(json!([address]));
         }
         self.joinable(address).await?;
-        let cluster = self
-            .update_cluster(name, |c| {
-                if c.hostset.iter().any(|a| a == address) {
-                    return Ok(false);
-                }
-                c.hostset.push(address.to_string());
-                Ok(true)
-            })
-            .await?;
+        let cluster = self.add_to_hostset(name, address).await?;
         self.register_member(&cluster, address).await?;
         ok(json!([address]))
     }

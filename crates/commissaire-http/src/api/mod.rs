@@ -119,6 +119,19 @@ impl Api {
         ))
     }
 
+    /// Adds `address` to the host list of cluster `name` (no change when it
+    /// is there already); returns the cluster as stored.
+    pub(super) async fn add_to_hostset(&self, name: &str, address: &str) -> ApiResult<Cluster> {
+        self.update_cluster(name, |c| {
+            if c.hostset.iter().any(|a| a == address) {
+                return Ok(false);
+            }
+            c.hostset.push(address.to_string());
+            Ok(true)
+        })
+        .await
+    }
+
     /// Changes the stored host by compare-and-swap (starting over while
     /// others write it).
     pub(super) async fn update_host(

@@ -369,10 +369,10 @@ impl EtcdUsers {
             return;
         }
         state.last_attempt = Some(Instant::now());
-        self.reload(&mut state).await;
+        self.reload().await;
     }
 
-    async fn reload(&self, _state: &mut EtcdState) {
+    async fn reload(&self) {
         let value = match self.settings.read(&self.key).await {
             Ok(value) => value,
             Err(e) => {
