@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod events;
 mod facts;
 mod preflight;
 mod runner;
