@@ -81,60 +81,59 @@ impl Lease {
         owner: &str,
         duration: Duration,
     ) -> Result<Claim, ExecError> {
-        for _ in 0..CAS_ATTEMPTS {
-            let Some(stored) = store.get(kind, name).await? else {
-                return Ok(Claim::NotClaimed("there is no record".into()));
-            };
-            let rec = stored.rec;
-            if rec.status != OperationStatus::InProcess {
-                return Ok(Claim::NotClaimed(format!("it is {}", rec.status)));
-            }
-            let now = chrono::Utc::now().naive_utc();
-            let previous_owner = if rec.owner.is_empty() || rec.owner == owner {
-                None
-            } else if rec.lease_expired(now) {
-                Some(rec.owner.clone())
-            } else {
-                return Ok(Claim::NotClaimed(format!(
-                    "'{}' runs it (lease until {})",
-                    rec.owner, rec.lease_expires_at
-                )));
-            };
-            let mut next = rec.clone();
-            next.owner = owner.to_string();
-            next.lease_expires_at = expiry_after(duration);
-            let started = Instant::now();
-            match store.swap(kind, &stored.raw, &next).await {
-                Ok(saved) => {
-                    let (lost, _) = watch::channel(false);
-                    let mut lease = Lease {
-                        store: store.clone(),
-                        kind,
-                        name: name.to_string(),
-                        owner: owner.to_string(),
-                        duration,
-                        state: Mutex::new(State {
-                            raw: saved.raw,
-                            valid_until: started + duration,
-                            ended: false,
-                        }),
-                        lost,
-                    };
-                    let margin = lease.margin();
-                    lease.state.get_mut().valid_until -= margin;
-                    return Ok(Claim::Claimed {
-                        lease: Arc::new(lease),
-                        record: Box::new(saved.rec),
-                        previous_owner,
-                    });
+        let mut started = Instant::now();
+        let mut previous_owner = None;
+        let claimed = store
+            .update(kind, name, CAS_ATTEMPTS, |current| {
+                let Some(rec) = current else {
+                    return Err("there is no record".into());
+                };
+                if rec.status != OperationStatus::InProcess {
+                    return Err(format!("it is {}", rec.status));
                 }
-                Err(SwapError::Conflict(_)) => continue,
-                Err(SwapError::Other(e)) => return Err(e),
-            }
-        }
-        Ok(Claim::NotClaimed(
-            "the record kept changing while claiming it".into(),
-        ))
+                let now = chrono::Utc::now().naive_utc();
+                previous_owner = if rec.owner.is_empty() || rec.owner == owner {
+                    None
+                } else if rec.lease_expired(now) {
+                    Some(rec.owner.clone())
+                } else {
+                    return Err(format!(
+                        "'{}' runs it (lease until {})",
+                        rec.owner, rec.lease_expires_at
+                    ));
+                };
+                let mut next = rec.clone();
+                next.owner = owner.to_string();
+                next.lease_expires_at = expiry_after(duration);
+                started = Instant::now();
+                Ok(next)
+            })
+            .await?;
+        let saved = match claimed {
+            Ok(saved) => saved,
+            Err(why) => return Ok(Claim::NotClaimed(why)),
+        };
+        let (lost, _) = watch::channel(false);
+        let mut lease = Lease {
+            store: store.clone(),
+            kind,
+            name: name.to_string(),
+            owner: owner.to_string(),
+            duration,
+            state: Mutex::new(State {
+                raw: saved.raw,
+                valid_until: started + duration,
+                ended: false,
+            }),
+            lost,
+        };
+        let margin = lease.margin();
+        lease.state.get_mut().valid_until -= margin;
+        Ok(Claim::Claimed {
+            lease: Arc::new(lease),
+            record: Box::new(saved.rec),
+            previous_owner,
+        })
     }
 
     /// A receiver that turns `true` once the lease is lost.

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use commissaire_bus::Bus;
-use commissaire_storage_client::{StorageCallError, StorageClient};
+use commissaire_storage_client::{StorageCallError, StorageClient, UpdateError};
 use serde_json::{Value, json};
 
 use crate::ExecError;
@@ -72,6 +72,44 @@ impl OpStore {
             Ok(raw) => Self::stored(kind, raw).map_err(SwapError::Other),
             Err(StorageCallError::Conflict { stored, .. }) => Err(SwapError::Conflict(stored)),
             Err(e) => Err(SwapError::Other(e.into())),
+        }
+    }
+
+    /// Changes the record of `kind` for cluster `name` by compare-and-swap
+    /// ([`StorageClient::upsert_value`], `attempts` times at most): `change`
+    /// sees the record (`None`: there is none) and returns the one to
+    /// write, or why it leaves it alone (`Ok(Err(why))`, also when other
+    /// writers kept winning).
+    pub async fn update(
+        &self,
+        kind: OpKind,
+        name: &str,
+        attempts: usize,
+        mut change: impl FnMut(Option<&OpRecord>) -> Result<OpRecord, String>,
+    ) -> Result<Result<Stored, String>, ExecError> {
+        enum Refusal {
+            Declined(String),
+            Invalid(ExecError),
+        }
+        let updated = self
+            .storage
+            .clone()
+            .with_update_attempts(attempts)
+            .upsert_value(kind.model_name(), json!({"name": name}), |raw| {
+                let current = raw
+                    .map(|raw| OpRecord::from_value(kind, raw.clone()))
+                    .transpose()
+                    .map_err(Refusal::Invalid)?;
+                let next = change(current.as_ref()).map_err(Refusal::Declined)?;
+                Ok(Some(next.to_value(kind)))
+            })
+            .await;
+        match updated {
+            Ok(raw) => Ok(Ok(Self::stored(kind, raw.unwrap_or_default())?)),
+            Err(UpdateError::Refused(Refusal::Declined(why))) => Ok(Err(why)),
+            Err(UpdateError::Refused(Refusal::Invalid(e))) => Err(e),
+            Err(e) if e.is_conflict() => Ok(Err("the record kept changing".into())),
+            Err(UpdateError::Storage(e)) => Err(e.into()),
         }
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use commissaire_bus::{RpcError, codes};
 use commissaire_models::{DATE_FORMAT, HostState, Investigation, Model};
-use commissaire_storage_client::StorageCallError;
+use commissaire_storage_client::{StorageCallError, UpdateError};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
@@ -85,52 +85,43 @@ impl Investigator {
         take_over: bool,
     ) -> Result<Option<Investigation>, RpcError> {
         let me = &self.config.replica_id;
-        for _ in 0..crate::CAS_ATTEMPTS {
-            let current = match self
-                .retrying("read the investigation", || {
-                    self.storage
-                        .get::<Investigation>(json!({"address": address}))
-                })
-                .await
-            {
-                Ok(r) => Some(r),
-                Err(StorageCallError::NotFound(_)) => None,
-                Err(e) => return Err(storage_error(e)),
-            };
-            let mut next = match &current {
-                Some(r) if !(take_over || r.owner == *me || r.unowned_at(now())) => {
-                    tracing::debug!(address, owner = %r.owner, until = %r.lease_expires_at, "another investigator has it");
-                    return Ok(None);
+        /// Another live replica owns the investigation.
+        struct Owned;
+        let claimed = self
+            .storage
+            .upsert(json!({"address": address}), |current: Option<&Investigation>| {
+                let mut next = match current {
+                    Some(r) if !(take_over || r.owner == *me || r.unowned_at(now())) => {
+                        tracing::debug!(address, owner = %r.owner, until = %r.lease_expires_at, "another investigator has it");
+                        return Err(Owned);
+                    }
+                    Some(r) => r.clone(),
+                    None => Investigation {
+                        address: address.to_string(),
+                        cluster: cluster.to_string(),
+                        requested_at: now().format(DATE_FORMAT).to_string(),
+                        ..Investigation::default()
+                    },
+                };
+                if let Some(previous) = current.map(|r| &r.owner)
+                    && !previous.is_empty()
+                    && previous != me
+                {
+                    tracing::info!(address, previous_owner = %previous, "taking over an investigation whose owner is gone");
                 }
-                Some(r) => r.clone(),
-                None => Investigation {
-                    address: address.to_string(),
-                    cluster: cluster.to_string(),
-                    requested_at: now().format(DATE_FORMAT).to_string(),
-                    ..Investigation::default()
-                },
-            };
-            if let Some(previous) = current.as_ref().map(|r| &r.owner)
-                && !previous.is_empty()
-                && previous != me
-            {
-                tracing::info!(address, previous_owner = %previous, "taking over an investigation whose owner is gone");
-            }
-            next.owner = me.clone();
-            next.lease_expires_at = expiry_after(self.config.lease);
-            next.attempts += 1;
-            match self
-                .retrying("claim the investigation", || {
-                    self.storage.swap(current.as_ref(), &next)
-                })
-                .await
-            {
-                Ok(saved) => return Ok(Some(saved)),
-                Err(e) if e.is_conflict() => continue,
-                Err(e) => return Err(storage_error(e)),
-            }
+                next.owner = me.clone();
+                next.lease_expires_at = expiry_after(self.config.lease);
+                next.attempts += 1;
+                Ok(Some(next))
+            })
+            .await;
+        match claimed {
+            Ok(saved) => Ok(saved),
+            // Others kept winning the record: one of them has it.
+            Err(UpdateError::Refused(Owned)) => Ok(None),
+            Err(e) if e.is_conflict() => Ok(None),
+            Err(UpdateError::Storage(e)) => Err(storage_error(e)),
         }
-        Ok(None)
     }
 
     /// Keeps the lease on `claimed` until it is lost (another replica took
@@ -144,7 +135,7 @@ impl Investigator {
             let mut next = claimed.clone();
             next.lease_expires_at = expiry_after(self.config.lease);
             let attempt = tokio::time::Instant::now();
-            match self.storage.swap(Some(&claimed), &next).await {
+            match self.storage.impatient().swap(Some(&claimed), &next).await {
                 Ok(saved) => {
                     claimed = saved;
                     valid_until = attempt + self.config.lease;
@@ -175,17 +166,16 @@ impl Investigator {
     /// still owns it.
     async fn release(&self, address: &str) {
         let key = json!({"address": address});
-        let result = self
-            .retrying("remove the investigation", || async {
-                match self.storage.get::<Investigation>(key.clone()).await {
-                    Ok(r) if r.owner == self.config.replica_id => {
-                        self.storage.delete::<Investigation>(key.clone()).await
-                    }
-                    Ok(_) | Err(StorageCallError::NotFound(_)) => Ok(()),
-                    Err(e) => Err(e),
+        let result = (async {
+            match self.storage.get::<Investigation>(key.clone()).await {
+                Ok(r) if r.owner == self.config.replica_id => {
+                    self.storage.delete::<Investigation>(key.clone()).await
                 }
-            })
-            .await;
+                Ok(_) | Err(StorageCallError::NotFound(_)) => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+        .await;
         if let Err(e) = result {
             tracing::warn!(address, error = %e, "cannot remove the investigation record; a later scan will see the host is done");
         }
@@ -242,17 +232,19 @@ impl Investigator {
         cluster_data: &Value,
     ) -> Result<Value, RpcError> {
         let host: commissaire_models::Host = self
-            .retrying("read the host", || {
-                self.storage.get(json!({"address": address}))
-            })
+            .storage
+            .get(json!({"address": address}))
             .await
             .map_err(storage_error)?;
         if matches!(host.status, HostState::Active | HostState::Disassociated)
             && host.reason.is_empty()
             && !host.last_check.is_empty()
         {
-            let record: Result<Investigation, _> =
-                self.storage.get(json!({"address": address})).await;
+            let record: Result<Investigation, _> = self
+                .storage
+                .impatient()
+                .get(json!({"address": address}))
+                .await;
             // Only a record left over from before the host was bootstrapped
             // means "done"; one written after it (a re-PUT asking again)
             // means "do it again".
@@ -275,7 +267,7 @@ impl Investigator {
         dead: &HashSet<String>,
         slots: &Arc<Semaphore>,
     ) -> usize {
-        let records = match self.storage.list::<Investigation>().await {
+        let records = match self.storage.impatient().list::<Investigation>().await {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(error = %e, "cannot list investigations; next scan");
@@ -327,12 +319,7 @@ impl Investigator {
             let mut dead = HashSet::new();
             if first == FirstScan::TakeOverAll {
                 // Whoever owns a record now is a previous run of this process.
-                match self
-                    .retrying("list the investigations", || {
-                        self.storage.list::<Investigation>()
-                    })
-                    .await
-                {
+                match self.storage.list::<Investigation>().await {
                     Ok(records) => dead.extend(
                         records
                             .into_iter()

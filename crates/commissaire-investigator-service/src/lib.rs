@@ -19,11 +19,10 @@ use commissaire_ansible::{Playbook, PlaybookRunner, Target, gather_facts, merged
 use commissaire_bus::{Bus, RpcError, codes};
 use commissaire_models::*;
 use commissaire_service::Service;
-use commissaire_storage_client::{StorageCallError, StorageClient, retry_while_unavailable};
+use commissaire_storage_client::{StorageCallError, StorageClient};
 use serde_json::{Map, Value, json};
 
 /// How many times a host update is retried when another writer got there first.
-pub(crate) const CAS_ATTEMPTS: usize = 16;
 
 /// The investigator's settings (members of `investigator.conf`).
 #[derive(Debug, Clone)]
@@ -133,58 +132,36 @@ fn storage_error(e: StorageCallError) -> RpcError {
 }
 
 impl Investigator {
-    /// Runs a storage call, again and again while storage is unavailable
-    /// (up to `storage_retry_timeout`, backing off to 5 s between tries).
-    async fn retrying<T, F, Fut>(&self, what: &str, call: F) -> Result<T, StorageCallError>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, StorageCallError>>,
-    {
-        retry_while_unavailable(what, self.config.storage_retry_timeout, call).await
-    }
-
     /// An investigator working through `bus`.
     pub fn new(bus: Bus, config: InvestigatorConfig) -> Self {
         Investigator {
-            storage: StorageClient::new(bus.clone()),
+            storage: StorageClient::new(bus.clone())
+                .with_outage_patience(config.storage_retry_timeout),
             bus,
             config,
             running: claim::Running::default(),
         }
     }
 
-    /// Changes the stored host with compare-and-swap (retrying on races), so
-    /// that concurrent writers (API, watcher) never lose updates.
+    /// Changes the stored host ([`StorageClient::update`]), so that
+    /// concurrent writers (API, watcher) never lose updates.
     async fn update_host(
         &self,
         address: &str,
         change: impl Fn(&mut Host),
     ) -> Result<Host, RpcError> {
-        for _ in 0..CAS_ATTEMPTS {
-            let current: Host = self
-                .retrying("read the host", || {
-                    self.storage.get(json!({"address": address}))
-                })
-                .await
-                .map_err(storage_error)?;
-            let mut next = current.clone();
-            change(&mut next);
-            match self
-                .retrying("update the host", || {
-                    self.storage.swap(Some(&current), &next)
-                })
-                .await
-            {
-                Ok(saved) => return Ok(saved),
-                Err(StorageCallError::Conflict { .. }) => {
-                    continue;
-                }
-                Err(e) => return Err(storage_error(e)),
-            }
-        }
-        Err(RpcError::unavailable(format!(
-            "host {address} keeps changing; gave up updating it"
-        )))
+        self.storage
+            .update(json!({"address": address}), |h: &mut Host| {
+                change(h);
+                Ok::<_, std::convert::Infallible>(true)
+            })
+            .await
+            .map_err(|e| match StorageCallError::from(e) {
+                e if e.is_conflict() => RpcError::unavailable(format!(
+                    "host {address} keeps changing; gave up updating it"
+                )),
+                e => storage_error(e),
+            })
     }
 
     async fn fail(&self, address: &str, reason: String) -> Result<Value, RpcError> {
@@ -209,19 +186,15 @@ impl Investigator {
             .and_then(Value::as_str)
             .filter(|n| !n.is_empty())
         {
-            return match self
-                .retrying("read the cluster", || {
-                    self.storage.get::<Cluster>(json!({"name": name}))
-                })
-                .await
-            {
+            return match self.storage.get::<Cluster>(json!({"name": name})).await {
                 Ok(c) => Ok(Some(c)),
                 Err(StorageCallError::NotFound(_)) => Ok(None),
                 Err(e) => Err(storage_error(e)),
             };
         }
         let clusters = self
-            .retrying("list the clusters", || self.storage.list::<Cluster>())
+            .storage
+            .list::<Cluster>()
             .await
             .map_err(storage_error)?;
         Ok(clusters
@@ -249,9 +222,8 @@ impl Investigator {
         vars.insert("commissaire_targets".into(), json!(host.address));
         let network_name = cluster.map(|c| c.network.as_str()).unwrap_or("default");
         let network = match self
-            .retrying("read the network", || {
-                self.storage.get::<Network>(json!({"name": network_name}))
-            })
+            .storage
+            .get::<Network>(json!({"name": network_name}))
             .await
         {
             Ok(n) => n,
@@ -284,9 +256,8 @@ impl Investigator {
             .filter(|c| !c.is_empty())
         {
             let cm: ContainerManagerConfig = self
-                .retrying("read the container manager", || {
-                    self.storage.get(json!({"name": cm_name}))
-                })
+                .storage
+                .get(json!({"name": cm_name}))
                 .await
                 .map_err(storage_error)?;
             let option = |k: &str| cm.options.get(k).cloned();
@@ -350,9 +321,8 @@ impl Investigator {
         cluster_data: &Value,
     ) -> Result<Value, RpcError> {
         let creds: HostCreds = self
-            .retrying("read the credentials", || {
-                self.storage.get(json!({"address": address}))
-            })
+            .storage
+            .get(json!({"address": address}))
             .await
             .map_err(storage_error)?;
         self.update_host(address, |h| {
@@ -426,9 +396,7 @@ impl Investigator {
             last_check: host.last_check.clone(),
             previous_status: String::new(),
         };
-        self.retrying("save the watcher record", || self.storage.save(&record))
-            .await
-            .map_err(storage_error)?;
+        self.storage.save(&record).await.map_err(storage_error)?;
         tracing::info!(address, status = %host.status, "host bootstrapped");
         Ok(host.to_json())
     }

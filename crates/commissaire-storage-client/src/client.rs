@@ -6,14 +6,19 @@ use commissaire_bus::{Bus, DEFAULT_TIMEOUT};
 use commissaire_models::Model;
 use serde_json::{Value, json};
 
-use crate::StorageCallError;
+use crate::{StorageCallError, retry_while_unavailable};
 
 /// A storage client over a bus.
 #[derive(Clone)]
 pub struct StorageClient {
     bus: Bus,
     timeout: Duration,
+    update_attempts: usize,
+    patience: Option<Duration>,
 }
+
+/// How many times [`StorageClient::update`] starts over by default.
+pub const UPDATE_ATTEMPTS: usize = 16;
 
 impl StorageClient {
     /// A client with the default timeout.
@@ -21,7 +26,35 @@ impl StorageClient {
         StorageClient {
             bus,
             timeout: DEFAULT_TIMEOUT,
+            update_attempts: UPDATE_ATTEMPTS,
+            patience: None,
         }
+    }
+
+    /// Changes how many times an update starts over while other writers
+    /// win the compare-and-swap (default [`UPDATE_ATTEMPTS`]).
+    pub fn with_update_attempts(mut self, attempts: usize) -> Self {
+        self.update_attempts = attempts.max(1);
+        self
+    }
+
+    /// Makes every call of this client wait out a storage outage for up to
+    /// `within` ([`retry_while_unavailable`]); for daemons doing long work.
+    pub fn with_outage_patience(mut self, within: Duration) -> Self {
+        self.patience = Some(within);
+        self
+    }
+
+    /// The same client, failing at once while storage is unavailable.
+    pub fn impatient(&self) -> Self {
+        StorageClient {
+            patience: None,
+            ..self.clone()
+        }
+    }
+
+    pub(crate) fn update_attempts(&self) -> usize {
+        self.update_attempts
     }
 
     /// Changes the per-call timeout.
@@ -31,10 +64,16 @@ impl StorageClient {
     }
 
     async fn call(&self, method: &str, params: Value) -> Result<Value, StorageCallError> {
-        self.bus
-            .request(&format!("storage.{method}"), params, self.timeout)
-            .await
-            .map_err(StorageCallError::from)
+        let once = || async {
+            self.bus
+                .request(&format!("storage.{method}"), params.clone(), self.timeout)
+                .await
+                .map_err(StorageCallError::from)
+        };
+        match self.patience {
+            Some(within) => retry_while_unavailable(method, within, once).await,
+            None => once().await,
+        }
     }
 
     fn decode<M: Model>(value: Value) -> Result<M, StorageCallError> {
@@ -127,32 +166,5 @@ impl StorageClient {
             )
             .await?;
         Self::decode(v)
-    }
-
-    /// Reads the record at `key`, applies `change` and writes it back by
-    /// compare-and-swap, starting over (at most `attempts` times) while
-    /// other writers get there first. `change` returns `false` to leave the
-    /// record as it is (then it is returned unwritten). When every attempt
-    /// lost, the last conflict is returned ([`StorageCallError::is_conflict`]).
-    pub async fn update<M: Model + Clone>(
-        &self,
-        key: Value,
-        attempts: usize,
-        mut change: impl FnMut(&mut M) -> bool,
-    ) -> Result<M, StorageCallError> {
-        let mut last = None;
-        for _ in 0..attempts.max(1) {
-            let current: M = self.get(key.clone()).await?;
-            let mut next = current.clone();
-            if !change(&mut next) {
-                return Ok(current);
-            }
-            match self.swap(Some(&current), &next).await {
-                Ok(saved) => return Ok(saved),
-                Err(e) if e.is_conflict() => last = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.expect("at least one attempt"))
     }
 }

@@ -7,7 +7,8 @@
 //! store (a rule of `ARCHITECTURE.md`, checked by the tidy test).
 //!
 //! - [`StorageClient`]: `get`, `save`, `delete`, `list`, `swap`, and
-//!   [`StorageClient::update`], the one read-modify-write loop.
+//!   [`StorageClient::update`]/[`StorageClient::upsert`], the one
+//!   read-modify-write loop ([`UpdateError`] when it did not happen).
 //! - [`StorageCallError`]: why a call failed, with a typed
 //!   [`StorageCallError::Conflict`] for a lost compare-and-swap.
 //! - [`retry_while_unavailable`]: long work waits out a storage outage.
@@ -15,7 +16,9 @@
 mod client;
 mod error;
 mod retry;
+mod update;
 
-pub use client::StorageClient;
+pub use client::{StorageClient, UPDATE_ATTEMPTS};
 pub use error::StorageCallError;
 pub use retry::retry_while_unavailable;
+pub use update::UpdateError;

@@ -176,46 +176,46 @@ impl Watcher {
             Err(e) => Some(e.to_string()),
         };
         tracing::debug!(%address, ok = failure.is_none(), "checked");
-        // Update the host with compare-and-swap, keeping others' changes.
-        for _ in 0..16 {
-            let host: Host = match self.storage.get(json!({"address": address})).await {
-                Ok(h) => h,
-                Err(StorageCallError::NotFound(_)) => return Ok(()),
-                Err(e) => return Err(e),
-            };
-            let mut next = host.clone();
-            next.last_check = now_iso();
-            let mut next_record = record.clone();
-            match &failure {
-                Some(reason) => {
-                    if host.status != HostState::Failed {
-                        next_record.previous_status = host.status.to_string();
+        // Update the host, keeping others' changes.
+        let mut next_record = record.clone();
+        let updated = self
+            .storage
+            .upsert(json!({"address": address}), |host: Option<&Host>| {
+                let Some(host) = host else {
+                    return Ok::<_, std::convert::Infallible>(None);
+                };
+                next_record = record.clone();
+                let mut next = host.clone();
+                next.last_check = now_iso();
+                match &failure {
+                    Some(reason) => {
+                        if host.status != HostState::Failed {
+                            next_record.previous_status = host.status.to_string();
+                        }
+                        next.status = HostState::Failed;
+                        next.reason = format!("unreachable: {reason}");
                     }
-                    next.status = HostState::Failed;
-                    next.reason = format!("unreachable: {reason}");
-                }
-                None => {
-                    if host.status == HostState::Failed && !record.previous_status.is_empty() {
-                        next.status = record
-                            .previous_status
-                            .parse()
-                            .unwrap_or(HostState::Disassociated);
-                        next.reason.clear();
-                        next_record.previous_status.clear();
+                    None => {
+                        if host.status == HostState::Failed && !record.previous_status.is_empty() {
+                            next.status = record
+                                .previous_status
+                                .parse()
+                                .unwrap_or(HostState::Disassociated);
+                            next.reason.clear();
+                            next_record.previous_status.clear();
+                        }
                     }
                 }
-            }
-            match self.storage.swap(Some(&host), &next).await {
-                Ok(_) => {
-                    if next_record != record {
-                        next_record.last_check = next.last_check.clone();
-                        self.storage.save(&next_record).await?;
-                    }
-                    return Ok(());
-                }
-                Err(e) if e.is_conflict() => continue,
-                Err(e) => return Err(e),
-            }
+                Ok(Some(next))
+            })
+            .await
+            .map_err(StorageCallError::from)?;
+        // No host: it was deleted meanwhile.
+        if let Some(host) = updated
+            && next_record != record
+        {
+            next_record.last_check = host.last_check;
+            self.storage.save(&next_record).await?;
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use commissaire_storage_client::StorageCallError;
 use serde_json::json;
 
 use super::input::*;
-use super::{Api, CAS_ATTEMPTS, Reply, ok};
+use super::{Api, Reply, ok, updated_error};
 use crate::error::{ApiError, ApiResult};
 
 impl Api {
@@ -125,24 +125,17 @@ impl Api {
         self.bus
             .request("container.register_node", params, self.timeout)
             .await?;
-        let status = HostState::Active;
-        for _ in 0..CAS_ATTEMPTS {
-            let Some(host) = self.get_opt::<Host>(json!({"address": address})).await? else {
-                return Ok(());
-            };
-            if host.status == status {
-                return Ok(());
-            }
-            let mut next = host.clone();
-            next.status = status;
-            match self.storage.swap(Some(&host), &next).await {
-                Ok(_) => return Ok(()),
-                Err(StorageCallError::Conflict { .. }) => {
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        self.storage
+            .upsert(json!({"address": address}), |host: Option<&Host>| {
+                Ok(host
+                    .filter(|h| h.status != HostState::Active)
+                    .map(|h| Host {
+                        status: HostState::Active,
+                        ..h.clone()
+                    }))
+            })
+            .await
+            .map_err(|e| updated_error(e, &format!("host '{address}'")))?;
         Ok(())
     }
 

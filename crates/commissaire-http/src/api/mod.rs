@@ -21,15 +21,12 @@ use axum::Json;
 use axum::http::StatusCode;
 use commissaire_bus::Bus;
 use commissaire_models::*;
-use commissaire_storage_client::{StorageCallError, StorageClient};
+use commissaire_storage_client::{StorageCallError, StorageClient, UpdateError};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
 pub use input::{check_address, check_name, parse_body};
 pub use operations::Operation;
-
-/// How many times a compare-and-swap update is retried when another writer got there first.
-pub(super) const CAS_ATTEMPTS: usize = 16;
 
 /// A JSON reply with a status.
 pub type Reply = (StatusCode, Json<Value>);
@@ -40,6 +37,23 @@ pub(super) fn ok(value: Value) -> ApiResult<Reply> {
 
 pub(super) fn created(value: Value) -> ApiResult<Reply> {
     Ok((StatusCode::CREATED, Json(value)))
+}
+
+/// The answer for an update of `what` ("host 'h'") that did not happen:
+/// the change's own refusal; 404 when there is no record; 503 when other
+/// writers won every compare-and-swap (the client may try again).
+pub(super) fn updated_error(e: UpdateError<ApiError>, what: &str) -> ApiError {
+    match e {
+        UpdateError::Refused(e) => e,
+        UpdateError::Storage(StorageCallError::NotFound(_)) => {
+            ApiError::not_found(format!("{what} does not exist"))
+        }
+        UpdateError::Storage(e) if e.is_conflict() => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{what} is being changed by others; try again"),
+        ),
+        UpdateError::Storage(e) => e.into(),
+    }
 }
 
 /// The API: a storage client and the bus for jobs and container managers.
@@ -91,32 +105,18 @@ impl Api {
             .ok_or_else(|| ApiError::not_found(format!("host '{address}' does not exist")))
     }
 
-    /// Updates a cluster with `change` using compare-and-swap, retrying when
-    /// another writer changed it meanwhile. `change` returns `false` to leave
-    /// the cluster as it is.
+    /// Updates a cluster with `change` ([`StorageClient::update`]).
+    /// `change` returns `false` to leave the cluster as it is.
     pub(super) async fn update_cluster(
         &self,
         name: &str,
-        mut change: impl FnMut(&mut Cluster) -> ApiResult<bool>,
+        change: impl FnMut(&mut Cluster) -> ApiResult<bool>,
     ) -> ApiResult<Cluster> {
-        for _ in 0..CAS_ATTEMPTS {
-            let current = self.get_cluster_record(name).await?;
-            let mut next = current.clone();
-            if !change(&mut next)? {
-                return Ok(current);
-            }
-            match self.storage.swap(Some(&current), &next).await {
-                Ok(saved) => return Ok(saved),
-                Err(StorageCallError::Conflict { .. }) => {
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("cluster '{name}' is being changed by others; try again"),
-        ))
+        check_name("name", name)?;
+        self.storage
+            .update(json!({"name": name}), change)
+            .await
+            .map_err(|e| updated_error(e, &format!("cluster '{name}'")))
     }
 
     /// Adds `address` to the host list of cluster `name` (no change when it
@@ -132,31 +132,19 @@ impl Api {
         .await
     }
 
-    /// Changes the stored host by compare-and-swap (starting over while
-    /// others write it).
+    /// Changes the stored host ([`StorageClient::update`]).
     pub(super) async fn update_host(
         &self,
         address: &str,
         mut change: impl FnMut(&mut Host),
     ) -> ApiResult<Host> {
-        match self
-            .storage
-            .update(json!({"address": address}), CAS_ATTEMPTS, |h: &mut Host| {
+        self.storage
+            .update(json!({"address": address}), |h: &mut Host| {
                 change(h);
-                true
+                Ok(true)
             })
             .await
-        {
-            Ok(h) => Ok(h),
-            Err(e) if e.is_conflict() => Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("host '{address}' is being changed by others; try again"),
-            )),
-            Err(StorageCallError::NotFound(_)) => Err(ApiError::not_found(format!(
-                "host '{address}' does not exist"
-            ))),
-            Err(e) => Err(e.into()),
-        }
+            .map_err(|e| updated_error(e, &format!("host '{address}'")))
     }
 }
 

@@ -9,7 +9,7 @@ use commissaire_storage_client::StorageCallError;
 use serde_json::{Value, json};
 
 use super::input::*;
-use super::{Api, CAS_ATTEMPTS, Reply, created, ok};
+use super::{Api, Reply, created, ok, updated_error};
 use crate::error::{ApiError, ApiResult};
 
 /// The cluster operations, by the last path segment.
@@ -142,46 +142,33 @@ impl Api {
     pub async fn cancel_operation(&self, name: &str, op: Operation) -> ApiResult<Reply> {
         check_name("name", name)?;
         let kind = op.kind();
-        for _ in 0..CAS_ATTEMPTS {
-            let current = match self
-                .storage
-                .get_value(kind.name(), json!({"name": name}))
-                .await
-            {
-                Ok(v) => v,
-                Err(StorageCallError::NotFound(_)) => {
+        let what = format!("the {} of cluster '{name}'", op.as_str());
+        let saved = self
+            .storage
+            .upsert_value(kind.name(), json!({"name": name}), |current| {
+                let Some(current) = current else {
                     return Err(ApiError::not_found(format!(
                         "no {} was ever started on cluster '{name}'",
                         op.as_str()
                     )));
+                };
+                if current["status"] != "in_process" {
+                    return Err(ApiError::conflict(format!(
+                        "{what} is not in process (it is {})",
+                        current["status"]
+                    )));
                 }
-                Err(e) => return Err(e.into()),
-            };
-            if current["status"] != "in_process" {
-                return Err(ApiError::conflict(format!(
-                    "the {} of cluster '{name}' is not in process (it is {})",
-                    op.as_str(),
-                    current["status"]
-                )));
-            }
-            if current["cancel_requested"] == true {
-                return Ok((StatusCode::ACCEPTED, Json(current)));
-            }
-            let mut next = current.clone();
-            next["cancel_requested"] = json!(true);
-            match self.storage.swap_value(kind.name(), &current, next).await {
-                Ok(saved) => return Ok((StatusCode::ACCEPTED, Json(saved))),
-                // clusterexec renews its lease in the record: read it again.
-                Err(StorageCallError::Conflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "the {} of cluster '{name}' is being changed by others; try again",
-                op.as_str()
-            ),
-        ))
+                if current["cancel_requested"] == true {
+                    return Ok(None);
+                }
+                // A conflict here is mostly clusterexec renewing its lease
+                // in the record: the update reads it again.
+                let mut next = current.clone();
+                next["cancel_requested"] = json!(true);
+                Ok(Some(next))
+            })
+            .await
+            .map_err(|e| updated_error(e, &what))?;
+        Ok((StatusCode::ACCEPTED, Json(saved.unwrap_or_default())))
     }
 }
