@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use commissaire_bus::Bus;
-use commissaire_service::Service;
+use commissaire_service::Direct;
 use commissaire_storage::{RedbStore, SecretBox, StorageRouter, StorageService};
 use commissaire_testkit::{self as testkit, daemons};
 use serde_json::{Value, json};
@@ -164,7 +164,7 @@ pub enum Seeder {
     /// A client of the stack's bus.
     Bus(Bus),
     /// A storage service on the redb file, in this process.
-    Direct(Arc<StorageService>),
+    Direct(Direct<StorageService>),
 }
 
 impl Seeder {
@@ -314,9 +314,9 @@ impl AllInOne {
         let mut router = StorageRouter::new();
         router.add("redb", Arc::new(store), &["*".to_string()])?;
         let secrets = SecretBox::load_or_create(&self.data_dir().join("secrets.key"))?;
-        Ok(Seeder::Direct(Arc::new(StorageService::new(
+        Ok(Seeder::Direct(Direct::new(Arc::new(StorageService::new(
             router, None, secrets,
-        ))))
+        )))))
     }
 }
 

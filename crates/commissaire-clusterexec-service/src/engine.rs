@@ -5,11 +5,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use commissaire_ansible::{PlaybookRunner, Target, merged_vars};
 use commissaire_bus::{Bus, RpcError};
 use commissaire_models::{Cluster, Host, HostCreds, OperationStatus};
-use commissaire_service::Service;
+use commissaire_service::{Methods, Service};
 use commissaire_storage_client::{StorageCallError, StorageClient, retry_while_unavailable};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -529,30 +528,21 @@ impl Inner {
     }
 }
 
-#[async_trait]
-impl Service for ClusterExec {
-    fn name(&self) -> &str {
-        "clusterexec"
-    }
+/// The params of `restart`, `upgrade` and `deploy`: `{"name": ...}` or
+/// `[name]`.
+#[derive(Debug, serde::Deserialize)]
+struct OperationParams {
+    /// The cluster.
+    name: String,
+}
 
-    fn bindings(&self) -> Vec<String> {
-        commissaire_bus::job_bindings("clusterexec")
-    }
-
-    fn methods(&self) -> &[&'static str] {
-        &["restart", "upgrade", "deploy"]
-    }
-
-    async fn call(&self, method: &str, params: Value) -> Result<Value, RpcError> {
-        let kind = OpKind::from_method(method)
-            .ok_or_else(|| RpcError::invalid_request(format!("unknown operation '{method}'")))?;
-        let name = match &params {
-            Value::Object(m) => m.get("name").and_then(Value::as_str),
-            Value::Array(a) => a.first().and_then(Value::as_str),
-            _ => None,
+impl ClusterExec {
+    /// A job of `kind` for a cluster: claim and run it (in the background).
+    async fn job(&self, kind: OpKind, p: OperationParams) -> Result<Value, RpcError> {
+        let name = p.name.as_str();
+        if name.is_empty() {
+            return Err(RpcError::invalid_params("params need the cluster's 'name'"));
         }
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| RpcError::invalid_params("params need the cluster's 'name'"))?;
         let outcome = self.start(kind, name).await.map_err(|e| match e {
             ExecError::Storage(StorageCallError::Bus(b)) | ExecError::Bus(b)
                 if b.is_unavailable() =>
@@ -567,5 +557,24 @@ impl Service for ClusterExec {
             StartOutcome::NotClaimed(why) => ("not_claimed", Some(why)),
         };
         Ok(json!({"name": name, "operation": kind.as_str(), "state": state, "detail": detail}))
+    }
+}
+
+impl Service for ClusterExec {
+    fn name(&self) -> &str {
+        "clusterexec"
+    }
+
+    fn bindings(&self) -> Vec<String> {
+        commissaire_bus::job_bindings("clusterexec")
+    }
+
+    fn methods() -> Methods<Self> {
+        OpKind::ALL.iter().fold(Methods::new(), |methods, &kind| {
+            methods.method(
+                kind.as_str(),
+                move |me: Arc<Self>, p: OperationParams| async move { me.job(kind, p).await },
+            )
+        })
     }
 }

@@ -32,11 +32,6 @@ impl OpKind {
         }
     }
 
-    /// The operation for a method name.
-    pub fn from_method(method: &str) -> Option<OpKind> {
-        OpKind::ALL.into_iter().find(|k| k.as_str() == method)
-    }
-
     /// The record's model type name.
     pub fn model_name(self) -> &'static str {
         match self {

@@ -28,7 +28,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use commissaire_bus::{Bus, RpcError, codes};
 use commissaire_models::{ContainerManagerConfig, ContainerManagerType, Model};
-use commissaire_service::Service;
+use commissaire_service::{Methods, Service};
 use commissaire_storage_client::{StorageCallError, StorageClient};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -163,33 +163,21 @@ impl ContainerManagerService {
     }
 }
 
-fn arguments(params: &Value) -> Result<(String, String, Option<f64>), RpcError> {
-    let text = |v: Option<&Value>, what: &str| {
-        v.and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| RpcError::invalid_params(format!("{what} (string) is required")))
-    };
-    match params {
-        Value::Array(items) => Ok((
-            text(items.first(), "container manager name")?,
-            text(items.get(1), "address")?,
-            items.get(2).and_then(Value::as_f64),
-        )),
-        Value::Object(map) => Ok((
-            text(
-                map.get("container_manager").or(map.get("name")),
-                "container_manager",
-            )?,
-            text(map.get("address"), "address")?,
-            map.get("timeout").and_then(Value::as_f64),
-        )),
-        _ => Err(RpcError::invalid_params(
-            "params must be [container_manager, address]",
-        )),
-    }
+/// The params of every method: `[container_manager, address, timeout]` or
+/// `{"container_manager" (or "name"), "address", "timeout"}`; `timeout`
+/// (seconds) only matters to `drain`.
+#[derive(Debug, serde::Deserialize)]
+struct NodeParams {
+    /// The container manager's name.
+    #[serde(alias = "name")]
+    container_manager: String,
+    /// The host (node) address.
+    address: String,
+    /// How long a drain may take, in seconds (default 300).
+    #[serde(default)]
+    timeout: Option<f64>,
 }
 
-#[async_trait]
 impl Service for ContainerManagerService {
     fn name(&self) -> &str {
         "containermgr"
@@ -199,36 +187,25 @@ impl Service for ContainerManagerService {
         vec!["container.*".into()]
     }
 
-    fn methods(&self) -> &[&'static str] {
-        &[
-            "register_node",
-            "node_registered",
-            "get_node_status",
-            "remove_node",
-            "cordon",
-            "uncordon",
-            "drain",
-        ]
-    }
-
-    async fn call(&self, method: &str, params: Value) -> Result<Value, RpcError> {
-        let (name, address, timeout) = arguments(&params)?;
-        let manager = self.manager(&name).await?;
-        match method {
-            "register_node" => {
-                manager.register_node(&address).await?;
+    fn methods() -> Methods<Self> {
+        Methods::new()
+            .method("register_node", |me: Arc<Self>, p: NodeParams| async move {
+                me.manager(&p.container_manager).await?.register_node(&p.address).await?;
                 Ok(json!({"registered": true}))
-            }
-            "node_registered" => {
-                let state = manager.node_state(&address).await?;
+            })
+            .method("node_registered", |me: Arc<Self>, p: NodeParams| async move {
+                let state = me.manager(&p.container_manager).await?.node_state(&p.address).await?;
                 Ok(json!({"registered": state.registered, "ready": state.ready}))
-            }
-            "get_node_status" => {
-                let state = manager.node_state(&address).await?;
+            })
+            .method("get_node_status", |me: Arc<Self>, p: NodeParams| async move {
+                let state = me.manager(&p.container_manager).await?.node_state(&p.address).await?;
                 if !state.registered {
                     return Err(CmError::api(
                         404,
-                        format!("node {address} is not registered with '{name}'"),
+                        format!(
+                            "node {} is not registered with '{}'",
+                            p.address, p.container_manager
+                        ),
                     )
                     .into());
                 }
@@ -236,29 +213,24 @@ impl Service for ContainerManagerService {
                     "registered": true, "ready": state.ready, "unschedulable": state.unschedulable,
                     "conditions": state.conditions, "status": state.status,
                 }))
-            }
-            "remove_node" => {
-                manager.remove_node(&address).await?;
+            })
+            .method("remove_node", |me: Arc<Self>, p: NodeParams| async move {
+                me.manager(&p.container_manager).await?.remove_node(&p.address).await?;
                 Ok(Value::Null)
-            }
-            "cordon" => {
-                manager.cordon(&address).await?;
+            })
+            .method("cordon", |me: Arc<Self>, p: NodeParams| async move {
+                me.manager(&p.container_manager).await?.cordon(&p.address).await?;
                 Ok(Value::Null)
-            }
-            "uncordon" => {
-                manager.uncordon(&address).await?;
+            })
+            .method("uncordon", |me: Arc<Self>, p: NodeParams| async move {
+                me.manager(&p.container_manager).await?.uncordon(&p.address).await?;
                 Ok(Value::Null)
-            }
-            "drain" => {
+            })
+            .method("drain", |me: Arc<Self>, p: NodeParams| async move {
                 let timeout =
-                    Duration::from_secs_f64(timeout.unwrap_or(300.0).clamp(1.0, 86_400.0));
-                let evicted = manager.drain(&address, timeout).await?;
+                    Duration::from_secs_f64(p.timeout.unwrap_or(300.0).clamp(1.0, 86_400.0));
+                let evicted = me.manager(&p.container_manager).await?.drain(&p.address, timeout).await?;
                 Ok(json!({"evicted": evicted}))
-            }
-            other => Err(RpcError::new(
-                codes::METHOD_NOT_FOUND,
-                format!("containermgr has no method '{other}'"),
-            )),
-        }
+            })
     }
 }

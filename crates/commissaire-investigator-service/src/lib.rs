@@ -12,17 +12,15 @@ mod claim;
 pub use claim::FirstScan;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use commissaire_ansible::{Playbook, PlaybookRunner, Target, gather_facts, merged_vars};
 use commissaire_bus::{Bus, RpcError, codes};
 use commissaire_models::*;
-use commissaire_service::Service;
+use commissaire_service::{Methods, Service};
 use commissaire_storage_client::{StorageCallError, StorageClient};
 use serde_json::{Map, Value, json};
-
-/// How many times a host update is retried when another writer got there first.
 
 /// The investigator's settings (members of `investigator.conf`).
 #[derive(Debug, Clone)]
@@ -402,7 +400,16 @@ impl Investigator {
     }
 }
 
-#[async_trait]
+/// The params of `investigate`.
+#[derive(Debug, serde::Deserialize)]
+struct InvestigateParams {
+    /// The host to bootstrap.
+    address: String,
+    /// The cluster it joins, as the server saw it (`null`: none).
+    #[serde(default)]
+    cluster_data: Value,
+}
+
 impl Service for Investigator {
     fn name(&self) -> &str {
         "investigator"
@@ -412,31 +419,21 @@ impl Service for Investigator {
         commissaire_bus::job_bindings("investigator")
     }
 
-    fn methods(&self) -> &[&'static str] {
-        &["investigate"]
-    }
-
-    async fn call(&self, method: &str, params: Value) -> Result<Value, RpcError> {
-        if method != "investigate" {
-            return Err(RpcError::new(
-                codes::METHOD_NOT_FOUND,
-                format!("no method {method}"),
-            ));
-        }
-        let address = params
-            .get("address")
-            .and_then(Value::as_str)
-            .ok_or_else(|| RpcError::invalid_params("address (string) is required"))?
-            .to_string();
-        let cluster_data = params.get("cluster_data").cloned().unwrap_or(Value::Null);
-        let result = self.run_claimed(&address, &cluster_data, false).await;
-        match &result {
-            Err(e) => {
-                tracing::warn!(%address, error = %e.message, "investigation could not finish")
-            }
-            Ok(None) => tracing::debug!(%address, "another investigator has this host"),
-            Ok(Some(_)) => {}
-        }
-        result.map(|r| r.unwrap_or(Value::Null))
+    fn methods() -> Methods<Self> {
+        Methods::new().method(
+            "investigate",
+            |me: Arc<Self>, p: InvestigateParams| async move {
+                let address = p.address;
+                let result = me.run_claimed(&address, &p.cluster_data, false).await;
+                match &result {
+                    Err(e) => {
+                        tracing::warn!(%address, error = %e.message, "investigation could not finish")
+                    }
+                    Ok(None) => tracing::debug!(%address, "another investigator has this host"),
+                    Ok(Some(_)) => {}
+                }
+                result.map(|r| r.unwrap_or(Value::Null))
+            },
+        )
     }
 }

@@ -67,7 +67,10 @@ async fn a_refused_or_unneeded_change_writes_nothing() {
             Err::<bool, _>("no, it is active")
         })
         .await;
-    assert!(matches!(refused, Err(UpdateError::Refused("no, it is active"))));
+    assert!(matches!(
+        refused,
+        Err(UpdateError::Refused("no, it is active"))
+    ));
     let kept = storage
         .update(json!({"address": "10.0.0.1"}), |h: &mut Host| {
             h.status = HostState::Failed;
@@ -132,7 +135,10 @@ async fn other_writers_winning_every_attempt_is_a_conflict() {
             Ok::<_, std::convert::Infallible>(true)
         })
         .await;
-    assert!(lost.as_ref().is_err_and(UpdateError::is_conflict), "{lost:?}");
+    assert!(
+        lost.as_ref().is_err_and(UpdateError::is_conflict),
+        "{lost:?}"
+    );
     assert_eq!(rounds, 3);
     let stored: Cluster = storage.get(json!({"name": "busy"})).await.unwrap();
     assert_eq!(stored.network, "round-3");

@@ -8,6 +8,7 @@
 //! `commissaire-storage-client`.
 
 mod etcd;
+mod params;
 mod redb_store;
 mod router;
 mod secrets;

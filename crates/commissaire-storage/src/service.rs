@@ -17,12 +17,13 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use commissaire_bus::{Bus, RpcError, codes};
 use commissaire_models::{ModelError, ModelKind};
-use commissaire_service::Service;
+use commissaire_service::{Methods, Service};
+use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
+use crate::params::{ExpandParams, KindParams, RecordParams, SwapParams};
 use crate::router::{RoutedHandler, StorageRouter};
 use crate::secrets::SecretBox;
 use crate::store::{StoreError, Written, list_prefix, record_key};
@@ -47,29 +48,6 @@ fn store_error(e: StoreError) -> RpcError {
         StoreError::Unavailable(m) => RpcError::unavailable(m),
         other => RpcError::internal(other.to_string()),
     }
-}
-
-struct Params {
-    kind: ModelKind,
-    data: Value,
-}
-
-fn params(params: &Value, need_data: bool) -> Result<Params, RpcError> {
-    let name = params
-        .get("model_type_name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| RpcError::invalid_params("model_type_name (string) is required"))?;
-    let kind = ModelKind::from_name(name).map_err(|e| RpcError::invalid_params(e.to_string()))?;
-    let data = params
-        .get("model_json_data")
-        .cloned()
-        .unwrap_or(Value::Null);
-    if need_data && !(data.is_object() || data.is_array()) {
-        return Err(RpcError::invalid_params(
-            "model_json_data (object or list) is required",
-        ));
-    }
-    Ok(Params { kind, data })
 }
 
 fn storable(kind: ModelKind) -> Result<(), RpcError> {
@@ -312,17 +290,13 @@ impl StorageService {
 
     /// A record and the records its list member names (e.g. a Cluster and
     /// the Hosts of its `hostset`) in one call; missing members are left out.
-    async fn expand(&self, kind: ModelKind, data: Value, raw: &Value) -> Result<Value, RpcError> {
-        let member = raw.get("member").and_then(Value::as_str).ok_or_else(|| {
-            RpcError::invalid_params("member (the list member to expand) is required")
-        })?;
-        let member_kind = raw
-            .get("member_type_name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| RpcError::invalid_params("member_type_name is required"))
-            .and_then(|n| {
-                ModelKind::from_name(n).map_err(|e| RpcError::invalid_params(e.to_string()))
-            })?;
+    async fn expand(
+        &self,
+        kind: ModelKind,
+        data: Value,
+        member: &str,
+        member_kind: ModelKind,
+    ) -> Result<Value, RpcError> {
         let field = match member_kind {
             ModelKind::Host
             | ModelKind::HostCreds
@@ -362,6 +336,24 @@ impl StorageService {
         Ok(json!({"record": record, "members": members}))
     }
 
+    /// Each store handler: its name, type, the kinds it stores and its patterns.
+    fn store_handlers(&self) -> Value {
+        Value::Array(
+            self.router
+                .handlers()
+                .iter()
+                .map(|h| {
+                    let kinds: Vec<&str> = ModelKind::ALL
+                        .iter()
+                        .filter(|k| k.is_storable() && h.claims(**k))
+                        .map(|k| k.name())
+                        .collect();
+                    json!({"name": h.name, "handler_type": h.handler.handler_type(), "model_types": kinds, "patterns": h.patterns})
+                })
+                .collect(),
+        )
+    }
+
     /// Applies `one` to a record or to each record of a list, in order
     /// (writes), or all at once when `concurrently` (reads).
     async fn each<'a, F, Fut>(
@@ -391,67 +383,39 @@ impl StorageService {
     }
 }
 
-#[async_trait]
 impl Service for StorageService {
     fn name(&self) -> &str {
         "storage"
     }
 
-    fn methods(&self) -> &[&'static str] {
-        &[
-            "save",
-            "get",
-            "expand",
-            "delete",
-            "list",
-            "swap",
-            "list_store_handlers",
-        ]
-    }
-
-    async fn call(&self, method: &str, raw: Value) -> Result<Value, RpcError> {
-        if !raw.is_object() && method != "list_store_handlers" {
-            return Err(RpcError::invalid_params("params must be an object"));
-        }
-        match method {
-            "save" => {
-                let p = params(&raw, true)?;
-                self.each(p.data, false, |d| self.save_one(p.kind, d)).await
-            }
-            "get" => {
-                let p = params(&raw, true)?;
-                self.each(p.data, true, |d| self.get_one(p.kind, d)).await
-            }
-            "expand" => {
-                let p = params(&raw, true)?;
-                self.expand(p.kind, p.data, &raw).await
-            }
-            "delete" => {
-                let p = params(&raw, true)?;
-                self.each(p.data, false, |d| self.delete_one(p.kind, d)).await
-            }
-            "list" => self.list(params(&raw, false)?.kind).await,
-            "swap" => {
-                let p = params(&raw, true)?;
-                let expected = raw.get("expected").cloned().unwrap_or(Value::Null);
-                self.swap(p.kind, expected, p.data).await
-            }
-            "list_store_handlers" => Ok(Value::Array(
-                self.router
-                    .handlers()
-                    .iter()
-                    .map(|h| {
-                        let kinds: Vec<&str> = ModelKind::ALL
-                            .iter()
-                            .filter(|k| k.is_storable() && h.claims(**k))
-                            .map(|k| k.name())
-                            .collect();
-                        json!({"name": h.name, "handler_type": h.handler.handler_type(), "model_types": kinds, "patterns": h.patterns})
-                    })
-                    .collect(),
-            )),
-            other => Err(RpcError::new(codes::METHOD_NOT_FOUND, format!("storage has no method '{other}'"))),
-        }
+    fn methods() -> Methods<Self> {
+        Methods::new()
+            .method("save", |me: Arc<Self>, p: RecordParams| async move {
+                let (kind, data) = p.parts()?;
+                me.each(data, false, |d| me.save_one(kind, d)).await
+            })
+            .method("get", |me: Arc<Self>, p: RecordParams| async move {
+                let (kind, data) = p.parts()?;
+                me.each(data, true, |d| me.get_one(kind, d)).await
+            })
+            .method("expand", |me: Arc<Self>, p: ExpandParams| async move {
+                let (kind, data) = p.record.parts()?;
+                me.expand(kind, data, &p.member, p.member_type_name).await
+            })
+            .method("delete", |me: Arc<Self>, p: RecordParams| async move {
+                let (kind, data) = p.parts()?;
+                me.each(data, false, |d| me.delete_one(kind, d)).await
+            })
+            .method("list", |me: Arc<Self>, p: KindParams| async move {
+                me.list(p.model_type_name).await
+            })
+            .method("swap", |me: Arc<Self>, p: SwapParams| async move {
+                let (kind, data) = p.record.parts()?;
+                me.swap(kind, p.expected, data).await
+            })
+            .method("list_store_handlers", |me: Arc<Self>, _: IgnoredAny| async move {
+                Ok::<_, RpcError>(me.store_handlers())
+            })
     }
 }
 

@@ -1,0 +1,109 @@
+//! The command line and settings every service binary shares.
+
+use std::path::PathBuf;
+
+use serde_json::{Map, Value};
+
+use crate::{ConfigError, DEFAULT_BUS_URI, DEFAULT_WORKERS, EtcdSettings, config};
+
+/// The command line every service binary accepts.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServiceArgs {
+    /// Configuration file (JSON); default /etc/commissaire/<service>.conf.
+    #[arg(short = 'c', long = "config")]
+    pub config: Option<PathBuf>,
+    /// Message bus URI (overrides the configuration's bus_uri).
+    #[arg(long = "bus-uri")]
+    pub bus_uri: Option<String>,
+    /// Name of the topic exchange.
+    #[arg(long = "bus-exchange")]
+    pub bus_exchange: Option<String>,
+    /// Number of concurrent workers.
+    #[arg(long = "workers")]
+    pub workers: Option<usize>,
+    /// Log at debug level.
+    #[arg(long = "debug")]
+    pub debug: bool,
+}
+
+/// A service's resolved settings.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// Bus URI.
+    pub bus_uri: String,
+    /// Exchange name.
+    pub bus_exchange: String,
+    /// Worker count.
+    pub workers: usize,
+    /// Debug logging.
+    pub debug: bool,
+    /// The whole configuration document (service-specific members included).
+    pub config: Map<String, Value>,
+}
+
+/// Loads a service's settings: the command line over the configuration over the defaults.
+pub async fn load_settings(
+    service: &str,
+    args: &ServiceArgs,
+) -> Result<ServiceSettings, ConfigError> {
+    let etcd = EtcdSettings::from_env();
+    let config = config::load(service, args.config.as_deref(), etcd.as_ref()).await?;
+    let string = |key: &str| config.get(key).and_then(Value::as_str).map(str::to_string);
+    Ok(ServiceSettings {
+        bus_uri: args
+            .bus_uri
+            .clone()
+            .or_else(|| string("bus_uri"))
+            .unwrap_or_else(|| DEFAULT_BUS_URI.to_string()),
+        bus_exchange: args
+            .bus_exchange
+            .clone()
+            .or_else(|| string("bus_exchange"))
+            .unwrap_or_else(|| commissaire_bus::DEFAULT_EXCHANGE.to_string()),
+        workers: args
+            .workers
+            .or_else(|| {
+                config
+                    .get("workers")
+                    .and_then(Value::as_u64)
+                    .map(|w| w as usize)
+            })
+            .unwrap_or(DEFAULT_WORKERS),
+        debug: args.debug
+            || config
+                .get("debug")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        config,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn settings_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("svc.conf");
+        std::fs::write(
+            &path,
+            r#"{"bus_uri": "amqp://file", "workers": 3, "debug": true}"#,
+        )
+        .unwrap();
+        let mut args = ServiceArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        let s = load_settings("svc", &args).await.unwrap();
+        assert_eq!(
+            (s.bus_uri.as_str(), s.workers, s.debug),
+            ("amqp://file", 3, true)
+        );
+        args.bus_uri = Some("amqp://cli".into());
+        args.workers = Some(9);
+        let s = load_settings("svc", &args).await.unwrap();
+        assert_eq!((s.bus_uri.as_str(), s.workers), ("amqp://cli", 9));
+        assert_eq!(s.bus_exchange, "commissaire");
+    }
+}
