@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use commissaire_clusterexec_service::{ClusterExec, ClusterExecConfig};
-use commissaire_service::{ServiceArgs, init_logging, load_settings, shutdown_signal};
-use serde_json::{Value, json};
+use commissaire_service::{ServiceArgs, run_daemon};
+use serde_json::{Map, Value, json};
 
 /// Commissaire clusterexec service.
 #[derive(Debug, Parser)]
@@ -44,9 +44,21 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let settings = load_settings("clusterexec", &cli.service).await?;
-    init_logging(settings.debug, settings.config.get("logging"));
-    let mut config = settings.config.clone();
+    let service_args = cli.service.clone();
+    run_daemon("clusterexec", &service_args, |settings, bus| async move {
+        let config = ClusterExecConfig::from_config(&with_flags(settings.config.clone(), cli)?)?;
+        let exec = ClusterExec::new(bus.clone(), config);
+        let handle = commissaire_clusterexec_service::start(exec, bus, settings.workers).await?;
+        Ok(move || async move {
+            tracing::info!("handing running operations over");
+            handle.shutdown().await;
+        })
+    })
+    .await
+}
+
+/// The configuration with the command line's flags over it.
+fn with_flags(mut config: Map<String, Value>, cli: Cli) -> anyhow::Result<Map<String, Value>> {
     let mut set = |k: &str, v: Option<Value>| {
         if let Some(v) = v {
             config.insert(k.to_string(), v);
@@ -69,18 +81,5 @@ async fn main() -> anyhow::Result<()> {
         let vars: Value = serde_json::from_str(&vars).context("--ansible-vars is not JSON")?;
         config.insert("ansible_vars".into(), vars);
     }
-    let config = ClusterExecConfig::from_config(&config)?;
-    let bus = commissaire_bus::connect(
-        &settings.bus_uri,
-        &settings.bus_exchange,
-        commissaire_service::STARTUP_BUS_WAIT,
-    )
-    .await
-    .context("connecting to the message bus")?;
-    let exec = ClusterExec::new(bus.clone(), config);
-    let handle = commissaire_clusterexec_service::start(exec, bus, settings.workers).await?;
-    shutdown_signal().await;
-    tracing::info!("stopping; handing running operations over");
-    handle.shutdown().await;
-    Ok(())
+    Ok(config)
 }

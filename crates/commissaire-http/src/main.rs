@@ -1,6 +1,5 @@
 //! `commissaire-server`: the REST API, talking to the services over the bus.
 
-use anyhow::Context;
 use clap::Parser;
 use commissaire_http::{ServerArgs, ServerConfig};
 
@@ -18,13 +17,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = ServerConfig::resolve(&cli.server, commissaire_service::DEFAULT_BUS_URI)?;
     commissaire_service::init_logging(config.debug, config.file.get("logging"));
-    let bus = commissaire_bus::connect(
-        &config.bus_uri,
-        &config.bus_exchange,
-        commissaire_service::STARTUP_BUS_WAIT,
-    )
-    .await
-    .context("connecting to the message bus")?;
+    let bus = commissaire_service::connect_bus(&config.bus_uri, &config.bus_exchange).await?;
     tokio::select! {
         result = commissaire_http::run(config, bus) => result,
         _ = commissaire_service::shutdown_signal() => {

@@ -13,6 +13,7 @@
 //! `--debug`) and configuration rules.
 
 mod config;
+mod daemon;
 mod dispatch;
 mod etcd;
 mod logging;
@@ -25,6 +26,7 @@ use std::time::Duration;
 pub use config::{
     CONFIG_DIR, ConfigError, default_config_path, etcd_config_key, load as load_config,
 };
+pub use daemon::{connect_bus, run_daemon};
 pub use dispatch::{Direct, ServiceHandle, run};
 pub use etcd::{EtcdError, EtcdSettings};
 pub use logging::init_logging;

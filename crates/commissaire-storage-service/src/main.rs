@@ -1,9 +1,8 @@
 //! `commissaire-storage-service`: answers `storage.*` requests on the bus
 //! from the store handlers configured in `storage_handlers`.
 
-use anyhow::Context;
 use clap::Parser;
-use commissaire_service::{ServiceArgs, init_logging, load_settings, shutdown_signal};
+use commissaire_service::{ServiceArgs, run_daemon};
 use commissaire_storage::{SecretBox, StorageRouter};
 
 /// Where the master key that seals host credentials lives unless `secrets_key_file` says otherwise.
@@ -20,26 +19,17 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let settings = load_settings("storage", &cli.service).await?;
-    init_logging(settings.debug, settings.config.get("logging"));
-    let router = StorageRouter::from_config(settings.config.get("storage_handlers")).await?;
-    let key_file = settings
-        .config
-        .get("secrets_key_file")
-        .and_then(|v| v.as_str())
-        .unwrap_or(DEFAULT_SECRETS_KEY_FILE);
-    let secrets = SecretBox::load_or_create(std::path::Path::new(key_file))?;
-    let bus = commissaire_bus::connect(
-        &settings.bus_uri,
-        &settings.bus_exchange,
-        commissaire_service::STARTUP_BUS_WAIT,
-    )
+    run_daemon("storage", &cli.service, |settings, bus| async move {
+        let router = StorageRouter::from_config(settings.config.get("storage_handlers")).await?;
+        let key_file = settings
+            .config
+            .get("secrets_key_file")
+            .and_then(|v| v.as_str())
+            .unwrap_or(DEFAULT_SECRETS_KEY_FILE);
+        let secrets = SecretBox::load_or_create(std::path::Path::new(key_file))?;
+        let handle =
+            commissaire_storage::start_with_secrets(router, secrets, bus, settings.workers).await?;
+        Ok(move || async move { handle.stop() })
+    })
     .await
-    .context("connecting to the message bus")?;
-    let handle =
-        commissaire_storage::start_with_secrets(router, secrets, bus, settings.workers).await?;
-    shutdown_signal().await;
-    tracing::info!("stopping");
-    handle.stop();
-    Ok(())
 }

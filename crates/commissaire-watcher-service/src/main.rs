@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::Parser;
-use commissaire_service::{ServiceArgs, init_logging, load_settings, shutdown_signal};
+use commissaire_service::{ServiceArgs, run_daemon};
 use commissaire_watcher_service::{Watcher, WatcherConfig};
 
 /// Commissaire watcher service.
@@ -18,20 +17,10 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let settings = load_settings("watcher", &cli.service).await?;
-    init_logging(settings.debug, settings.config.get("logging"));
-    let config = WatcherConfig::from_config(&settings.config).map_err(anyhow::Error::msg)?;
-    let bus = commissaire_bus::connect(
-        &settings.bus_uri,
-        &settings.bus_exchange,
-        commissaire_service::STARTUP_BUS_WAIT,
-    )
+    run_daemon("watcher", &cli.service, |settings, bus| async move {
+        let config = WatcherConfig::from_config(&settings.config).map_err(anyhow::Error::msg)?;
+        let watching = tokio::spawn(Arc::new(Watcher::new(bus, config)).run());
+        Ok(move || async move { watching.abort() })
+    })
     .await
-    .context("connecting to the message bus")?;
-    let watcher = Arc::new(Watcher::new(bus, config));
-    tokio::select! {
-        _ = watcher.run() => {}
-        _ = shutdown_signal() => {}
-    }
-    Ok(())
 }

@@ -1,0 +1,42 @@
+//! The life of a daemon binary, shared by every one of them: settings,
+//! logging, the bus, start, wait for SIGTERM or Ctrl-C, stop.
+
+use std::future::Future;
+
+use anyhow::Context;
+use commissaire_bus::Bus;
+
+use crate::{STARTUP_BUS_WAIT, ServiceArgs, ServiceSettings, init_logging, load_settings};
+
+/// Connects to the bus at `uri` (exchange `exchange`), waiting up to
+/// [`STARTUP_BUS_WAIT`] for it to come up.
+pub async fn connect_bus(uri: &str, exchange: &str) -> anyhow::Result<Bus> {
+    commissaire_bus::connect(uri, exchange, STARTUP_BUS_WAIT)
+        .await
+        .context("connecting to the message bus")
+}
+
+/// Runs daemon `name`: loads its settings (`args` over its configuration
+/// file over the defaults), sets up logging, connects to the bus, calls
+/// `start` with both, waits for SIGTERM or Ctrl-C, then runs the stop
+/// `start` returned (graceful hand-over where the daemon has one).
+pub async fn run_daemon<F, Fut, Stop, StopFut>(
+    name: &str,
+    args: &ServiceArgs,
+    start: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(ServiceSettings, Bus) -> Fut,
+    Fut: Future<Output = anyhow::Result<Stop>>,
+    Stop: FnOnce() -> StopFut,
+    StopFut: Future<Output = ()>,
+{
+    let settings = load_settings(name, args).await?;
+    init_logging(settings.debug, settings.config.get("logging"));
+    let bus = connect_bus(&settings.bus_uri, &settings.bus_exchange).await?;
+    let stop = start(settings, bus).await?;
+    crate::shutdown_signal().await;
+    tracing::info!(daemon = name, "stopping");
+    stop().await;
+    Ok(())
+}
