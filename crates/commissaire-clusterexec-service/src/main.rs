@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use commissaire_clusterexec_service::{ClusterExec, ClusterExecConfig};
-use commissaire_service::{ServiceArgs, run_daemon};
+use commissaire_service::{ServiceArgs, run_daemon_with};
 use serde_json::{Map, Value, json};
 
 /// Commissaire clusterexec service.
@@ -45,7 +45,7 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let service_args = cli.service.clone();
-    run_daemon("clusterexec", &service_args, |settings, bus| async move {
+    run_daemon_with("clusterexec", &service_args, |settings, bus| async move {
         let config = ClusterExecConfig::from_config(&with_flags(settings.config.clone(), cli)?)?;
         let exec = ClusterExec::new(bus.clone(), config);
         let handle = commissaire_clusterexec_service::start(exec, bus, settings.workers).await?;

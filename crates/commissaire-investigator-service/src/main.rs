@@ -2,32 +2,26 @@
 
 use std::sync::Arc;
 
-use clap::Parser;
 use commissaire_investigator_service::{FirstScan, Investigator, InvestigatorConfig};
-use commissaire_service::{ServiceArgs, run_daemon};
-
-/// Commissaire investigator service.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Cli {
-    #[command(flatten)]
-    service: ServiceArgs,
-}
+use commissaire_service::run_daemon;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    run_daemon("investigator", &cli.service, |settings, bus| async move {
-        let config = InvestigatorConfig::from_config(&settings.config)?;
-        let service = Arc::new(Investigator::new(bus.clone(), config));
-        let handle = commissaire_service::run(service.clone(), bus, settings.workers).await?;
-        // Investigations nobody owns (their announcement was lost, or their
-        // replica died) are taken up from storage.
-        let scanner = service.spawn_scanner(FirstScan::ExpiredOnly, settings.workers);
-        Ok(move || async move {
-            scanner.abort();
-            handle.stop();
-        })
-    })
+    run_daemon(
+        "investigator",
+        "Commissaire investigator service.",
+        |settings, bus| async move {
+            let config = InvestigatorConfig::from_config(&settings.config)?;
+            let service = Arc::new(Investigator::new(bus.clone(), config));
+            let handle = commissaire_service::run(service.clone(), bus, settings.workers).await?;
+            // Investigations nobody owns (their announcement was lost, or their
+            // replica died) are taken up from storage.
+            let scanner = service.spawn_scanner(FirstScan::ExpiredOnly, settings.workers);
+            Ok(move || async move {
+                scanner.abort();
+                handle.stop();
+            })
+        },
+    )
     .await
 }

@@ -16,11 +16,37 @@ pub async fn connect_bus(uri: &str, exchange: &str) -> anyhow::Result<Bus> {
         .context("connecting to the message bus")
 }
 
+/// The command line of daemon `name` (binary `commissaire-<name>-service`):
+/// [`ServiceArgs`], with `--help` saying `about` and `--version`.
+pub fn parse_args(name: &str, about: &'static str) -> ServiceArgs {
+    use clap::{Args, FromArgMatches};
+    let command =
+        ServiceArgs::augment_args(clap::Command::new(format!("commissaire-{name}-service")))
+            .about(about)
+            .version(env!("CARGO_PKG_VERSION"));
+    ServiceArgs::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
+}
+
+/// [`run_daemon_with`] on the command line [`parse_args`] reads.
+pub async fn run_daemon<F, Fut, Stop, StopFut>(
+    name: &str,
+    about: &'static str,
+    start: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(ServiceSettings, Bus) -> Fut,
+    Fut: Future<Output = anyhow::Result<Stop>>,
+    Stop: FnOnce() -> StopFut,
+    StopFut: Future<Output = ()>,
+{
+    run_daemon_with(name, &parse_args(name, about), start).await
+}
+
 /// Runs daemon `name`: loads its settings (`args` over its configuration
 /// file over the defaults), sets up logging, connects to the bus, calls
 /// `start` with both, waits for SIGTERM or Ctrl-C, then runs the stop
 /// `start` returned (graceful hand-over where the daemon has one).
-pub async fn run_daemon<F, Fut, Stop, StopFut>(
+pub async fn run_daemon_with<F, Fut, Stop, StopFut>(
     name: &str,
     args: &ServiceArgs,
     start: F,

@@ -26,7 +26,7 @@ use std::time::Duration;
 pub use config::{
     CONFIG_DIR, ConfigError, default_config_path, etcd_config_key, load as load_config,
 };
-pub use daemon::{connect_bus, run_daemon};
+pub use daemon::{connect_bus, parse_args, run_daemon, run_daemon_with};
 pub use dispatch::{Direct, ServiceHandle, run};
 pub use etcd::{EtcdError, EtcdSettings};
 pub use logging::init_logging;
