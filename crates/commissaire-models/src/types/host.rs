@@ -1,0 +1,133 @@
+//! A host, its SSH credentials and its status view.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::null_as_empty;
+use super::{HostState, Os};
+use crate::{Model, ModelError, check_address};
+
+/// A managed host (`/api/v0/host/{IP}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Host {
+    /// IP address (or resolvable name) of the host.
+    pub address: String,
+    /// Life-cycle status.
+    pub status: HostState,
+    /// Operating system.
+    pub os: Os,
+    /// Number of CPUs.
+    pub cpus: i64,
+    /// Memory in kilobytes.
+    pub memory: i64,
+    /// Disk space in kilobytes.
+    pub space: i64,
+    /// When the host was last checked ([`crate::DATE_FORMAT`]).
+    #[serde(deserialize_with = "null_as_empty")]
+    pub last_check: String,
+    /// Name of the storage handler that owns this record (CPD-61); empty for the default.
+    #[serde(deserialize_with = "null_as_empty")]
+    pub source: String,
+    /// Why the host is `failed` (absent otherwise).
+    #[serde(
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub reason: String,
+}
+
+impl Model for Host {
+    const NAME: &'static str = "Host";
+    fn primary_key(&self) -> String {
+        self.address.clone()
+    }
+    fn validate(&self) -> Result<(), ModelError> {
+        check_address(Self::NAME, &self.address)?;
+        for (field, value) in [
+            ("cpus", self.cpus),
+            ("memory", self.memory),
+            ("space", self.space),
+        ] {
+            if value < 0 {
+                return Err(ModelError::invalid(
+                    Self::NAME,
+                    field,
+                    "must not be negative",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The SSH credentials of a host (`/api/v0/host/{IP}/creds`). A secret model.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HostCreds {
+    /// Address of the host these credentials open.
+    pub address: String,
+    /// Base64 encoded SSH private key.
+    pub ssh_priv_key: String,
+    /// SSH user (default `root`).
+    pub remote_user: String,
+}
+
+impl Default for HostCreds {
+    fn default() -> Self {
+        HostCreds {
+            address: String::new(),
+            ssh_priv_key: String::new(),
+            remote_user: "root".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for HostCreds {
+    /// Never prints the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostCreds")
+            .field("address", &self.address)
+            .field("ssh_priv_key", &"<redacted>")
+            .field("remote_user", &self.remote_user)
+            .finish()
+    }
+}
+
+impl Model for HostCreds {
+    const NAME: &'static str = "HostCreds";
+    fn primary_key(&self) -> String {
+        self.address.clone()
+    }
+    fn validate(&self) -> Result<(), ModelError> {
+        check_address(Self::NAME, &self.address)?;
+        if self.remote_user.is_empty() {
+            return Err(ModelError::invalid(
+                Self::NAME,
+                "remote_user",
+                "must not be empty",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A host's status as shown by `/api/v0/host/{IP}/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct HostStatus {
+    /// `host_only` when the host has no container manager, else the manager type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Status members of the host record (`status`, `last_check`).
+    pub host: Map<String, Value>,
+    /// The node's status as the container manager reports it.
+    pub container_manager: Map<String, Value>,
+}
+
+impl Model for HostStatus {
+    const NAME: &'static str = "HostStatus";
+    fn primary_key(&self) -> String {
+        String::new()
+    }
+}

@@ -1,0 +1,24 @@
+//! The model structs and their enumerations, one file a concept.
+
+use serde::{Deserialize, Deserializer};
+
+mod cluster;
+mod config;
+mod host;
+mod lists;
+mod operation;
+mod records;
+mod states;
+
+pub use cluster::*;
+pub use config::*;
+pub use host::*;
+pub use lists::*;
+pub use operation::*;
+pub use records::*;
+pub use states::*;
+
+/// Accepts `null` where a string is expected (the docs show `"finished_at": null`).
+fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+}
