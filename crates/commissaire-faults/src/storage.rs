@@ -1,0 +1,49 @@
+//! Reading and writing records on the stack's bus, as the daemons do.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::SplitStack;
+
+/// A bus client on the stack's bus (to read records and publish raw messages).
+pub async fn bus(stack: &SplitStack) -> commissaire_bus::Bus {
+    commissaire_bus::connect(&stack.bus_uri, "commissaire", Duration::from_secs(10))
+        .await
+        .expect("connect to the stack's bus")
+}
+
+/// A record read through `storage.get` (e.g. `("Host", {"address": ...})`).
+pub async fn storage_get(
+    bus: &commissaire_bus::Bus,
+    model: &str,
+    key: Value,
+) -> Result<Value, commissaire_bus::BusError> {
+    bus.request(
+        "storage.get",
+        json!({"model_type_name": model, "model_json_data": key}),
+        Duration::from_secs(5),
+    )
+    .await
+}
+
+/// Saves a record through `storage.save`.
+pub async fn storage_save(bus: &commissaire_bus::Bus, model: &str, record: Value) {
+    bus.request(
+        "storage.save",
+        json!({"model_type_name": model, "model_json_data": record}),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("storage.save {model}: {e}"));
+}
+
+/// Sets a stored host's status as the investigator would (through storage).
+pub async fn set_host_status(bus: &commissaire_bus::Bus, address: &str, status: &str) {
+    let mut host = storage_get(bus, "Host", json!({"address": address}))
+        .await
+        .unwrap_or_else(|e| panic!("host {address}: {e}"));
+    host["status"] = json!(status);
+    host["os"] = json!("fedora");
+    storage_save(bus, "Host", host).await;
+}
