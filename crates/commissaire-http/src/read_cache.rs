@@ -18,10 +18,9 @@
 //! with a change is never stored as current: generations are taken before the
 //! storage call. Secrets (host credentials) are never cached.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::body::Bytes;
@@ -29,21 +28,23 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use commissaire_bus::{Bus, BusError, Incoming, IncomingStream, Transport};
 use commissaire_models::ModelKind;
+use moka::sync::Cache;
 use serde_json::Value;
 
 use crate::api::Reply;
 use crate::error::ApiResult;
 
-/// The most answers kept; when full, the cache starts over.
-pub const MAX_ENTRIES: usize = 4096;
+/// The most answers kept; when full, the least useful go first.
+pub const MAX_ENTRIES: u64 = 4096;
 
 /// The notifications the cache listens to.
 const NOTIFICATIONS: &str = "notify.storage.#";
 
+/// A kept answer and what it was read under (its age is the cache's: a
+/// [`moka`] cache drops it `ttl` after it was stored).
 struct Entry {
     body: Bytes,
     read: Snapshot,
-    at: Instant,
 }
 
 /// The generations an answer was read under.
@@ -58,7 +59,7 @@ pub struct ReadCache {
     bus: Bus,
     ttl: Duration,
     generations: Vec<AtomicU64>,
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Cache<String, Arc<Entry>>,
     /// The announcements, once subscribed.
     notifications: OnceLock<IncomingStream>,
     subscribed: AtomicBool,
@@ -82,7 +83,10 @@ impl ReadCache {
             bus,
             ttl,
             generations: ModelKind::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
-            entries: Mutex::new(HashMap::new()),
+            entries: Cache::builder()
+                .max_capacity(MAX_ENTRIES)
+                .time_to_live(ttl.max(Duration::from_millis(1)))
+                .build(),
             notifications: OnceLock::new(),
             subscribed: AtomicBool::new(false),
             hits: AtomicU64::new(0),
@@ -170,12 +174,11 @@ impl ReadCache {
             return None;
         }
         self.drain();
-        let mut entries = self.entries.lock().expect("read cache lock");
-        let entry = entries.get(key)?;
-        if entry.at.elapsed() < self.ttl && self.is_current(&entry.read) {
+        let entry = self.entries.get(key)?;
+        if self.is_current(&entry.read) {
             Some(entry.body.clone())
         } else {
-            entries.remove(key);
+            self.entries.invalidate(key);
             None
         }
     }
@@ -184,18 +187,7 @@ impl ReadCache {
         if !self.is_current(&read) {
             return;
         }
-        let mut entries = self.entries.lock().expect("read cache lock");
-        if entries.len() >= MAX_ENTRIES && !entries.contains_key(&key) {
-            entries.clear();
-        }
-        entries.insert(
-            key,
-            Entry {
-                body,
-                read,
-                at: Instant::now(),
-            },
-        );
+        self.entries.insert(key, Arc::new(Entry { body, read }));
     }
 
     /// Answers a GET: from the cache when it holds a current answer for

@@ -1,4 +1,6 @@
-//! A small, bounded, expiring cache of successful verifications.
+//! A small, bounded, expiring cache of successful verifications (a
+//! [`moka`] cache: entries live `ttl`, the least useful go first when it
+//! is full).
 //!
 //! Entries are keyed by an HMAC-SHA256 (with a random key made when the
 //! cache is created, so per process) of the credentials and whatever they
@@ -6,11 +8,10 @@
 //! key cannot be recomputed outside this process. Only successes are ever
 //! stored.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
+use moka::sync::Cache;
 use rand::Rng;
 use sha2::Sha256;
 
@@ -23,18 +24,13 @@ pub(crate) const DEFAULT_CAPACITY: usize = 4096;
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct CacheKey([u8; 32]);
 
-struct Entry {
-    user: String,
-    inserted: Instant,
-    expires: Instant,
-}
-
-/// Successful verifications, keyed by [`CacheKey`].
+/// Successful verifications, keyed by [`CacheKey`]: the user each was for.
 pub(crate) struct SuccessCache {
     mac: HmacSha256,
     ttl: Duration,
     capacity: usize,
-    entries: Mutex<HashMap<CacheKey, Entry>>,
+    /// `None` when caching is off (`ttl` zero).
+    entries: Option<Cache<CacheKey, String>>,
 }
 
 impl SuccessCache {
@@ -45,11 +41,17 @@ impl SuccessCache {
         rand::rng().fill(&mut key[..]);
         let mac =
             <HmacSha256 as hmac::digest::KeyInit>::new(&hmac::digest::Key::<HmacSha256>::from(key));
+        let capacity = capacity.max(1);
         SuccessCache {
             mac,
             ttl,
-            capacity: capacity.max(1),
-            entries: Mutex::new(HashMap::new()),
+            capacity,
+            entries: (!ttl.is_zero()).then(|| {
+                Cache::builder()
+                    .max_capacity(capacity as u64)
+                    .time_to_live(ttl)
+                    .build()
+            }),
         }
     }
 
@@ -64,69 +66,25 @@ impl SuccessCache {
         CacheKey(mac.finalize().into_bytes().into())
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, Entry>> {
-        // A panic elsewhere while holding the lock cannot leave the map
-        // inconsistent (every operation is a single map call), so a poisoned
-        // lock is still usable.
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// The user of a live entry.
     pub(crate) fn get(&self, key: &CacheKey) -> Option<String> {
-        if self.ttl.is_zero() {
-            return None;
-        }
-        let mut entries = self.entries();
-        match entries.get(key) {
-            Some(entry) if entry.expires > Instant::now() => Some(entry.user.clone()),
-            Some(_) => {
-                entries.remove(key);
-                None
-            }
-            None => None,
-        }
+        self.entries.as_ref()?.get(key)
     }
 
-    /// Remembers a success. When full, expired entries go first, then the
-    /// oldest ones.
+    /// Remembers a success.
     pub(crate) fn insert(&self, key: CacheKey, user: String) {
-        if self.ttl.is_zero() {
-            return;
+        if let Some(entries) = &self.entries {
+            entries.insert(key, user);
         }
-        let now = Instant::now();
-        let mut entries = self.entries();
-        if !entries.contains_key(&key) && entries.len() >= self.capacity {
-            entries.retain(|_, entry| entry.expires > now);
-            while entries.len() >= self.capacity {
-                let oldest = entries
-                    .iter()
-                    .min_by_key(|(_, entry)| entry.inserted)
-                    .map(|(key, _)| *key);
-                match oldest {
-                    Some(oldest) => {
-                        entries.remove(&oldest);
-                    }
-                    None => break,
-                }
-            }
-        }
-        let Some(expires) = now.checked_add(self.ttl) else {
-            return;
-        };
-        entries.insert(
-            key,
-            Entry {
-                user,
-                inserted: now,
-                expires,
-            },
-        );
     }
 
-    /// How many entries are held (live or not yet evicted).
+    /// How many entries are held, once pending evictions are done.
     #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.entries().len()
+    pub(crate) fn len(&self) -> u64 {
+        self.entries.as_ref().map_or(0, |e| {
+            e.run_pending_tasks();
+            e.entry_count()
+        })
     }
 }
 
@@ -153,29 +111,25 @@ mod tests {
     }
 
     #[test]
-    fn bounded_expired_first_then_oldest() {
+    fn bounded_by_its_capacity() {
         let cache = SuccessCache::new(Duration::from_secs(60), 3);
-        let keys: Vec<_> = (0u8..5).map(|i| cache.key(&[&[i]])).collect();
-        for (i, key) in keys.iter().enumerate().take(3) {
-            cache.insert(*key, format!("u{i}"));
-            std::thread::sleep(Duration::from_millis(2));
+        for i in 0u8..50 {
+            cache.insert(cache.key(&[&[i]]), format!("u{i}"));
         }
-        // Make entry 1 expired: it must go before the oldest live one (0).
-        {
-            let mut entries = cache.entries();
-            let entry = entries.get_mut(&keys[1]).unwrap();
-            entry.expires = Instant::now() - Duration::from_secs(1);
-        }
-        cache.insert(keys[3], "u3".into());
-        assert_eq!(cache.len(), 3);
-        assert_eq!(cache.get(&keys[0]).as_deref(), Some("u0"));
-        assert_eq!(cache.get(&keys[1]), None);
-        // Now full of live entries: the oldest (0) goes.
-        cache.insert(keys[4], "u4".into());
-        assert_eq!(cache.len(), 3);
-        assert_eq!(cache.get(&keys[0]), None);
-        assert_eq!(cache.get(&keys[2]).as_deref(), Some("u2"));
-        assert_eq!(cache.get(&keys[4]).as_deref(), Some("u4"));
+        assert!(cache.len() <= 3, "{} entries", cache.len());
+    }
+
+    #[test]
+    fn an_entry_lives_its_ttl_and_no_longer() {
+        let cache = SuccessCache::new(Duration::from_millis(50), 8);
+        let key = cache.key(&[b"x"]);
+        cache.insert(key, "x".into());
+        assert_eq!(cache.get(&key).as_deref(), Some("x"));
+        std::thread::sleep(Duration::from_millis(120));
+        assert_eq!(cache.get(&key), None);
+        let lasting = SuccessCache::new(Duration::from_secs(600), 8);
+        lasting.insert(key, "y".into());
+        assert_eq!(lasting.get(&key).as_deref(), Some("y"));
     }
 
     #[test]
