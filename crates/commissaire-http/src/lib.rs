@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod extract;
 pub mod peer;
 pub mod read_cache;
 pub mod routes;

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +14,7 @@ use axum::{Extension, Router};
 use crate::api::{Api, Operation, Reply, peer_address};
 use crate::auth::{AuthManager, RequestCredentials};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{Address, JsonObject, Member, Name};
 use crate::peer::PeerInfo;
 use crate::read_cache::ReadCache;
 use commissaire_models::ModelKind;
@@ -40,7 +41,7 @@ async fn list_clusters(State(s): S) -> Response {
         .serve("clusters".into(), &[ModelKind::Cluster], load)
         .await
 }
-async fn get_cluster(State(s): S, Path(name): Path<String>) -> Response {
+async fn get_cluster(State(s): S, name: Name) -> Response {
     let load = s.api.get_cluster(&name);
     s.cache
         .serve(
@@ -50,45 +51,36 @@ async fn get_cluster(State(s): S, Path(name): Path<String>) -> Response {
         )
         .await
 }
-async fn put_cluster(State(s): S, Path(name): Path<String>, body: Bytes) -> ApiResult<Reply> {
-    s.api.put_cluster(&name, &body).await
+async fn put_cluster(State(s): S, name: Name, JsonObject(body): JsonObject) -> ApiResult<Reply> {
+    s.api.put_cluster(&name, body).await
 }
-async fn delete_cluster(State(s): S, Path(name): Path<String>) -> ApiResult<Reply> {
+async fn delete_cluster(State(s): S, name: Name) -> ApiResult<Reply> {
     s.api.delete_cluster(&name).await
 }
-async fn list_members(State(s): S, Path(name): Path<String>) -> ApiResult<Reply> {
+async fn list_members(State(s): S, name: Name) -> ApiResult<Reply> {
     s.api.list_members(&name).await
 }
-async fn put_members(State(s): S, Path(name): Path<String>, body: Bytes) -> ApiResult<Reply> {
-    s.api.put_members(&name, &body).await
+async fn put_members(State(s): S, name: Name, JsonObject(body): JsonObject) -> ApiResult<Reply> {
+    s.api.put_members(&name, body).await
 }
-async fn get_member(
-    State(s): S,
-    Path((name, address)): Path<(String, String)>,
-) -> ApiResult<Reply> {
+async fn get_member(State(s): S, Member { name, address }: Member) -> ApiResult<Reply> {
     s.api.get_member(&name, &address).await
 }
-async fn put_member(
-    State(s): S,
-    Path((name, address)): Path<(String, String)>,
-) -> ApiResult<Reply> {
+async fn put_member(State(s): S, Member { name, address }: Member) -> ApiResult<Reply> {
     s.api.put_member(&name, &address).await
 }
-async fn delete_member(
-    State(s): S,
-    Path((name, address)): Path<(String, String)>,
-) -> ApiResult<Reply> {
+async fn delete_member(State(s): S, Member { name, address }: Member) -> ApiResult<Reply> {
     s.api.delete_member(&name, &address).await
 }
 macro_rules! operation_handlers {
     ($get:ident, $put:ident, $delete:ident, $op:expr) => {
-        async fn $get(State(s): S, Path(name): Path<String>) -> ApiResult<Reply> {
+        async fn $get(State(s): S, name: Name) -> ApiResult<Reply> {
             s.api.get_operation(&name, $op).await
         }
-        async fn $put(State(s): S, Path(name): Path<String>, body: Bytes) -> ApiResult<Reply> {
-            s.api.put_operation(&name, $op, &body).await
+        async fn $put(State(s): S, name: Name, JsonObject(body): JsonObject) -> ApiResult<Reply> {
+            s.api.put_operation(&name, $op, body).await
         }
-        async fn $delete(State(s): S, Path(name): Path<String>) -> ApiResult<Reply> {
+        async fn $delete(State(s): S, name: Name) -> ApiResult<Reply> {
             s.api.cancel_operation(&name, $op).await
         }
     };
@@ -103,58 +95,59 @@ async fn list_hosts(State(s): S) -> Response {
         .serve("hosts".into(), &[ModelKind::Host], load)
         .await
 }
-async fn get_host(State(s): S, Path(address): Path<String>) -> Response {
+async fn get_host(State(s): S, address: Address) -> Response {
     let load = s.api.get_host(&address);
     s.cache
         .serve(format!("host/{address}"), &[ModelKind::Host], load)
         .await
 }
-async fn put_host(State(s): S, Path(address): Path<String>, body: Bytes) -> ApiResult<Reply> {
-    s.api.put_host(&address, &body).await
+async fn put_host(State(s): S, address: Address, JsonObject(body): JsonObject) -> ApiResult<Reply> {
+    s.api.put_host(&address, body).await
 }
 async fn put_host_from_peer(
     State(s): S,
     peer: Option<Extension<PeerInfo>>,
-    body: Bytes,
+    JsonObject(body): JsonObject,
 ) -> ApiResult<Reply> {
     let peer = peer.ok_or_else(|| ApiError::bad_request("the client's address is unknown"))?;
-    s.api.put_host(&peer_address(peer.addr.ip()), &body).await
+    let address = Address::parse("address", peer_address(peer.addr.ip()))?;
+    s.api.put_host(&address, body).await
 }
-async fn delete_host(State(s): S, Path(address): Path<String>) -> ApiResult<Reply> {
+async fn delete_host(State(s): S, address: Address) -> ApiResult<Reply> {
     s.api.delete_host(&address).await
 }
-async fn get_creds(State(s): S, Path(address): Path<String>) -> ApiResult<Reply> {
+async fn get_creds(State(s): S, address: Address) -> ApiResult<Reply> {
     s.api.get_creds(&address).await
 }
-async fn get_host_status(State(s): S, Path(address): Path<String>) -> ApiResult<Reply> {
+async fn get_host_status(State(s): S, address: Address) -> ApiResult<Reply> {
     s.api.get_host_status(&address).await
 }
 async fn list_networks(State(s): S) -> ApiResult<Reply> {
     s.api.list_networks().await
 }
-async fn get_network(State(s): S, Path(name): Path<String>) -> ApiResult<Reply> {
+async fn get_network(State(s): S, name: Name) -> ApiResult<Reply> {
     s.api.get_network(&name).await
 }
-async fn put_network(State(s): S, Path(name): Path<String>, body: Bytes) -> ApiResult<Reply> {
-    s.api.put_network(&name, &body).await
+async fn put_network(State(s): S, name: Name, JsonObject(body): JsonObject) -> ApiResult<Reply> {
+    s.api.put_network(&name, body).await
 }
-async fn delete_network(State(s): S, Path(name): Path<String>) -> ApiResult<Reply> {
+async fn delete_network(State(s): S, name: Name) -> ApiResult<Reply> {
     s.api.delete_network(&name).await
 }
 async fn list_container_managers(State(s): S) -> ApiResult<Reply> {
     s.api.list_container_managers().await
 }
-async fn get_container_manager(State(s): S, Path(name): Path<String>) -> ApiResult<Reply> {
+async fn get_container_manager(State(s): S, name: Name) -> ApiResult<Reply> {
     s.api.get_container_manager(&name).await
 }
 async fn put_container_manager(
     State(s): S,
-    Path(name): Path<String>,
-    body: Bytes,
+    name: Name,
+    JsonObject(body): JsonObject,
 ) -> ApiResult<Reply> {
-    s.api.put_container_manager(&name, &body).await
+    s.api.put_container_manager(&name, body).await
 }
-async fn delete_container_manager(State(s): S, Path(name): Path<String>) -> ApiResult<Reply> {
+async fn delete_container_manager(State(s): S, name: Name) -> ApiResult<Reply> {
     s.api.delete_container_manager(&name).await
 }
 

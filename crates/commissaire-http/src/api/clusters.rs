@@ -5,11 +5,12 @@ use axum::http::StatusCode;
 use commissaire_bus::codes;
 use commissaire_models::*;
 use commissaire_storage_client::StorageCallError;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::input::*;
 use super::{Api, Reply, created, ok};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Name;
 
 impl Api {
     pub(super) async fn clusters(&self) -> ApiResult<Vec<Cluster>> {
@@ -23,8 +24,7 @@ impl Api {
     }
 
     /// `GET /cluster/{name}`: the cluster with its computed status and host counts.
-    pub async fn get_cluster(&self, name: &str) -> ApiResult<Reply> {
-        check_name("name", name)?;
+    pub async fn get_cluster(&self, name: &Name) -> ApiResult<Reply> {
         // The cluster and its members' host records in one storage call.
         let params = json!({
             "model_type_name": "Cluster", "model_json_data": {"name": name},
@@ -79,9 +79,7 @@ impl Api {
 
     /// `PUT /cluster/{name}`: creates a cluster; re-creating it with the same
     /// settings is a 201, with other settings a 409.
-    pub async fn put_cluster(&self, name: &str, body: &[u8]) -> ApiResult<Reply> {
-        check_name("name", name)?;
-        let body = parse_body(body)?;
+    pub async fn put_cluster(&self, name: &Name, body: Map<String, Value>) -> ApiResult<Reply> {
         let network = optional_string(&body, "network")?.unwrap_or_else(|| "default".into());
         let container_manager = optional_string(&body, "container_manager")?.unwrap_or_default();
         check_name("network", &network)?;
@@ -134,7 +132,7 @@ impl Api {
     }
 
     /// `DELETE /cluster/{name}`.
-    pub async fn delete_cluster(&self, name: &str) -> ApiResult<Reply> {
+    pub async fn delete_cluster(&self, name: &Name) -> ApiResult<Reply> {
         let cluster = self.get_cluster_record(name).await?;
         if !cluster.container_manager.is_empty() {
             // Only the cluster's own nodes leave the container manager.
@@ -145,7 +143,7 @@ impl Api {
                     .request("container.remove_node", params, self.timeout)
                     .await
                 {
-                    tracing::warn!(cluster = name, %address, error = %e, "could not remove a node from the container manager");
+                    tracing::warn!(cluster = %name, %address, error = %e, "could not remove a node from the container manager");
                 }
             }
         }

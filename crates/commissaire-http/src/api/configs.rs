@@ -3,11 +3,11 @@
 
 use commissaire_models::*;
 use commissaire_storage_client::StorageCallError;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use super::input::*;
 use super::{Api, Reply, created, ok};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Name;
 
 impl Api {
     /// `GET /networks`: the network names.
@@ -16,17 +16,17 @@ impl Api {
     }
 
     /// `GET /network/{name}`.
-    pub async fn get_network(&self, name: &str) -> ApiResult<Reply> {
+    pub async fn get_network(&self, name: &Name) -> ApiResult<Reply> {
         self.get_named::<Network>(name, "network").await
     }
 
     /// `PUT /network/{name}`: 201 when created or identical, 409 when it differs.
-    pub async fn put_network(&self, name: &str, body: &[u8]) -> ApiResult<Reply> {
+    pub async fn put_network(&self, name: &Name, body: Map<String, Value>) -> ApiResult<Reply> {
         self.put_named::<Network>(name, body, "network").await
     }
 
     /// `DELETE /network/{name}`: refused (409) while a cluster uses it.
-    pub async fn delete_network(&self, name: &str) -> ApiResult<Reply> {
+    pub async fn delete_network(&self, name: &Name) -> ApiResult<Reply> {
         self.delete_named::<Network>(name, "network", |c| c.network == name)
             .await
     }
@@ -37,19 +37,23 @@ impl Api {
     }
 
     /// `GET /containermanager/{name}`.
-    pub async fn get_container_manager(&self, name: &str) -> ApiResult<Reply> {
+    pub async fn get_container_manager(&self, name: &Name) -> ApiResult<Reply> {
         self.get_named::<ContainerManagerConfig>(name, "container manager")
             .await
     }
 
     /// `PUT /containermanager/{name}`: 201 when created or identical, 409 when it differs.
-    pub async fn put_container_manager(&self, name: &str, body: &[u8]) -> ApiResult<Reply> {
+    pub async fn put_container_manager(
+        &self,
+        name: &Name,
+        body: Map<String, Value>,
+    ) -> ApiResult<Reply> {
         self.put_named::<ContainerManagerConfig>(name, body, "container manager")
             .await
     }
 
     /// `DELETE /containermanager/{name}`: refused (409) while a cluster uses it.
-    pub async fn delete_container_manager(&self, name: &str) -> ApiResult<Reply> {
+    pub async fn delete_container_manager(&self, name: &Name) -> ApiResult<Reply> {
         self.delete_named::<ContainerManagerConfig>(name, "container manager", |c| {
             c.container_manager == name
         })
@@ -69,8 +73,7 @@ impl Api {
     }
 
     /// One named configuration record.
-    pub(super) async fn get_named<M: Model>(&self, name: &str, what: &str) -> ApiResult<Reply> {
-        check_name("name", name)?;
+    pub(super) async fn get_named<M: Model>(&self, name: &Name, what: &str) -> ApiResult<Reply> {
         let record = self
             .get_opt::<M>(json!({"name": name}))
             .await?
@@ -81,12 +84,10 @@ impl Api {
     /// Creates a named configuration record from a request body.
     pub(super) async fn put_named<M: Model + PartialEq>(
         &self,
-        name: &str,
-        body: &[u8],
+        name: &Name,
+        mut body: Map<String, Value>,
         what: &str,
     ) -> ApiResult<Reply> {
-        check_name("name", name)?;
-        let mut body = parse_body(body)?;
         body.insert("name".into(), json!(name));
         let record = M::from_json(Value::Object(body))?;
         self.create_config(record, what).await
@@ -95,11 +96,10 @@ impl Api {
     /// Deletes a named configuration record unless a cluster uses it (409).
     pub(super) async fn delete_named<M: Model>(
         &self,
-        name: &str,
+        name: &Name,
         what: &str,
         used_by: impl Fn(&Cluster) -> bool,
     ) -> ApiResult<Reply> {
-        check_name("name", name)?;
         if let Some(c) = self.clusters().await?.into_iter().find(|c| used_by(c)) {
             return Err(ApiError::conflict(format!(
                 "{what} '{name}' is used by cluster '{}'",

@@ -6,11 +6,12 @@ use base64::Engine;
 use commissaire_bus::codes;
 use commissaire_models::*;
 use commissaire_storage_client::StorageCallError;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::input::*;
 use super::{Api, Reply, created, ok};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{Address, Name};
 
 impl Api {
     /// `GET /hosts`: every host.
@@ -29,16 +30,14 @@ impl Api {
     }
 
     /// `GET /host/{address}`.
-    pub async fn get_host(&self, address: &str) -> ApiResult<Reply> {
+    pub async fn get_host(&self, address: &Address) -> ApiResult<Reply> {
         ok(self.get_host_record(address).await?.to_safe_json())
     }
 
     /// `PUT /host/{address}` (and `PUT /host` with the peer's address): stores
     /// the host and its credentials and asks the investigator to bootstrap it.
     /// Re-creating it with the same key is a 201; with another key, a 409.
-    pub async fn put_host(&self, address: &str, body: &[u8]) -> ApiResult<Reply> {
-        check_address("address", address)?;
-        let body = parse_body(body)?;
+    pub async fn put_host(&self, address: &Address, body: Map<String, Value>) -> ApiResult<Reply> {
         let key = optional_string(&body, "ssh_priv_key")?
             .filter(|k| !k.trim().is_empty())
             .ok_or_else(|| {
@@ -211,7 +210,7 @@ impl Api {
 
     /// `DELETE /host/{address}`: removes the host, its credentials and its
     /// cluster memberships (and its node from the cluster's container manager).
-    pub async fn delete_host(&self, address: &str) -> ApiResult<Reply> {
+    pub async fn delete_host(&self, address: &Address) -> ApiResult<Reply> {
         self.get_host_record(address).await?;
         self.storage
             .delete::<Host>(json!({"address": address}))
@@ -232,15 +231,15 @@ impl Api {
         }
         for cluster in self.clusters().await? {
             if cluster.hostset.iter().any(|a| a == address) {
-                let _removed = self.delete_member(&cluster.name, address).await?;
+                let name = Name::parse("cluster", cluster.name.clone())?;
+                let _removed = self.delete_member(&name, address).await?;
             }
         }
         ok(json!([]))
     }
 
     /// `GET /host/{address}/creds`: the SSH credentials.
-    pub async fn get_creds(&self, address: &str) -> ApiResult<Reply> {
-        check_address("address", address)?;
+    pub async fn get_creds(&self, address: &Address) -> ApiResult<Reply> {
         let creds = self
             .get_opt::<HostCreds>(json!({"address": address}))
             .await?
@@ -250,7 +249,7 @@ impl Api {
 
     /// `GET /host/{address}/status`: the host's status and, when its cluster
     /// has a container manager, the node's status as the manager reports it.
-    pub async fn get_host_status(&self, address: &str) -> ApiResult<Reply> {
+    pub async fn get_host_status(&self, address: &Address) -> ApiResult<Reply> {
         let host = self.get_host_record(address).await?;
         let cluster = self
             .clusters()

@@ -1,5 +1,5 @@
-//! Reading request input: names, addresses and JSON bodies, each error
-//! naming the member at fault (400).
+//! Checking request input: names, addresses and the members of JSON
+//! bodies, each error naming the member at fault (400).
 
 use serde_json::{Map, Value};
 
@@ -35,22 +35,6 @@ pub fn check_address(field: &str, value: &str) -> ApiResult<()> {
         .field(field));
     }
     Ok(())
-}
-
-/// Parses a request body: empty means `{}`; anything but a JSON object is a 400.
-pub fn parse_body(body: &[u8]) -> ApiResult<Map<String, Value>> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::bad_request(
-            "the request body must be a JSON object",
-        )),
-        Err(e) => Err(ApiError::bad_request(format!(
-            "the request body is not valid JSON: {e}"
-        ))),
-    }
 }
 
 pub(super) fn optional_string(body: &Map<String, Value>, field: &str) -> ApiResult<Option<String>> {

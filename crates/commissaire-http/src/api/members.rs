@@ -5,15 +5,16 @@ use std::collections::HashSet;
 
 use commissaire_models::*;
 use commissaire_storage_client::StorageCallError;
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
 use super::input::*;
 use super::{Api, Reply, ok, updated_error};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{Address, Name};
 
 impl Api {
     /// `GET /cluster/{name}/hosts`: the member addresses.
-    pub async fn list_members(&self, name: &str) -> ApiResult<Reply> {
+    pub async fn list_members(&self, name: &Name) -> ApiResult<Reply> {
         ok(json!(self.get_cluster_record(name).await?.hostset))
     }
 
@@ -34,9 +35,7 @@ impl Api {
 
     /// `PUT /cluster/{name}/hosts` with `{"old": [...], "new": [...]}`: replaces
     /// the member list if it still is `old` (atomically), else 409.
-    pub async fn put_members(&self, name: &str, body: &[u8]) -> ApiResult<Reply> {
-        check_name("name", name)?;
-        let body = parse_body(body)?;
+    pub async fn put_members(&self, name: &Name, body: Map<String, Value>) -> ApiResult<Reply> {
         let old = string_list(&body, "old")?;
         let mut new = Vec::new();
         for address in string_list(&body, "new")? {
@@ -77,8 +76,7 @@ impl Api {
     }
 
     /// `GET /cluster/{name}/hosts/{address}`: 200 if a member, else 404.
-    pub async fn get_member(&self, name: &str, address: &str) -> ApiResult<Reply> {
-        check_address("address", address)?;
+    pub async fn get_member(&self, name: &Name, address: &Address) -> ApiResult<Reply> {
         let cluster = self.get_cluster_record(name).await?;
         if cluster.hostset.iter().any(|a| a == address) {
             ok(json!([address]))
@@ -90,8 +88,7 @@ impl Api {
     }
 
     /// `PUT /cluster/{name}/hosts/{address}`: adds a member (idempotent).
-    pub async fn put_member(&self, name: &str, address: &str) -> ApiResult<Reply> {
-        check_address("address", address)?;
+    pub async fn put_member(&self, name: &Name, address: &Address) -> ApiResult<Reply> {
         let cluster = self.get_cluster_record(name).await?;
         if cluster.hostset.iter().any(|a| a == address) {
             // A join whose registration failed (503 while containermgr was
@@ -140,8 +137,7 @@ impl Api {
     }
 
     /// `DELETE /cluster/{name}/hosts/{address}`: removes a member (idempotent).
-    pub async fn delete_member(&self, name: &str, address: &str) -> ApiResult<Reply> {
-        check_address("address", address)?;
+    pub async fn delete_member(&self, name: &Name, address: &Address) -> ApiResult<Reply> {
         let cluster = self
             .update_cluster(name, |c| {
                 let before = c.hostset.len();
@@ -156,7 +152,7 @@ impl Api {
                 .request("container.remove_node", params, self.timeout)
                 .await
             {
-                tracing::warn!(cluster = name, address, error = %e, "could not remove the node from the container manager");
+                tracing::warn!(cluster = %name, %address, error = %e, "could not remove the node from the container manager");
             }
         }
         ok(json!([]))

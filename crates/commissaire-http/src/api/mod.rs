@@ -25,7 +25,7 @@ use commissaire_storage_client::{StorageCallError, StorageClient, UpdateError};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
-pub use input::{check_address, check_name, parse_body};
+pub use input::{check_address, check_name};
 pub use operations::Operation;
 
 /// A JSON reply with a status.

@@ -6,11 +6,12 @@ use axum::Json;
 use axum::http::StatusCode;
 use commissaire_models::*;
 use commissaire_storage_client::StorageCallError;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::input::*;
 use super::{Api, Reply, created, ok, updated_error};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Name;
 
 /// The cluster operations, by the last path segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,8 +45,7 @@ impl Operation {
 
 impl Api {
     /// `GET /cluster/{name}/{restart|upgrade|deploy}`: the operation's record.
-    pub async fn get_operation(&self, name: &str, op: Operation) -> ApiResult<Reply> {
-        check_name("name", name)?;
+    pub async fn get_operation(&self, name: &Name, op: Operation) -> ApiResult<Reply> {
         match self
             .storage
             .get_value(op.kind().name(), json!({"name": name}))
@@ -62,8 +62,12 @@ impl Api {
 
     /// `PUT /cluster/{name}/{restart|upgrade|deploy}`: records a new operation
     /// (409 while one is in process) and asks clusterexec to run it.
-    pub async fn put_operation(&self, name: &str, op: Operation, body: &[u8]) -> ApiResult<Reply> {
-        let body = parse_body(body)?;
+    pub async fn put_operation(
+        &self,
+        name: &Name,
+        op: Operation,
+        body: Map<String, Value>,
+    ) -> ApiResult<Reply> {
         let version = if op == Operation::Deploy {
             match optional_string(&body, "version")? {
                 Some(v) if !v.trim().is_empty() => Some(v),
@@ -139,8 +143,7 @@ impl Api {
     /// stop the operation after the hosts it is working on (it sets
     /// `cancel_requested`; clusterexec ends the operation `cancelled`).
     /// 202 with the record; 404 if none was ever started; 409 if it is not in process.
-    pub async fn cancel_operation(&self, name: &str, op: Operation) -> ApiResult<Reply> {
-        check_name("name", name)?;
+    pub async fn cancel_operation(&self, name: &Name, op: Operation) -> ApiResult<Reply> {
         let kind = op.kind();
         let what = format!("the {} of cluster '{name}'", op.as_str());
         let saved = self
