@@ -210,7 +210,8 @@ async fn running_server(w: &mut ApiWorld) {
 
 #[given(expr = "a running commissaire server with TLS client certificates for {string}")]
 async fn running_tls_server(w: &mut ApiWorld, cn: String) {
-    let certs = Certs::make();
+    // openssl runs off the worker threads the scenarios share.
+    let certs = tokio::task::spawn_blocking(Certs::make).await.unwrap();
     let mut options = StackOptions::default();
     options.args.tls_pemfile = Some(certs.path("server-bundle.pem"));
     options.args.tls_clientverifyfile = Some(certs.path("ca.pem"));

@@ -76,7 +76,13 @@ impl Stack {
             let exchange = format!("test-{}", uuid::Uuid::new_v4().simple());
             (testkit::redis_uri(), exchange)
         } else {
-            (testkit::fresh_vhost(), "commissaire".to_string())
+            // rabbitmqctl takes seconds: off the runtime's worker threads,
+            // which the feature runner shares between 4 scenarios (blocking
+            // them stalled the others' consumer set-up past its 5 s limit).
+            let vhost = tokio::task::spawn_blocking(testkit::fresh_vhost)
+                .await
+                .unwrap();
+            (vhost, "commissaire".to_string())
         };
         let bus = commissaire_bus::connect(&amqp, &exchange, Duration::from_secs(10))
             .await
