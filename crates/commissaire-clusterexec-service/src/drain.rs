@@ -2,7 +2,9 @@
 //! restart, upgrade or deploy (as kured and OpenShift's machine-config
 //! operator do): cordon, drain, then after the host is back and Ready, uncordon.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use async_trait::async_trait;
 use commissaire_bus::Bus;

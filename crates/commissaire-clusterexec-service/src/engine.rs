@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use commissaire_ansible::{PlaybookRunner, Target, merged_vars};
 use commissaire_bus::{Bus, RpcError};

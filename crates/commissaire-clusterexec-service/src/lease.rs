@@ -2,7 +2,9 @@
 //! itself (`owner`, `lease_expires_at`) and changed only by compare-and-swap.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use commissaire_models::{DATE_FORMAT, OperationStatus};
 use serde_json::Value;

@@ -2,10 +2,14 @@
 //! redb file) and stand-in host executors and drainers: claiming, ordering,
 //! failures, batches, cancel, takeover after an expired lease, lost leases.
 //! (The same paths against real sshd hosts and ansible: tests/rolling.rs.)
+//! Every test runs on paused tokio time: the clock advances only when all
+//! tasks wait, so the timing rules are exact and immune to a loaded machine.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use async_trait::async_trait;
 use commissaire_ansible::Target;
@@ -212,7 +216,7 @@ fn strs(v: &Value) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn rolls_host_by_host_and_shows_progress() {
     let env = Env::new().await;
     let hosts = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
@@ -271,7 +275,7 @@ async fn rolls_host_by_host_and_shows_progress() {
     assert!(exec.running().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_failed_host_stops_the_roll_unless_tolerated() {
     let env = Env::new().await;
     let hosts = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
@@ -303,7 +307,7 @@ async fn a_failed_host_stops_the_roll_unless_tolerated() {
     assert_eq!(r["in_process"], json!([]));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn batches_run_together() {
     let env = Env::new().await;
     let hosts = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"];
@@ -316,9 +320,11 @@ async fn batches_run_together() {
     let r = env.wait_end(OpKind::Upgrade, "c", T).await;
     assert_eq!(r["status"], "finished", "{r}");
     assert_eq!(strs(&r["upgraded"]).len(), 5);
+    // Paused time: the clock moves only when every task waits, so the
+    // timings are exact (the wait's 20 ms polling is the only slack).
     let took = t0.elapsed();
     assert!(
-        took < Duration::from_millis(1400),
+        (Duration::from_millis(900)..=Duration::from_millis(920)).contains(&took),
         "3 steps of 300 ms took {took:?}"
     );
     let runs = fake.runs.lock().unwrap().clone();
@@ -327,12 +333,16 @@ async fn batches_run_together() {
         let (a, b) = (started[a], started[b]);
         if a > b { a - b } else { b - a }
     };
-    assert!(gap("10.0.0.1", "10.0.0.2") < Duration::from_millis(150));
-    assert!(gap("10.0.0.3", "10.0.0.4") < Duration::from_millis(150));
-    assert!(gap("10.0.0.2", "10.0.0.3") >= Duration::from_millis(250));
+    assert_eq!(gap("10.0.0.1", "10.0.0.2"), Duration::ZERO, "one batch");
+    assert_eq!(gap("10.0.0.3", "10.0.0.4"), Duration::ZERO, "one batch");
+    assert_eq!(
+        gap("10.0.0.2", "10.0.0.3"),
+        Duration::from_millis(300),
+        "the next batch starts when the first is done"
+    );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn cancel_stops_after_the_current_host() {
     let env = Env::new().await;
     let hosts = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
@@ -367,7 +377,7 @@ async fn cancel_stops_after_the_current_host() {
     assert_eq!(fake.order(), ["10.0.0.1"]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn expired_leases_are_taken_over_and_live_ones_are_not() {
     let env = Env::new().await;
     let hosts = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
@@ -420,7 +430,7 @@ async fn expired_leases_are_taken_over_and_live_ones_are_not() {
     ));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn two_replicas_never_run_the_same_operation() {
     let env = Env::new().await;
     let hosts = ["10.0.0.1", "10.0.0.2"];
@@ -444,7 +454,7 @@ async fn two_replicas_never_run_the_same_operation() {
     assert_eq!(fake.order(), hosts, "each host ran once");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_replica_that_loses_its_lease_stops() {
     let env = Env::new().await;
     let hosts = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
@@ -472,7 +482,7 @@ async fn a_replica_that_loses_its_lease_stops() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn nodes_are_cordoned_drained_and_uncordoned() {
     let env = Env::new().await;
     let hosts = ["10.0.0.1", "10.0.0.2"];
@@ -515,7 +525,7 @@ async fn nodes_are_cordoned_drained_and_uncordoned() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_service_answers_jobs_on_the_bus() {
     let env = Env::new().await;
     env.cluster("c", &["10.0.0.1"], "").await;
