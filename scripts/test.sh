@@ -86,7 +86,7 @@ rc=$?
 echo "test.sh: cargo test exited with $rc" >&2
 # The whole suite also runs the Gherkin features over the Redis bus.
 if [ $rc -eq 0 ] && [ ${#cargo_args[@]} -eq 0 ]; then
-  COMMISSAIRE_TEST_BUS=redis cargo test -p commissaire-http --test features
+  COMMISSAIRE_TEST_BUS=redis cargo test -p commissaire-acceptance --test features
   rc=$?
   echo "test.sh: features over Redis exited with $rc" >&2
 fi

@@ -1,4 +1,5 @@
-//! The /api/v0 endpoints against a real stack (RabbitMQ, storage service, etcd).
+//! The /api/v0 endpoints, fast tier: the server over the in-process bus and
+//! the storage service on a redb file (tests/common); no test bed needed.
 
 mod common;
 

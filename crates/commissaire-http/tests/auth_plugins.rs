@@ -1,5 +1,6 @@
 //! The authentication plugins, end to end: option parsing, bcrypt users from
-//! a file, inline and etcd, client certificates, and the remote identity
+//! a file and inline (users kept in a real etcd: `commissaire-acceptance`'s
+//! `tests/auth_etcd.rs`), client certificates, and the remote identity
 //! services (OpenShift / Kubernetes, Keystone) played by small axum servers
 //! answering on their real paths as the real APIs do.
 
@@ -548,94 +549,6 @@ async fn basic_auth_cache_can_be_disabled() {
         assert_eq!(plugin.verifications(), expected);
     }
     assert_eq!(plugin.name(), "httpbasicauth");
-}
-
-async fn etcd_put(key: &str, value: &str) {
-    let endpoint = commissaire_testkit::etcd_endpoint();
-    let mut client = etcd_client::Client::connect([endpoint], None)
-        .await
-        .unwrap();
-    client.put(key, value, None).await.unwrap();
-}
-
-async fn etcd_delete(key: &str) {
-    let endpoint = commissaire_testkit::etcd_endpoint();
-    let mut client = etcd_client::Client::connect([endpoint], None)
-        .await
-        .unwrap();
-    client.delete(key, None).await.unwrap();
-}
-
-#[tokio::test]
-async fn basic_auth_with_etcd_users() {
-    let endpoint = commissaire_testkit::etcd_endpoint();
-    let key = format!(
-        "{}httpbasicauthbyuserlist",
-        commissaire_testkit::etcd_prefix()
-    );
-    etcd_put(&key, &users_document().to_string()).await;
-
-    // Re-read on every request (etcd_refresh=0) to watch changes.
-    let plugin = Arc::new(
-        HttpBasicAuth::from_options(
-            &PluginSpec::parse_cli(&format!(
-                "httpbasicauth:etcd=http://{endpoint},etcd_key={key},etcd_refresh=0"
-            ))
-            .unwrap()
-            .options,
-        )
-        .await
-        .unwrap(),
-    );
-    let manager = AuthManager::with_authenticators(vec![plugin.clone()], vec![]);
-    assert_basic_users(&manager).await;
-    let before = plugin.verifications();
-    assert_eq!(
-        check(&manager, &basic("a", "secret-a")).await.as_deref(),
-        Some("a")
-    );
-    assert_eq!(plugin.verifications(), before, "cached");
-
-    // A changed hash invalidates the cached success.
-    etcd_put(
-        &key,
-        &json!({"a": {"hash": hash("new-secret", 4)}}).to_string(),
-    )
-    .await;
-    assert_eq!(check(&manager, &basic("a", "secret-a")).await, None);
-    assert_eq!(
-        check(&manager, &basic("a", "new-secret")).await.as_deref(),
-        Some("a")
-    );
-    assert_eq!(check(&manager, &basic("b", "pass:with:colons")).await, None);
-
-    // An invalid document keeps the previous list.
-    etcd_put(&key, "{not json").await;
-    assert_eq!(
-        check(&manager, &basic("a", "new-secret")).await.as_deref(),
-        Some("a")
-    );
-
-    // No key, no users.
-    etcd_delete(&key).await;
-    assert_eq!(check(&manager, &basic("a", "new-secret")).await, None);
-
-    // With the default refresh (30 s) a change is not seen at once.
-    etcd_put(&key, &users_document().to_string()).await;
-    let manager = manager_from_cli(&[&format!(
-        "commissaire_http.authentication.httpbasicauth:etcd=http://{endpoint},etcd_key={key}"
-    )])
-    .await
-    .unwrap();
-    assert_eq!(
-        check(&manager, &basic("a", "secret-a")).await.as_deref(),
-        Some("a")
-    );
-    etcd_delete(&key).await;
-    assert_eq!(
-        check(&manager, &basic("a", "secret-a")).await.as_deref(),
-        Some("a")
-    );
 }
 
 #[tokio::test]

@@ -109,3 +109,33 @@ fn no_source_file_grows_past_600_lines() {
     }
     assert!(over.is_empty(), "split these by concept: {over:#?}");
 }
+
+#[test]
+fn the_server_s_tests_need_no_test_bed() {
+    // The fast tier: `cargo test -p commissaire-http` runs on a machine with
+    // nothing installed but Rust; what needs the test bed lives in
+    // commissaire-acceptance.
+    let dir = root().join("crates/commissaire-http/tests");
+    let mut found = Vec::new();
+    let mut files = vec![dir];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(
+                std::fs::read_dir(&path)
+                    .expect("list")
+                    .map(|e| e.expect("entry").path()),
+            );
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).expect("read");
+            for needle in ["commissaire_testkit", "COMMISSAIRE_TEST_", "etcd_client"] {
+                if text.contains(needle) {
+                    found.push(format!("{}: {needle}", path.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "test-bed parts in the fast tier: {found:#?}"
+    );
+}
