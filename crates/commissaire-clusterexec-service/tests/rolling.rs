@@ -405,11 +405,21 @@ async fn a_managed_cluster_is_cordoned_drained_and_uncordoned_around_each_host()
             )
             .await
             .unwrap();
-        // Joining registers the node with the manager.
+        // The host joins; no investigator runs here, so its node is
+        // registered as the investigator's join would.
         let (s, b) = stack
             .put(&format!("/api/v0/cluster/managed/hosts/{h}"), json!({}))
             .await;
         assert_eq!(s, 200, "{b}");
+        stack
+            .bus
+            .request(
+                "container.register_node",
+                json!(["k8s", h]),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
         kube.state.lock().unwrap().pods.push(FakePod {
             namespace: "default".into(),
             name: format!("app-on-{h}"),

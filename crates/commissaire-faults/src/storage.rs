@@ -47,3 +47,22 @@ pub async fn set_host_status(bus: &commissaire_bus::Bus, address: &str, status: 
     host["os"] = json!("fedora");
     storage_save(bus, "Host", host).await;
 }
+
+/// A host bootstrapped earlier: its record (`disassociated`) and
+/// credentials written through storage, with no investigation pending (so
+/// an investigator of the stack leaves it alone until it joins a cluster).
+pub async fn bootstrapped_host(bus: &commissaire_bus::Bus, address: &str) {
+    storage_save(
+        bus,
+        "Host",
+        json!({"address": address, "status": "disassociated", "os": "fedora",
+               "last_check": commissaire_models::now_iso()}),
+    )
+    .await;
+    storage_save(
+        bus,
+        "HostCreds",
+        json!({"address": address, "ssh_priv_key": crate::key_b64(), "remote_user": "root"}),
+    )
+    .await;
+}

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{Api, Daemon, SplitStack};
+use crate::{Api, Daemon, SplitStack, testkit};
 
 /// Polls `probe` every 200 ms until it returns `Some`, for up to `within`;
 /// panics with `what` and the last value seen otherwise.
@@ -88,4 +88,22 @@ pub async fn wait_op_end(api: &Api, cluster: &str, op: &str, within: Duration) -
         }
     })
     .await
+}
+
+/// Waits up to a minute until host `address` is `active` and `kube` has
+/// its node (a join is a job: the server does not wait for it).
+pub async fn wait_joined(api: &Api, kube: &testkit::kube::StandInKube, address: &str, what: &str) {
+    wait_until(Duration::from_secs(60), what, || {
+        let api = api.clone();
+        let registered = kube.state.lock().unwrap().nodes.contains_key(address);
+        async move {
+            let host = api.get_ok(&format!("/api/v0/host/{address}")).await;
+            if registered && host["status"] == "active" {
+                Ok(())
+            } else {
+                Err(format!("registered: {registered}, host: {host}"))
+            }
+        }
+    })
+    .await;
 }

@@ -24,12 +24,10 @@ fn same_processes(stack: &mut SplitStack, before: &[(Daemon, Option<u32>)]) {
     }
 }
 
-/// A managed cluster and a host to join to it after the outage (containermgr
-/// and storage both have to answer for the join to work).
+/// A managed cluster and a bootstrapped host to join to it after the outage.
 async fn managed_cluster(api: &Api, bus: &commissaire_bus::Bus, kube: &testkit::kube::StandInKube) {
     create_managed_cluster(api, &kube.url, "t").await;
-    assert_eq!(api.put_host("10.7.0.1").await.status, Some(201));
-    set_host_status(bus, "10.7.0.1", "disassociated").await;
+    bootstrapped_host(bus, "10.7.0.1").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -61,11 +59,20 @@ async fn rabbitmq_restart_under_load() {
     let (outage_503, slowest) = report.check_outage(down, up, Duration::from_secs(1));
     report.check_intact(&api).await;
     same_processes(&mut stack, &pids);
-    // Every daemon consumes again: a join goes server -> storage -> containermgr.
+    // Every daemon consumes again: the server and storage take a join (a
+    // job for an investigator, which this stack leaves out: the load's
+    // hosts would keep it busy), and containermgr registers its node.
     let a = api
         .put("/api/v0/cluster/managed/hosts/10.7.0.1", json!({}))
         .await;
     assert_eq!(a.status, Some(200), "{a:?}");
+    bus.request(
+        "container.register_node",
+        json!(["k8s", "10.7.0.1"]),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("containermgr answers after the restart");
     assert!(kube.state.lock().unwrap().nodes.contains_key("10.7.0.1"));
     println!(
         "rabbitmq restart: {} clusters and {} hosts intact, {outage_503} clear 503s during the \

@@ -83,6 +83,7 @@ impl Investigator {
         address: &str,
         cluster: &str,
         take_over: bool,
+        join: bool,
     ) -> Result<Option<Investigation>, RpcError> {
         let me = &self.config.replica_id;
         /// Another live replica owns the investigation.
@@ -100,6 +101,7 @@ impl Investigator {
                         address: address.to_string(),
                         cluster: cluster.to_string(),
                         requested_at: now().format(DATE_FORMAT).to_string(),
+                        join,
                         ..Investigation::default()
                     },
                 };
@@ -189,6 +191,7 @@ impl Investigator {
         address: &str,
         cluster_data: &Value,
         take_over: bool,
+        join: bool,
     ) -> Result<Option<Value>, RpcError> {
         let Some(_running) = self.running.enter(address) else {
             tracing::debug!(address, "this replica is investigating the host already");
@@ -198,16 +201,18 @@ impl Investigator {
             .get("name")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let Some(claimed) = self.claim(address, cluster, take_over).await? else {
+        let Some(claimed) = self.claim(address, cluster, take_over, join).await? else {
             return Ok(None);
         };
+        // The record says what the job is (a scan knows only the address).
+        let join = claimed.join;
         let cluster_data = if cluster_data.get("name").is_some() || claimed.cluster.is_empty() {
             cluster_data.clone()
         } else {
             json!({"name": claimed.cluster})
         };
         let result = tokio::select! {
-            result = self.investigate_unless_done(address, &cluster_data) => result,
+            result = self.investigate_unless_done(address, &cluster_data, join) => result,
             why = self.keep_lease(claimed) => {
                 tracing::warn!(address, %why, "investigation abandoned: its lease is lost");
                 return Err(RpcError::unavailable(format!("investigation of {address} abandoned: {why}")));
@@ -230,6 +235,7 @@ impl Investigator {
         &self,
         address: &str,
         cluster_data: &Value,
+        join: bool,
     ) -> Result<Value, RpcError> {
         let host: commissaire_models::Host = self
             .storage
@@ -255,7 +261,11 @@ impl Investigator {
                 return Ok(host.to_json());
             }
         }
-        self.investigate(address, cluster_data).await
+        if join {
+            self.join(address, cluster_data).await
+        } else {
+            self.investigate(address, cluster_data).await
+        }
     }
 
     /// One scan: claims and starts (in the background, at most `workers`
@@ -291,7 +301,7 @@ impl Investigator {
             tokio::spawn(async move {
                 let _permit = permit;
                 let address = record.address.clone();
-                match me.run_claimed(&address, &json!({}), take_over).await {
+                match me.run_claimed(&address, &json!({}), take_over, false).await {
                     Ok(Some(_)) => tracing::info!(%address, "recovered investigation finished"),
                     Ok(None) => {}
                     Err(e) => {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use commissaire_ansible::{Playbook, PlaybookRunner, Target, gather_facts, merged_vars};
-use commissaire_bus::{Bus, RpcError, codes};
+use commissaire_bus::{Bus, BusError, RpcError, codes};
 use commissaire_models::*;
 use commissaire_service::{Methods, Service};
 use commissaire_storage_client::{StorageCallError, StorageClient};
@@ -276,37 +276,55 @@ impl Investigator {
     }
 
     /// Registers the node with the cluster's container manager and waits
-    /// until the manager reports it; errors say why.
+    /// until the manager reports it Ready, for up to `node_ready_timeout`.
+    /// A manager that cannot be reached (containermgr down, the bus
+    /// reconnecting) is asked again every 2 s meanwhile: an outage delays
+    /// the join, it does not fail it. Errors say why.
     async fn register(&self, cm_name: &str, address: &str) -> Result<(), String> {
+        const CALL: Duration = Duration::from_secs(10);
         let timeout = self.config.node_ready_timeout;
-        self.bus
-            .request(
-                "container.register_node",
-                json!([cm_name, address]),
-                Duration::from_secs(30),
-            )
-            .await
-            .map_err(|e| format!("container manager '{cm_name}' did not register the node: {e}"))?;
         let deadline = tokio::time::Instant::now() + timeout;
+        let unreachable = |e: &BusError| {
+            e.is_unavailable() || e.rpc().is_some_and(|r| r.code == codes::UNAVAILABLE)
+        };
+        let params = json!([cm_name, address]);
+        let mut registered = false;
+        let mut last = String::from("no answer yet");
         loop {
-            match self
-                .bus
-                .request(
-                    "container.node_registered",
-                    json!([cm_name, address]),
-                    Duration::from_secs(30),
-                )
-                .await
-            {
-                Ok(state) if state["ready"] == true => return Ok(()),
-                Ok(_) => {}
-                Err(e) if tokio::time::Instant::now() >= deadline => {
-                    return Err(format!("the node did not become ready in {timeout:?}: {e}"));
+            if !registered {
+                match self
+                    .bus
+                    .request("container.register_node", params.clone(), CALL)
+                    .await
+                {
+                    Ok(_) => registered = true,
+                    Err(e) if unreachable(&e) => last = e.to_string(),
+                    Err(e) => {
+                        return Err(format!(
+                            "container manager '{cm_name}' did not register the node: {e}"
+                        ));
+                    }
                 }
-                Err(_) => {}
+            }
+            if registered {
+                match self
+                    .bus
+                    .request("container.node_registered", params.clone(), CALL)
+                    .await
+                {
+                    Ok(state) if state["ready"] == true => return Ok(()),
+                    Ok(_) => last = "the node is not Ready".into(),
+                    Err(e) => last = e.to_string(),
+                }
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(format!("the node did not become ready in {timeout:?}"));
+                return Err(if registered {
+                    format!("the node did not become ready in {timeout:?}: {last}")
+                } else {
+                    format!(
+                        "container manager '{cm_name}' could not be reached in {timeout:?}: {last}"
+                    )
+                });
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
@@ -370,9 +388,30 @@ impl Investigator {
                 .fail(address, format!("bootstrap failed: {problem}"))
                 .await;
         }
+        self.enter_cluster(address, cluster.as_ref()).await
+    }
+
+    /// A bootstrapped host joins its cluster (a join-only job: no facts, no
+    /// playbook).
+    pub async fn join(&self, address: &str, cluster_data: &Value) -> Result<Value, RpcError> {
+        let cluster = self.cluster_of(address, cluster_data).await?;
+        tracing::info!(address, cluster = ?cluster.as_ref().map(|c| &c.name), "joining");
+        self.enter_cluster(address, cluster.as_ref()).await
+    }
+
+    /// The one join path, for a host just bootstrapped and for a
+    /// bootstrapped host added to a cluster: with a container manager, the
+    /// node is registered and the host is `active` once the manager reports
+    /// it Ready (`failed`, saying why, if it is not within
+    /// `node_ready_timeout`); without one it is `disassociated`. Then the
+    /// watcher checks it.
+    async fn enter_cluster(
+        &self,
+        address: &str,
+        cluster: Option<&Cluster>,
+    ) -> Result<Value, RpcError> {
         let mut status = HostState::Disassociated;
         if let Some(cm) = cluster
-            .as_ref()
             .map(|c| c.container_manager.clone())
             .filter(|c| !c.is_empty())
         {
@@ -395,7 +434,7 @@ impl Investigator {
             previous_status: String::new(),
         };
         self.storage.save(&record).await.map_err(storage_error)?;
-        tracing::info!(address, status = %host.status, "host bootstrapped");
+        tracing::info!(address, status = %host.status, "host in its cluster");
         Ok(host.to_json())
     }
 }
@@ -408,6 +447,9 @@ struct InvestigateParams {
     /// The cluster it joins, as the server saw it (`null`: none).
     #[serde(default)]
     cluster_data: Value,
+    /// Only join the cluster (the host is bootstrapped already).
+    #[serde(default)]
+    join: bool,
 }
 
 impl Service for Investigator {
@@ -424,7 +466,7 @@ impl Service for Investigator {
             "investigate",
             |me: Arc<Self>, p: InvestigateParams| async move {
                 let address = p.address;
-                let result = me.run_claimed(&address, &p.cluster_data, false).await;
+                let result = me.run_claimed(&address, &p.cluster_data, false, p.join).await;
                 match &result {
                     Err(e) => {
                         tracing::warn!(%address, error = %e.message, "investigation could not finish")

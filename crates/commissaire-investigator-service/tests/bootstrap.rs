@@ -290,3 +290,63 @@ async fn a_wrong_manager_token_fails_the_host_with_the_reason() {
     assert_eq!(host["status"], "failed");
     assert!(host["reason"].as_str().unwrap().contains("401"), "{host}");
 }
+
+#[tokio::test]
+async fn a_bootstrapped_host_added_to_a_managed_cluster_joins_like_a_new_one() {
+    let sshd = TestSshd::start("127.0.0.42");
+    let kube = commissaire_testkit::kube::StandInKube::start("node-token").await;
+    let s = start().await;
+    // Bootstrapped outside any cluster: disassociated.
+    s.send(
+        "PUT",
+        &format!("/api/v0/host/{}", sshd.address),
+        json!({"ssh_priv_key": key_b64()}),
+    )
+    .await;
+    assert_eq!(s.settled(&sshd.address).await["status"], "disassociated");
+    let cm =
+        json!({"type": "kubernetes", "options": {"server_url": kube.url, "token": "node-token"}});
+    s.send("PUT", "/api/v0/containermanager/k8s", cm).await;
+    s.send(
+        "PUT",
+        "/api/v0/cluster/managed",
+        json!({"container_manager": "k8s"}),
+    )
+    .await;
+    // Joining answers at once; the investigator registers the node and the
+    // host is active only once the node is Ready, as after a bootstrap.
+    let (status, body) = s
+        .send(
+            "PUT",
+            &format!("/api/v0/cluster/managed/hosts/{}", sshd.address),
+            Value::Null,
+        )
+        .await;
+    assert_eq!((status, body), (200, json!([sshd.address])));
+    for _ in 0..150 {
+        if kube.state.lock().unwrap().nodes.contains_key(&sshd.address) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        kube.state.lock().unwrap().nodes.contains_key(&sshd.address),
+        "the node was registered"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        s.get(&format!("/api/v0/host/{}", sshd.address)).await.1["status"],
+        "disassociated",
+        "not active before the node is Ready"
+    );
+    kube.set_ready(&sshd.address, true);
+    for _ in 0..150 {
+        if s.get(&format!("/api/v0/host/{}", sshd.address)).await.1["status"] == "active" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let host = s.get(&format!("/api/v0/host/{}", sshd.address)).await.1;
+    assert_eq!(host["status"], "active", "{host}");
+    assert!(host.get("reason").is_none_or(|r| r == ""), "{host}");
+}

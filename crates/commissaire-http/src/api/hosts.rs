@@ -105,24 +105,32 @@ impl Api {
             let joined = self.add_to_hostset(name, address).await?;
             cluster_data = joined.to_json();
         }
-        self.request_investigation(address, cluster_name.as_deref().unwrap_or(""), cluster_data)
-            .await?;
+        self.request_investigation(
+            address,
+            cluster_name.as_deref().unwrap_or(""),
+            cluster_data,
+            false,
+        )
+        .await?;
         created(host.to_safe_json())
     }
 
     /// Stores the host's [`Investigation`] record (the job itself: an
     /// investigator takes it up from storage even if the announcement
-    /// below is lost), then announces `jobs.investigate`.
+    /// below is lost), then announces `jobs.investigate`. `join`: the host
+    /// is bootstrapped already and only joins `cluster`.
     pub(super) async fn request_investigation(
         &self,
         address: &str,
         cluster: &str,
         cluster_data: Value,
+        join: bool,
     ) -> ApiResult<()> {
         let record = Investigation {
             address: address.to_string(),
             cluster: cluster.to_string(),
             requested_at: now_iso(),
+            join,
             ..Investigation::default()
         };
         self.storage.save(&record).await?;
@@ -130,7 +138,7 @@ impl Api {
             .bus
             .notify(
                 "jobs.investigate",
-                json!({"address": address, "cluster_data": cluster_data}),
+                json!({"address": address, "cluster_data": cluster_data, "join": join}),
             )
             .await
         {
@@ -203,7 +211,7 @@ impl Api {
                 h.reason.clear();
             })
             .await?;
-        self.request_investigation(&address, &cluster_name, cluster_data)
+        self.request_investigation(&address, &cluster_name, cluster_data, false)
             .await?;
         created(host.to_safe_json())
     }

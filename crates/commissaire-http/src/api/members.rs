@@ -8,7 +8,7 @@ use commissaire_storage_client::StorageCallError;
 use serde_json::{Map, Value, json};
 
 use super::input::*;
-use super::{Api, Reply, ok, updated_error};
+use super::{Api, Reply, ok};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Address, Name};
 
@@ -63,7 +63,7 @@ impl Api {
                     .iter()
                     .filter(|a| !current.hostset.contains(a))
                 {
-                    self.register_member(&saved, address).await?;
+                    self.request_join(&saved, address).await?;
                 }
                 ok(saved.to_json())
             }
@@ -91,49 +91,38 @@ impl Api {
     pub async fn put_member(&self, name: &Name, address: &Address) -> ApiResult<Reply> {
         let cluster = self.get_cluster_record(name).await?;
         if cluster.hostset.iter().any(|a| a == address) {
-            // A join whose registration failed (503 while containermgr was
-            // down) left the host a member that is still `disassociated`:
-            // registering it now (idempotent) makes the client's retry
-            // complete the join instead of answering 200 for a node that
-            // the manager never got.
+            // A member that is still `disassociated` with no join pending
+            // has not joined: asking again queues its join anew.
             if !cluster.container_manager.is_empty()
                 && self
                     .get_opt::<Host>(json!({"address": address}))
                     .await?
                     .is_some_and(|h| h.status == HostState::Disassociated)
+                && self
+                    .get_opt::<Investigation>(json!({"address": address}))
+                    .await?
+                    .is_none()
             {
-                self.register_member(&cluster, address).await?;
+                self.request_join(&cluster, address).await?;
             }
             return ok(json!([address]));
         }
         self.joinable(address).await?;
         let cluster = self.add_to_hostset(name, address).await?;
-        self.register_member(&cluster, address).await?;
+        self.request_join(&cluster, address).await?;
         ok(json!([address]))
     }
 
-    /// Registers a new member with the cluster's container manager, if the
-    /// cluster has one; the host's status becomes `active`.
-    pub(super) async fn register_member(&self, cluster: &Cluster, address: &str) -> ApiResult<()> {
+    /// Hands a new member's join to an investigator when the cluster has a
+    /// container manager (a durable job, as an investigation: the node is
+    /// registered and the host becomes `active` once the node is Ready, or
+    /// `failed` saying why). The server does not wait for it.
+    pub(super) async fn request_join(&self, cluster: &Cluster, address: &str) -> ApiResult<()> {
         if cluster.container_manager.is_empty() {
             return Ok(());
         }
-        let params = json!([cluster.container_manager, address]);
-        self.bus
-            .request("container.register_node", params, self.timeout)
-            .await?;
-        self.storage
-            .upsert(json!({"address": address}), |host: Option<&Host>| {
-                Ok(host
-                    .filter(|h| h.status != HostState::Active)
-                    .map(|h| Host {
-                        status: HostState::Active,
-                        ..h.clone()
-                    }))
-            })
+        self.request_investigation(address, &cluster.name, cluster.to_json(), true)
             .await
-            .map_err(|e| updated_error(e, &format!("host '{address}'")))?;
-        Ok(())
     }
 
     /// `DELETE /cluster/{name}/hosts/{address}`: removes a member (idempotent).

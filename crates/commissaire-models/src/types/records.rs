@@ -65,6 +65,11 @@ pub struct Investigation {
     pub lease_expires_at: String,
     /// How many times an investigator has started it.
     pub attempts: u32,
+    /// A join only: the host is bootstrapped already and joins `cluster`
+    /// (registered with its container manager, `active` once the node is
+    /// Ready); no facts, no playbook. Absent: a whole investigation.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub join: bool,
 }
 
 impl Investigation {
