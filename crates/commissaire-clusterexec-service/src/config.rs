@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::num::NonZeroU32;
+
+use commissaire_service::{Seconds, parse_members};
 use serde_json::{Map, Value};
 
 use crate::ExecError;
@@ -74,79 +77,66 @@ impl Default for ClusterExecConfig {
     }
 }
 
-fn seconds(config: &Map<String, Value>, field: &str) -> Result<Option<Duration>, ExecError> {
-    match config.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_f64() {
-            Some(s) if s > 0.0 && s.is_finite() && s < 1e9 => Ok(Some(Duration::from_secs_f64(s))),
-            _ => Err(ExecError::config(
-                field,
-                "must be a positive number of seconds",
-            )),
-        },
-    }
-}
-
-fn count(config: &Map<String, Value>, field: &str, min: u64) -> Result<Option<u32>, ExecError> {
-    match config.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_u64() {
-            Some(n) if n >= min && n <= u64::from(u32::MAX) => Ok(Some(n as u32)),
-            _ => Err(ExecError::config(
-                field,
-                format!("must be a whole number of at least {min}"),
-            )),
-        },
-    }
+/// The clusterexec service's own members of its document, typed.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Members {
+    playbook_dir: Option<PathBuf>,
+    ansible_vars: Option<Map<String, Value>>,
+    lease_seconds: Option<Seconds>,
+    scan_seconds: Option<Seconds>,
+    max_failures: Option<u32>,
+    batch_size: Option<NonZeroU32>,
+    playbook_timeout_seconds: Option<Seconds>,
+    drain_timeout_seconds: Option<Seconds>,
+    container_timeout_seconds: Option<Seconds>,
+    storage_retry_timeout: Option<Seconds>,
+    replica_id: Option<String>,
 }
 
 impl ClusterExecConfig {
-    /// Reads the settings from a configuration document; absent members keep their defaults.
+    /// Reads the settings from a configuration document; absent members
+    /// keep their defaults; an unknown member or one of the wrong type is
+    /// [`ExecError::Config`] naming it.
     pub fn from_config(config: &Map<String, Value>) -> Result<Self, ExecError> {
+        let m: Members = parse_members("clusterexec", config).map_err(|e| {
+            let member = if e.member.is_empty() {
+                "(member)"
+            } else {
+                &e.member
+            };
+            ExecError::config(member, e.reason)
+        })?;
         let mut c = ClusterExecConfig::default();
-        match config.get("playbook_dir") {
-            None | Some(Value::Null) => {}
-            Some(Value::String(s)) if !s.is_empty() => c.playbook_dir = PathBuf::from(s),
-            Some(_) => {
+        if let Some(dir) = m.playbook_dir {
+            if dir.as_os_str().is_empty() {
                 return Err(ExecError::config(
                     "playbook_dir",
                     "must be a directory path",
                 ));
             }
+            c.playbook_dir = dir;
         }
-        match config.get("ansible_vars") {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(vars)) => c.ansible_vars = vars.clone(),
-            Some(_) => return Err(ExecError::config("ansible_vars", "must be an object")),
+        if let Some(vars) = m.ansible_vars {
+            c.ansible_vars = vars;
         }
-        if let Some(lease) = seconds(config, "lease_seconds")? {
+        if let Some(Seconds(lease)) = m.lease_seconds {
             c.lease = lease;
             c.scan_interval = lease / 2;
         }
-        if let Some(scan) = seconds(config, "scan_seconds")? {
+        if let Some(Seconds(scan)) = m.scan_seconds {
             c.scan_interval = scan;
         }
-        if let Some(n) = count(config, "max_failures", 0)? {
-            c.max_failures = n;
-        }
-        if let Some(n) = count(config, "batch_size", 1)? {
-            c.batch_size = n;
-        }
-        if let Some(t) = seconds(config, "playbook_timeout_seconds")? {
-            c.playbook_timeout = t;
-        }
-        if let Some(t) = seconds(config, "drain_timeout_seconds")? {
-            c.drain_timeout = t;
-        }
-        if let Some(t) = seconds(config, "container_timeout_seconds")? {
-            c.container_timeout = t;
-        }
-        if let Some(t) = seconds(config, "storage_retry_timeout")? {
-            c.storage_retry_timeout = t;
-        }
-        match config.get("replica_id") {
-            None | Some(Value::Null) => {}
-            Some(Value::String(s)) if !s.trim().is_empty() => c.replica_id = s.trim().to_string(),
+        c.max_failures = m.max_failures.unwrap_or(c.max_failures);
+        c.batch_size = m.batch_size.map_or(c.batch_size, NonZeroU32::get);
+        let secs = |v: Option<Seconds>, default: Duration| v.map_or(default, |s| s.0);
+        c.playbook_timeout = secs(m.playbook_timeout_seconds, c.playbook_timeout);
+        c.drain_timeout = secs(m.drain_timeout_seconds, c.drain_timeout);
+        c.container_timeout = secs(m.container_timeout_seconds, c.container_timeout);
+        c.storage_retry_timeout = secs(m.storage_retry_timeout, c.storage_retry_timeout);
+        match m.replica_id {
+            None => {}
+            Some(id) if !id.trim().is_empty() => c.replica_id = id.trim().to_string(),
             Some(_) => {
                 return Err(ExecError::config(
                     "replica_id",
@@ -187,6 +177,7 @@ mod tests {
             json!({"batch_size": 0}),
             json!({"lease_seconds": "x"}),
             json!({"ansible_vars": []}),
+            json!({"batch_sise": 2}),
         ] {
             let e = ClusterExecConfig::from_config(bad.as_object().unwrap()).unwrap_err();
             assert!(matches!(e, ExecError::Config { .. }), "{e}");

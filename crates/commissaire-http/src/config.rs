@@ -160,14 +160,79 @@ fn read_file(args: &ServerArgs) -> Result<(String, Map<String, Value>), ServerCo
     }
 }
 
+/// The members of the server's configuration file (`_` may stand for `-`).
+pub const FILE_MEMBERS: [&str; 14] = [
+    "listen-interface",
+    "listen-port",
+    "tls-pemfile",
+    "tls-clientverifyfile",
+    "authentication-plugins",
+    "authentication-plugin",
+    "self-auths",
+    "bus-uri",
+    "bus-exchange",
+    "debug",
+    "request-timeout",
+    "read-cache-seconds",
+    "header-read-timeout",
+    "logging",
+];
+
 impl ServerConfig {
-    /// Resolves the settings: flags over the file over the defaults.
+    /// Resolves the settings: flags over the file over the defaults. A
+    /// member the server does not know (a typo: `listen_prot`) or one of
+    /// the wrong type (`"request-timeout": "30"`) is an error naming it.
     pub fn resolve(args: &ServerArgs, default_bus_uri: &str) -> Result<Self, ServerConfigError> {
+        Self::resolve_with(args, default_bus_uri, &[])
+    }
+
+    /// [`ServerConfig::resolve`] for a binary whose file holds members of
+    /// its own besides the server's (the all-in-one's `data-dir`,
+    /// `investigator`, ...), which it reads from [`ServerConfig::file`].
+    pub fn resolve_with(
+        args: &ServerArgs,
+        default_bus_uri: &str,
+        own_members: &[&str],
+    ) -> Result<Self, ServerConfigError> {
         let (origin, file) = read_file(args)?;
+        if let Some(unknown) = file
+            .keys()
+            .find(|k| !FILE_MEMBERS.contains(&k.as_str()) && !own_members.contains(&k.as_str()))
+        {
+            let mut known: Vec<&str> = FILE_MEMBERS.iter().chain(own_members).copied().collect();
+            known.sort_unstable();
+            return Err(ServerConfigError::Invalid {
+                origin,
+                reason: format!("unknown member '{unknown}' (known: {})", known.join(", ")),
+            });
+        }
         let invalid = |key: &str, what: &str| ServerConfigError::Invalid {
             origin: origin.clone(),
             reason: format!("'{key}' must be {what}"),
         };
+        let number = |key: &str, default: f64| -> Result<f64, ServerConfigError> {
+            match file.get(key) {
+                None | Some(Value::Null) => Ok(default),
+                Some(v) => v
+                    .as_f64()
+                    .ok_or_else(|| invalid(key, "a number of seconds")),
+            }
+        };
+        let debug = match file.get("debug") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(invalid("debug", "true or false")),
+        };
+        if let Some(logging) = file.get("logging") {
+            commissaire_service::parse_value::<commissaire_service::LoggingSettings>(
+                "server",
+                logging.clone(),
+            )
+            .map_err(|e| ServerConfigError::Invalid {
+                origin: origin.clone(),
+                reason: format!("'logging': {}", e.reason),
+            })?;
+        }
         let text = |key: &str| -> Result<Option<String>, ServerConfigError> {
             match file.get(key) {
                 None | Some(Value::Null) => Ok(None),
@@ -224,10 +289,7 @@ impl ServerConfig {
         };
         let request_timeout = match args.request_timeout {
             Some(t) => t,
-            None => file
-                .get("request-timeout")
-                .and_then(Value::as_f64)
-                .unwrap_or(10.0),
+            None => number("request-timeout", 10.0)?,
         };
         if !(request_timeout > 0.0 && request_timeout < 3600.0) {
             return Err(invalid(
@@ -250,10 +312,7 @@ impl ServerConfig {
         }
         let header_read_timeout = match args.header_read_timeout {
             Some(t) => t,
-            None => file
-                .get("header-read-timeout")
-                .and_then(Value::as_f64)
-                .unwrap_or(30.0),
+            None => number("header-read-timeout", 30.0)?,
         };
         if !(header_read_timeout > 0.0 && header_read_timeout < 3600.0) {
             return Err(invalid(
@@ -286,7 +345,7 @@ impl ServerConfig {
                 None => text("bus-exchange")?
                     .unwrap_or_else(|| commissaire_bus::DEFAULT_EXCHANGE.to_string()),
             },
-            debug: args.debug || file.get("debug").and_then(Value::as_bool).unwrap_or(false),
+            debug: args.debug || debug,
             request_timeout: Duration::from_secs_f64(request_timeout),
             read_cache_ttl: Duration::from_secs_f64(read_cache_seconds),
             header_read_timeout: Duration::from_secs_f64(header_read_timeout),

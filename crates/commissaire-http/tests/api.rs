@@ -796,6 +796,25 @@ async fn server_configuration_file_and_flags() {
         ..Default::default()
     };
     assert!(ServerConfig::resolve(&missing, "x").is_err());
+    // A typo or a wrong type is an error naming the member, not a default.
+    for (bad, member) in [
+        (r#"{"listen_prot": 80}"#, "listen-prot"),
+        (r#"{"request-timeout": "30"}"#, "request-timeout"),
+        (r#"{"debug": "yes"}"#, "debug"),
+        (r#"{"logging": {"format": "xml"}}"#, "logging"),
+    ] {
+        std::fs::write(&path, bad).unwrap();
+        let e = ServerConfig::resolve(
+            &ServerArgs {
+                config_file: Some(path.clone()),
+                ..Default::default()
+            },
+            "x",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(member), "{bad}: {e}");
+    }
     std::fs::write(&path, r#"{"listen-port": "eighty"}"#).unwrap();
     assert!(
         ServerConfig::resolve(

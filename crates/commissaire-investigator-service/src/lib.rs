@@ -18,7 +18,7 @@ use std::time::Duration;
 use commissaire_ansible::{Playbook, PlaybookRunner, Target, gather_facts, merged_vars};
 use commissaire_bus::{Bus, BusError, RpcError, codes};
 use commissaire_models::*;
-use commissaire_service::{Methods, Service};
+use commissaire_service::{MemberError, Methods, Seconds, Service, parse_members};
 use commissaire_storage_client::{StorageCallError, StorageClient};
 use serde_json::{Map, Value, json};
 
@@ -55,55 +55,57 @@ pub struct InvestigatorConfig {
     pub replica_id: String,
 }
 
-/// A configuration member has the wrong type.
-#[derive(Debug, thiserror::Error)]
-#[error("investigator configuration: '{0}' {1}")]
-pub struct ConfigError(String, &'static str);
+/// The investigator's own members of its configuration document, typed.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Members {
+    playbook_dir: Option<PathBuf>,
+    ansible_vars: Option<Map<String, Value>>,
+    os_commands: Option<Map<String, Value>>,
+    facts_timeout: Option<Seconds>,
+    bootstrap_timeout: Option<Seconds>,
+    etcd_server_url: Option<String>,
+    node_ready_timeout: Option<Seconds>,
+    storage_retry_timeout: Option<Seconds>,
+    lease_seconds: Option<Seconds>,
+    scan_seconds: Option<Seconds>,
+    replica_id: Option<String>,
+}
 
 impl InvestigatorConfig {
-    /// Reads the members of a service configuration document.
-    pub fn from_config(config: &Map<String, Value>) -> Result<Self, ConfigError> {
-        let object = |key: &str| match config.get(key) {
-            None | Some(Value::Null) => Ok(Map::new()),
-            Some(Value::Object(m)) => Ok(m.clone()),
-            Some(_) => Err(ConfigError(key.into(), "must be an object")),
-        };
-        let seconds = |key: &str, default: u64| match config.get(key) {
-            None | Some(Value::Null) => Ok(Duration::from_secs(default)),
-            Some(v) => v
-                .as_f64()
-                .filter(|s| *s > 0.0)
-                .map(Duration::from_secs_f64)
-                .ok_or_else(|| ConfigError(key.into(), "must be a positive number of seconds")),
+    /// Reads the members of a service configuration document; an unknown
+    /// member or one of the wrong type is an error naming it.
+    pub fn from_config(config: &Map<String, Value>) -> Result<Self, MemberError> {
+        let m: Members = parse_members("investigator", config)?;
+        let secs =
+            |v: Option<Seconds>, default: u64| v.map_or(Duration::from_secs(default), |s| s.0);
+        let replica_id = match m.replica_id {
+            None => commissaire_service::replica_id("investigator"),
+            Some(id) if !id.trim().is_empty() => id.trim().to_string(),
+            Some(_) => {
+                return Err(MemberError {
+                    service: "investigator".into(),
+                    member: "replica_id".into(),
+                    reason: "must not be empty".into(),
+                });
+            }
         };
         Ok(InvestigatorConfig {
-            playbook_dir: match config.get("playbook_dir").and_then(Value::as_str) {
-                Some(p) => PathBuf::from(p),
-                None => commissaire_ansible::default_playbook_dir(),
-            },
-            ansible_vars: object("ansible_vars")?,
-            os_commands: object("os_commands")?,
-            facts_timeout: seconds("facts_timeout", 60)?,
-            bootstrap_timeout: seconds("bootstrap_timeout", 1800)?,
-            etcd_server_url: config
-                .get("etcd_server_url")
-                .and_then(Value::as_str)
-                .unwrap_or("http://127.0.0.1:2379")
-                .to_string(),
-            node_ready_timeout: seconds("node_ready_timeout", 300)?,
-            storage_retry_timeout: seconds("storage_retry_timeout", 300)?,
-            lease: seconds("lease_seconds", 30)?,
-            scan: seconds("scan_seconds", 10)?,
-            replica_id: match config.get("replica_id") {
-                None | Some(Value::Null) => commissaire_service::replica_id("investigator"),
-                Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
-                Some(_) => {
-                    return Err(ConfigError(
-                        "replica_id".into(),
-                        "must be a non-empty string",
-                    ));
-                }
-            },
+            playbook_dir: m
+                .playbook_dir
+                .unwrap_or_else(commissaire_ansible::default_playbook_dir),
+            ansible_vars: m.ansible_vars.unwrap_or_default(),
+            os_commands: m.os_commands.unwrap_or_default(),
+            facts_timeout: secs(m.facts_timeout, 60),
+            bootstrap_timeout: secs(m.bootstrap_timeout, 1800),
+            etcd_server_url: m
+                .etcd_server_url
+                .unwrap_or_else(|| "http://127.0.0.1:2379".into()),
+            node_ready_timeout: secs(m.node_ready_timeout, 300),
+            storage_retry_timeout: secs(m.storage_retry_timeout, 300),
+            lease: secs(m.lease_seconds, 30),
+            scan: secs(m.scan_seconds, 10),
+            replica_id,
         })
     }
 }

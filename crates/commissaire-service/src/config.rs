@@ -29,6 +29,9 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+    /// A member is unknown or has the wrong type.
+    #[error(transparent)]
+    Member(#[from] crate::MemberError),
     /// etcd could not be read.
     #[error("reading {key} from etcd: {source}")]
     Etcd {

@@ -17,6 +17,7 @@ mod daemon;
 mod dispatch;
 mod etcd;
 mod logging;
+mod members;
 mod methods;
 mod replica;
 mod settings;
@@ -30,6 +31,9 @@ pub use daemon::{connect_bus, parse_args, run_daemon, run_daemon_with};
 pub use dispatch::{Direct, ServiceHandle, run};
 pub use etcd::{EtcdError, EtcdSettings};
 pub use logging::init_logging;
+pub use members::{
+    LogFormat, LoggingSettings, MemberError, SHARED_MEMBERS, Seconds, parse_members, parse_value,
+};
 pub use methods::Methods;
 pub use replica::replica_id;
 pub use settings::{ServiceArgs, ServiceSettings, load_settings};

@@ -4,7 +4,14 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value};
 
-use crate::{ConfigError, DEFAULT_BUS_URI, DEFAULT_WORKERS, EtcdSettings, config};
+use std::num::NonZeroUsize;
+
+use serde::Deserialize;
+
+use crate::{
+    ConfigError, DEFAULT_BUS_URI, DEFAULT_WORKERS, EtcdSettings, LoggingSettings, SHARED_MEMBERS,
+    config, parse_value,
+};
 
 /// The command line every service binary accepts.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -41,39 +48,51 @@ pub struct ServiceSettings {
     pub config: Map<String, Value>,
 }
 
-/// Loads a service's settings: the command line over the configuration over the defaults.
+/// The members every daemon's document may hold ([`SHARED_MEMBERS`]), typed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Shared {
+    bus_uri: Option<String>,
+    bus_exchange: Option<String>,
+    workers: Option<NonZeroUsize>,
+    debug: Option<bool>,
+    /// Checked here, read by [`crate::init_logging`].
+    #[serde(rename = "logging")]
+    _logging: Option<LoggingSettings>,
+}
+
+/// Loads a service's settings: the command line over the configuration
+/// over the defaults. A shared member of the wrong type is an error naming
+/// it (the daemon's own members are checked by its own settings type,
+/// [`crate::parse_members`]).
 pub async fn load_settings(
     service: &str,
     args: &ServiceArgs,
 ) -> Result<ServiceSettings, ConfigError> {
     let etcd = EtcdSettings::from_env();
     let config = config::load(service, args.config.as_deref(), etcd.as_ref()).await?;
-    let string = |key: &str| config.get(key).and_then(Value::as_str).map(str::to_string);
+    let shared: Map<String, Value> = config
+        .iter()
+        .filter(|(k, _)| SHARED_MEMBERS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let shared: Shared = parse_value(service, Value::Object(shared))?;
     Ok(ServiceSettings {
         bus_uri: args
             .bus_uri
             .clone()
-            .or_else(|| string("bus_uri"))
+            .or(shared.bus_uri)
             .unwrap_or_else(|| DEFAULT_BUS_URI.to_string()),
         bus_exchange: args
             .bus_exchange
             .clone()
-            .or_else(|| string("bus_exchange"))
+            .or(shared.bus_exchange)
             .unwrap_or_else(|| commissaire_bus::DEFAULT_EXCHANGE.to_string()),
         workers: args
             .workers
-            .or_else(|| {
-                config
-                    .get("workers")
-                    .and_then(Value::as_u64)
-                    .map(|w| w as usize)
-            })
+            .or(shared.workers.map(NonZeroUsize::get))
             .unwrap_or(DEFAULT_WORKERS),
-        debug: args.debug
-            || config
-                .get("debug")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+        debug: args.debug || shared.debug.unwrap_or(false),
         config,
     })
 }
@@ -105,5 +124,26 @@ mod tests {
         let s = load_settings("svc", &args).await.unwrap();
         assert_eq!((s.bus_uri.as_str(), s.workers), ("amqp://cli", 9));
         assert_eq!(s.bus_exchange, "commissaire");
+    }
+
+    #[tokio::test]
+    async fn a_shared_member_of_the_wrong_type_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("svc.conf");
+        for bad in [
+            r#"{"workers": "3"}"#,
+            r#"{"workers": 0}"#,
+            r#"{"debug": "yes"}"#,
+            r#"{"logging": {"format": "xml"}}"#,
+            r#"{"logging": {"levle": "debug"}}"#,
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            let args = ServiceArgs {
+                config: Some(path.clone()),
+                ..Default::default()
+            };
+            let e = load_settings("svc", &args).await.unwrap_err();
+            assert!(e.to_string().contains("svc configuration"), "{bad}: {e}");
+        }
     }
 }

@@ -18,6 +18,7 @@ use std::time::Duration;
 use commissaire_ansible::{Playbook, PlaybookRunner, Target};
 use commissaire_bus::Bus;
 use commissaire_models::*;
+use commissaire_service::{MemberError, Seconds, parse_members};
 use commissaire_storage_client::{StorageCallError, StorageClient};
 use serde_json::{Map, Value, json};
 
@@ -36,40 +37,30 @@ pub struct WatcherConfig {
     pub ansible_vars: Map<String, Value>,
 }
 
+/// The watcher's own members of its configuration document, typed.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Members {
+    interval: Option<Seconds>,
+    concurrency: Option<std::num::NonZeroUsize>,
+    playbook_dir: Option<std::path::PathBuf>,
+    check_timeout: Option<Seconds>,
+    ansible_vars: Option<Map<String, Value>>,
+}
+
 impl WatcherConfig {
-    /// Reads the members of a service configuration document.
-    pub fn from_config(config: &Map<String, Value>) -> Result<Self, String> {
-        let seconds = |key: &str, default: f64| match config.get(key) {
-            None | Some(Value::Null) => Ok(Duration::from_secs_f64(default)),
-            Some(v) => v
-                .as_f64()
-                .filter(|s| *s > 0.0)
-                .map(Duration::from_secs_f64)
-                .ok_or_else(|| {
-                    format!("watcher configuration: '{key}' must be a positive number of seconds")
-                }),
-        };
+    /// Reads the members of a service configuration document; an unknown
+    /// member or one of the wrong type is an error naming it.
+    pub fn from_config(config: &Map<String, Value>) -> Result<Self, MemberError> {
+        let m: Members = parse_members("watcher", config)?;
         Ok(WatcherConfig {
-            interval: seconds("interval", 60.0)?,
-            concurrency: match config.get("concurrency") {
-                None | Some(Value::Null) => 10,
-                Some(v) => v
-                    .as_u64()
-                    .filter(|c| *c > 0)
-                    .ok_or("watcher configuration: 'concurrency' must be a positive integer")?
-                    as usize,
-            },
-            playbook_dir: config
-                .get("playbook_dir")
-                .and_then(Value::as_str)
-                .map(Into::into)
+            interval: m.interval.map_or(Duration::from_secs(60), |s| s.0),
+            concurrency: m.concurrency.map_or(10, |c| c.get()),
+            playbook_dir: m
+                .playbook_dir
                 .unwrap_or_else(commissaire_ansible::default_playbook_dir),
-            check_timeout: seconds("check_timeout", 60.0)?,
-            ansible_vars: config
-                .get("ansible_vars")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default(),
+            check_timeout: m.check_timeout.map_or(Duration::from_secs(60), |s| s.0),
+            ansible_vars: m.ansible_vars.unwrap_or_default(),
         })
     }
 }
@@ -229,4 +220,30 @@ async fn futures_join_all<F: std::future::Future<Output = ()>>(
     futures: impl IntoIterator<Item = F>,
 ) {
     futures::future::join_all(futures).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn settings_are_typed_and_typos_are_errors() {
+        let c = WatcherConfig::from_config(
+            json!({"interval": 5, "concurrency": 3, "bus_uri": "amqp://x"})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!((c.interval, c.concurrency), (Duration::from_secs(5), 3));
+        for (bad, named) in [
+            (json!({"intervl": 5}), "intervl"),
+            (json!({"interval": "5"}), "interval"),
+            (json!({"concurrency": 0}), "concurrency"),
+        ] {
+            let e = WatcherConfig::from_config(bad.as_object().unwrap()).unwrap_err();
+            assert!(e.to_string().contains(named), "{e}");
+        }
+    }
 }

@@ -43,7 +43,11 @@ fn default_data_dir() -> PathBuf {
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
-    let config = ServerConfig::resolve(&cli.server, "inprocess://")?;
+    let config = ServerConfig::resolve_with(
+        &cli.server,
+        "inprocess://",
+        &["data-dir", "investigator", "watcher", "clusterexec"],
+    )?;
     commissaire_service::init_logging(config.debug, config.file.get("logging"));
     let data_dir = cli
         .data_dir
