@@ -413,47 +413,10 @@ impl PlaybookRunner {
         let stderr = child.stderr.take().expect("stderr is piped");
 
         let mut events = EventLog::new(redactor);
-        let outcome = tokio::time::timeout(self.timeout, async {
-            let mut out_lines = BufReader::new(stdout).lines();
-            let mut err_lines = BufReader::new(stderr).lines();
-            let (mut out_open, mut err_open) = (true, true);
-            let mut status = None;
-            // Read both streams in arrival order until the child has exited;
-            // then drain what is left, without waiting for stray holders of
-            // the pipes (e.g. SSH control masters) beyond a short grace.
-            while status.is_none() && (out_open || err_open) {
-                tokio::select! {
-                    line = out_lines.next_line(), if out_open => match line {
-                        Ok(Some(l)) => events.stdout_line(&l),
-                        _ => out_open = false,
-                    },
-                    line = err_lines.next_line(), if err_open => match line {
-                        Ok(Some(l)) => events.stderr_line(&l),
-                        _ => err_open = false,
-                    },
-                    s = child.wait() => status = Some(s),
-                }
-            }
-            let drain = async {
-                while out_open || err_open {
-                    tokio::select! {
-                        line = out_lines.next_line(), if out_open => match line {
-                            Ok(Some(l)) => events.stdout_line(&l),
-                            _ => out_open = false,
-                        },
-                        line = err_lines.next_line(), if err_open => match line {
-                            Ok(Some(l)) => events.stderr_line(&l),
-                            _ => err_open = false,
-                        },
-                    }
-                }
-            };
-            let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
-            match status {
-                Some(s) => s,
-                None => child.wait().await,
-            }
-        })
+        let outcome = tokio::time::timeout(
+            self.timeout,
+            collect(&mut child, stdout, stderr, &mut events),
+        )
         .await;
 
         let status = match outcome {
@@ -491,6 +454,48 @@ impl PlaybookRunner {
             .with_unreachable(targets, unreachable);
         tracing::debug!(%playbook, exit_code, failed = ?report.failed_hosts(), "ansible-playbook done");
         Ok(report)
+    }
+}
+
+/// How long the output is still read after `ansible-playbook` exited: stray
+/// holders of its pipes (SSH control masters) must not hold the run up.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// Reads both output streams into `events`, in arrival order, until they
+/// close, or until [`DRAIN_GRACE`] after the child exited; returns the
+/// child's exit status.
+async fn collect(
+    child: &mut tokio::process::Child,
+    stdout: tokio::process::ChildStdout,
+    stderr: tokio::process::ChildStderr,
+    events: &mut EventLog,
+) -> std::io::Result<std::process::ExitStatus> {
+    let mut out_lines = BufReader::new(stdout).lines();
+    let mut err_lines = BufReader::new(stderr).lines();
+    let (mut out_open, mut err_open) = (true, true);
+    let mut status = None;
+    let grace = tokio::time::sleep(Duration::from_secs(365 * 86_400));
+    tokio::pin!(grace);
+    while out_open || err_open {
+        tokio::select! {
+            line = out_lines.next_line(), if out_open => match line {
+                Ok(Some(l)) => events.stdout_line(&l),
+                _ => out_open = false,
+            },
+            line = err_lines.next_line(), if err_open => match line {
+                Ok(Some(l)) => events.stderr_line(&l),
+                _ => err_open = false,
+            },
+            s = child.wait(), if status.is_none() => {
+                status = Some(s);
+                grace.as_mut().reset(tokio::time::Instant::now() + DRAIN_GRACE);
+            }
+            () = &mut grace, if status.is_some() => break,
+        }
+    }
+    match status {
+        Some(s) => s,
+        None => child.wait().await,
     }
 }
 
