@@ -9,7 +9,7 @@ use std::time::Duration;
 use base64::Engine;
 
 use commissaire_testkit::TestSshd;
-use common::{key_b64, start, start_with};
+use common::{Stack, key_b64, start, start_with};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -170,22 +170,7 @@ async fn a_host_in_a_managed_cluster_becomes_an_active_node() {
     )
     .await;
     // The investigator registers the node, then waits for it to be Ready.
-    for _ in 0..300 {
-        if kube.state.lock().unwrap().nodes.contains_key(&sshd.address) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(
-        kube.state.lock().unwrap().nodes.contains_key(&sshd.address),
-        "the node was registered"
-    );
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        s.get(&format!("/api/v0/host/{}", sshd.address)).await.1["status"],
-        "bootstrapping",
-        "waits for Ready"
-    );
+    registered_not_ready(&s, &kube, &sshd.address, "bootstrapping").await;
     kube.set_ready(&sshd.address, true);
     let host = s.settled(&sshd.address).await;
     assert_eq!(host["status"], "active", "{host}");
@@ -323,22 +308,7 @@ async fn a_bootstrapped_host_added_to_a_managed_cluster_joins_like_a_new_one() {
         )
         .await;
     assert_eq!((status, body), (200, json!([sshd.address])));
-    for _ in 0..150 {
-        if kube.state.lock().unwrap().nodes.contains_key(&sshd.address) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(
-        kube.state.lock().unwrap().nodes.contains_key(&sshd.address),
-        "the node was registered"
-    );
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        s.get(&format!("/api/v0/host/{}", sshd.address)).await.1["status"],
-        "disassociated",
-        "not active before the node is Ready"
-    );
+    registered_not_ready(&s, &kube, &sshd.address, "disassociated").await;
     kube.set_ready(&sshd.address, true);
     for _ in 0..150 {
         if s.get(&format!("/api/v0/host/{}", sshd.address)).await.1["status"] == "active" {
@@ -349,4 +319,30 @@ async fn a_bootstrapped_host_added_to_a_managed_cluster_joins_like_a_new_one() {
     let host = s.get(&format!("/api/v0/host/{}", sshd.address)).await.1;
     assert_eq!(host["status"], "active", "{host}");
     assert!(host.get("reason").is_none_or(|r| r == ""), "{host}");
+}
+
+/// Waits until `kube` has the node of `address`, then checks that the host
+/// stays `status` (not `active`) while the node is not Ready.
+async fn registered_not_ready(
+    s: &Stack,
+    kube: &commissaire_testkit::kube::StandInKube,
+    address: &str,
+    status: &str,
+) {
+    for _ in 0..300 {
+        if kube.state.lock().unwrap().nodes.contains_key(address) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        kube.state.lock().unwrap().nodes.contains_key(address),
+        "the node was registered"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        s.get(&format!("/api/v0/host/{address}")).await.1["status"],
+        status,
+        "not active before the node is Ready"
+    );
 }

@@ -1,9 +1,11 @@
 //! A real stack for API tests: RabbitMQ (a fresh vhost) — or Redis (a unique
 //! exchange) when `COMMISSAIRE_TEST_BUS=redis` —, the storage service on etcd
 //! (a fresh key prefix), and the REST server on a free port.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
-use std::path::PathBuf;
+#[path = "../../../commissaire-http/tests/support/client.rs"]
+mod client;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,22 +15,17 @@ use commissaire_storage::StorageRouter;
 use commissaire_testkit as testkit;
 use serde_json::{Value, json};
 
-/// User and password of the test users file.
-pub const USER: &str = "a";
-/// Password of [`USER`].
-pub const PASSWORD: &str = "a";
+pub use client::{Client, KEY, PASSWORD, USER, users_file};
 
 /// A running stack.
 pub struct Stack {
-    /// `http://127.0.0.1:PORT`
-    pub base: String,
+    /// The server, and a client for it (the stack derefs to it).
+    pub api: Client,
     /// The bus the stack uses (tests may call services directly).
     pub bus: Bus,
     /// The bus URI: the AMQP URI of the stack's vhost, or the Redis URI
     /// (with `COMMISSAIRE_TEST_BUS=redis`).
     pub amqp: String,
-    /// An authenticated client.
-    pub client: reqwest::Client,
     /// The storage service (tests may stop it).
     pub storage: commissaire_service::ServiceHandle,
     /// The etcd key prefix of the stack's records.
@@ -42,14 +39,6 @@ impl Drop for Stack {
         self.server.abort();
         self.storage.stop();
     }
-}
-
-/// Writes a users file with `a`/`a` (bcrypt cost 4, for speed).
-pub fn users_file(dir: &std::path::Path) -> PathBuf {
-    let path = dir.join("users.json");
-    let hash = bcrypt::hash(PASSWORD, 4).unwrap();
-    std::fs::write(&path, json!({USER: {"hash": hash}}).to_string()).unwrap();
-    path
 }
 
 /// Options for [`Stack::start_with`].
@@ -121,68 +110,18 @@ impl Stack {
                 .unwrap();
         });
         let scheme = if tls { "https" } else { "http" };
-        let base = format!("{scheme}://127.0.0.1:{port}");
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .danger_accept_invalid_certs(true)
-            .build()
-            .unwrap();
         let stack = Stack {
-            base,
+            api: Client::new(format!("{scheme}://127.0.0.1:{port}")),
             bus,
             amqp,
-            client,
             storage,
             etcd_prefix,
             server,
             _dir: dir,
         };
         // Ready once the default network exists.
-        for _ in 0..100 {
-            let (status, _) = stack.get("/api/v0/network/default").await;
-            if status == 200 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        stack.wait_ready(100, Duration::from_millis(100)).await;
         stack
-    }
-
-    /// Full URL of a path.
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// An authenticated request; returns status and JSON body (`null` if none).
-    pub async fn send(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-        let mut req = self
-            .client
-            .request(method.parse().unwrap(), self.url(path))
-            .basic_auth(USER, Some(PASSWORD));
-        if let Some(body) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    /// Authenticated GET.
-    pub async fn get(&self, path: &str) -> (u16, Value) {
-        self.send("GET", path, None).await
-    }
-
-    /// Authenticated PUT with a JSON body.
-    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
-        self.send("PUT", path, Some(&body.to_string())).await
-    }
-
-    /// Authenticated DELETE.
-    pub async fn delete(&self, path: &str) -> (u16, Value) {
-        self.send("DELETE", path, None).await
     }
 
     /// Sets a stored host's status directly through the storage service (as
@@ -226,8 +165,12 @@ impl Stack {
     }
 }
 
-/// A base64 "key" accepted by the API (the docs' example value).
-pub const KEY: &str = "dGVzdAo=";
-
 /// Keeps the compiler quiet about `Arc` in some test binaries.
 pub fn _unused(_: Arc<()>) {}
+
+impl std::ops::Deref for Stack {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.api
+    }
+}

@@ -2,9 +2,11 @@
 //! in-process bus, with the real storage service on a temporary redb file.
 //! No test bed (RabbitMQ, etcd, ...) is needed; the same server over the
 //! real buses and etcd is tested in `commissaire-acceptance`.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
-use std::path::PathBuf;
+#[path = "../support/client.rs"]
+mod client;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,21 +15,14 @@ use commissaire_http::{ServerArgs, ServerConfig};
 use commissaire_storage::StorageRouter;
 use serde_json::{Value, json};
 
-/// User and password of the test users file.
-pub const USER: &str = "a";
-/// Password of [`USER`].
-pub const PASSWORD: &str = "a";
-/// An SSH key, base64 (the API only stores it).
-pub const KEY: &str = "dGVzdAo=";
+pub use client::{Client, KEY, PASSWORD, USER, users_file};
 
 /// A running stack.
 pub struct Stack {
-    /// `http://127.0.0.1:PORT`
-    pub base: String,
+    /// The server, and a client for it (the stack derefs to it).
+    pub api: Client,
     /// The bus the stack uses (tests may call services directly).
     pub bus: Bus,
-    /// An HTTP client (no credentials of its own).
-    pub client: reqwest::Client,
     /// The storage service (tests may stop it).
     pub storage: commissaire_service::ServiceHandle,
     server: tokio::task::JoinHandle<()>,
@@ -39,14 +34,6 @@ impl Drop for Stack {
         self.server.abort();
         self.storage.stop();
     }
-}
-
-/// Writes a users file with `a`/`a` (bcrypt cost 4, for speed).
-pub fn users_file(dir: &std::path::Path) -> PathBuf {
-    let path = dir.join("users.json");
-    let hash = bcrypt::hash(PASSWORD, 4).unwrap();
-    std::fs::write(&path, json!({USER: {"hash": hash}}).to_string()).unwrap();
-    path
 }
 
 /// Options for [`Stack::start_with`].
@@ -100,64 +87,16 @@ impl Stack {
                 .unwrap();
         });
         let scheme = if tls { "https" } else { "http" };
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .danger_accept_invalid_certs(true)
-            .build()
-            .unwrap();
         let stack = Stack {
-            base: format!("{scheme}://127.0.0.1:{port}"),
+            api: Client::new(format!("{scheme}://127.0.0.1:{port}")),
             bus,
-            client,
             storage,
             server,
             _dir: dir,
         };
         // Ready once the default network exists.
-        for _ in 0..100 {
-            if stack.get("/api/v0/network/default").await.0 == 200 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        stack.wait_ready(100, Duration::from_millis(20)).await;
         stack
-    }
-
-    /// Full URL of a path.
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// An authenticated request; returns status and JSON body (`null` if none).
-    pub async fn send(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-        let mut req = self
-            .client
-            .request(method.parse().unwrap(), self.url(path))
-            .basic_auth(USER, Some(PASSWORD));
-        if let Some(body) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    /// Authenticated GET.
-    pub async fn get(&self, path: &str) -> (u16, Value) {
-        self.send("GET", path, None).await
-    }
-
-    /// Authenticated PUT with a JSON body.
-    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
-        self.send("PUT", path, Some(&body.to_string())).await
-    }
-
-    /// Authenticated DELETE.
-    pub async fn delete(&self, path: &str) -> (u16, Value) {
-        self.send("DELETE", path, None).await
     }
 
     /// Sets a stored host's status directly through the storage service (as
@@ -190,5 +129,12 @@ impl Stack {
             status,
             "the server does not see host {address} {status} at once"
         );
+    }
+}
+
+impl std::ops::Deref for Stack {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.api
     }
 }
