@@ -16,6 +16,7 @@ mod error;
 mod inprocess;
 mod jobs;
 mod jsonrpc;
+mod pending;
 mod redis;
 mod supervisor;
 mod transport;

@@ -297,6 +297,24 @@ async fn wait_lost(lost: &mut watch::Receiver<bool>) {
 }
 
 impl Inner {
+    /// Reads the record at `key`, waiting out a storage outage (for up to
+    /// `storage_retry_timeout`: an outage delays a host, it does not fail
+    /// it); the errors are a host's failure reasons (`missing` when there is
+    /// no record, "cannot read `what`: ..." otherwise).
+    async fn read_patiently<M: commissaire_models::Model>(
+        &self,
+        key: &Value,
+        missing: &str,
+        what: &str,
+    ) -> Result<M, String> {
+        let within = self.config.storage_retry_timeout;
+        match retry_while_unavailable(what, within, || self.storage.get::<M>(key.clone())).await {
+            Ok(record) => Ok(record),
+            Err(StorageCallError::NotFound(_)) => Err(missing.to_string()),
+            Err(e) => Err(format!("cannot read {what}: {e}")),
+        }
+    }
+
     /// Runs a claimed operation with lease renewal, and makes sure it ends
     /// unless the lease was lost.
     async fn supervise(&self, lease: Arc<Lease>, kind: OpKind, record: OpRecord) {
@@ -478,30 +496,16 @@ impl Inner {
         version: &str,
     ) -> Result<(), String> {
         let key = json!({"address": address});
-        // An outage of storage delays the host, it does not fail it.
-        let within = self.config.storage_retry_timeout;
-        let host = match retry_while_unavailable("read the host", within, || {
-            self.storage.get::<Host>(key.clone())
-        })
-        .await
-        {
-            Ok(h) => h,
-            Err(StorageCallError::NotFound(_)) => {
-                return Err("the host record does not exist".into());
-            }
-            Err(e) => return Err(format!("cannot read the host record: {e}")),
-        };
-        let creds = match retry_while_unavailable("read the host's credentials", within, || {
-            self.storage.get::<HostCreds>(key.clone())
-        })
-        .await
-        {
-            Ok(c) => c,
-            Err(StorageCallError::NotFound(_)) => {
-                return Err("the host has no stored SSH credentials".into());
-            }
-            Err(e) => return Err(format!("cannot read the host's credentials: {e}")),
-        };
+        let host: Host = self
+            .read_patiently(&key, "the host record does not exist", "the host record")
+            .await?;
+        let creds: HostCreds = self
+            .read_patiently(
+                &key,
+                "the host has no stored SSH credentials",
+                "the host's credentials",
+            )
+            .await?;
         let cm = cluster.container_manager.as_str();
         if !cm.is_empty() {
             self.drainer.cordon(cm, address).await.map_err(|e| e.0)?;

@@ -10,11 +10,11 @@ use lapin::options::{BasicConsumeOptions, ExchangeDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties, ExchangeKind};
 
-use crate::{BusError, redact_uri};
+use crate::redact_uri;
 
 use super::consumer::start_consumer_within;
 use super::queues::declare_private_queue;
-use super::{Inner, Live, Pending};
+use super::{Inner, Live};
 
 /// Keeps a connection up: connect, set up, wait for loss, fail pending calls, retry.
 pub(super) async fn supervise(inner: Arc<Inner>) {
@@ -58,7 +58,9 @@ pub(super) async fn supervise(inner: Arc<Inner>) {
                 inner.live.send_replace(None);
                 tracing::warn!(bus = %live.uri, "lost the message bus connection; reconnecting");
                 let _ = live.connection.close(0, "reconnecting".into()).await;
-                fail_pending(&inner.pending, "the message bus connection was lost");
+                inner
+                    .pending
+                    .fail_all("the message bus connection was lost");
                 if inner.endpoints.uris.len() > 1 {
                     tokio::time::sleep(CLUSTER_FAILOVER_PAUSE).await;
                 }
@@ -69,13 +71,6 @@ pub(super) async fn supervise(inner: Arc<Inner>) {
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
-    }
-}
-
-pub(super) fn fail_pending(pending: &Pending, why: &str) {
-    let drained: Vec<_> = pending.lock().expect("pending lock").drain().collect();
-    for (_, tx) in drained {
-        let _ = tx.send(Err(BusError::Unavailable(why.to_string())));
     }
 }
 
@@ -170,10 +165,7 @@ pub(super) async fn open(inner: &Arc<Inner>) -> Result<Live, lapin::Error> {
             let Some(id) = delivery.properties.correlation_id().as_ref() else {
                 continue;
             };
-            let waiter = pending.lock().expect("pending lock").remove(id.as_str());
-            if let Some(tx) = waiter {
-                let _ = tx.send(Ok(delivery.data));
-            }
+            pending.answer(id.as_str(), delivery.data);
         }
     });
     Ok(Live {

@@ -28,25 +28,23 @@ mod consumer;
 mod publish;
 mod queues;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Channel, Connection};
-use tokio::sync::{Mutex, oneshot, watch};
+use tokio::sync::{Mutex, watch};
 
 use crate::BusError;
 use crate::amqp_uri::AmqpEndpoints;
+use crate::pending::PendingCalls;
 use crate::supervisor::{SupervisorGuard, first_connection, wait_live};
 use crate::transport::{Incoming, IncomingStream, Transport};
 
 use connection::supervise;
 use consumer::start_consumer_within;
 use publish::publish_job;
-
-type Pending = Arc<std::sync::Mutex<HashMap<String, oneshot::Sender<Result<Vec<u8>, BusError>>>>>;
 
 /// A live connection and what was set up on it.
 struct Live {
@@ -74,7 +72,7 @@ struct Inner {
     live: watch::Sender<Option<Arc<Live>>>,
     /// Counts connections; see [`Transport::connection_epoch`].
     epoch: std::sync::atomic::AtomicU64,
-    pending: Pending,
+    pending: PendingCalls,
     consumers: Mutex<Vec<ConsumerSpec>>,
 }
 
@@ -98,7 +96,7 @@ impl AmqpBus {
             exchange: exchange.to_string(),
             live,
             epoch: Default::default(),
-            pending: Arc::default(),
+            pending: PendingCalls::default(),
             consumers: Mutex::new(Vec::new()),
         });
         let supervisor = tokio::spawn(supervise(inner.clone()));
@@ -165,13 +163,7 @@ impl Transport for AmqpBus {
         timeout: Duration,
     ) -> Result<Vec<u8>, BusError> {
         let live = self.current()?;
-        let id = uuid::Uuid::new_v4().to_string();
-        let (tx, rx) = oneshot::channel();
-        self.inner
-            .pending
-            .lock()
-            .expect("pending lock")
-            .insert(id.clone(), tx);
+        let call = self.inner.pending.open();
         // The request expires with the caller's patience: a service that was
         // down must not carry it out later (say, a save the caller was told
         // had failed, replayed minutes after the caller moved on).
@@ -182,7 +174,7 @@ impl Transport for AmqpBus {
         let props = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_reply_to(live.reply_queue.as_str().into())
-            .with_correlation_id(id.as_str().into())
+            .with_correlation_id(call.id.as_str().into())
             .with_expiration(expiration.as_str().into());
         let published = live
             .publisher
@@ -195,21 +187,10 @@ impl Transport for AmqpBus {
             )
             .await;
         if let Err(e) = published {
-            self.inner.pending.lock().expect("pending lock").remove(&id);
+            self.inner.pending.forget(&call);
             return Err(unavailable(e));
         }
-        let outcome = tokio::time::timeout(timeout, rx).await;
-        self.inner.pending.lock().expect("pending lock").remove(&id);
-        match outcome {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(_)) => Err(BusError::Unavailable(
-                "the message bus connection was lost".into(),
-            )),
-            Err(_) => Err(BusError::Timeout {
-                routing_key: routing_key.to_string(),
-                timeout,
-            }),
-        }
+        self.inner.pending.wait(call, routing_key, timeout).await
     }
 
     async fn publish_raw(&self, routing_key: &str, body: Vec<u8>) -> Result<(), BusError> {

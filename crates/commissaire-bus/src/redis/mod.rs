@@ -54,7 +54,7 @@
 //! both reconnect on their own. Messages published on a channel while a
 //! subscription is reconnecting are lost (as with AMQP's private queues).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
@@ -68,8 +68,9 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use redis::aio::{MultiplexedConnection, PubSub};
 use redis::{AsyncConnectionConfig, Client, RedisError};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 
+use crate::pending::PendingCalls;
 use crate::supervisor::{SupervisorGuard, first_connection, wait_live};
 use crate::transport::{Incoming, IncomingStream, Settle, Transport, topic_matches};
 use crate::{BusError, redact_uri};
@@ -103,8 +104,6 @@ const SUBSCRIPTION_BUFFER: usize = 1000;
 const REQUEUE_SCRIPT: &str = "if redis.call('LREM', KEYS[1], 1, ARGV[1]) > 0 then \
      redis.call('RPUSH', KEYS[2], ARGV[1]) return 1 end return 0";
 
-type Pending = Arc<StdMutex<HashMap<String, oneshot::Sender<Result<Vec<u8>, BusError>>>>>;
-
 /// Whether `e` means the connection it came from is unusable.
 fn is_connection_error(e: &RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() || e.is_timeout()
@@ -134,7 +133,7 @@ struct Inner {
     live: watch::Sender<Option<Arc<Live>>>,
     /// Counts connections; see [`Transport::connection_epoch`].
     epoch: std::sync::atomic::AtomicU64,
-    pending: Pending,
+    pending: PendingCalls,
     bindings: tokio::sync::Mutex<BindingsCache>,
 }
 
@@ -237,19 +236,12 @@ impl Inner {
     fn dispatch_reply(&self, raw: &[u8]) {
         match serde_json::from_slice::<ReplyEnvelope>(raw) {
             Ok(reply) => {
-                let waiter = self
-                    .pending
-                    .lock()
-                    .expect("pending lock")
-                    .remove(&reply.correlation_id);
-                match waiter {
-                    Some(tx) => {
-                        let _ = tx.send(Ok(reply.body.get().as_bytes().to_vec()));
-                    }
-                    None => tracing::debug!(
+                let body = reply.body.get().as_bytes().to_vec();
+                if !self.pending.answer(&reply.correlation_id, body) {
+                    tracing::debug!(
                         correlation_id = %reply.correlation_id,
                         "reply to a call that is no longer waiting"
-                    ),
+                    );
                 }
             }
             Err(e) => tracing::warn!(error = %e, "malformed reply on the Redis bus"),
@@ -291,7 +283,7 @@ impl RedisBus {
             reply_key,
             live,
             epoch: Default::default(),
-            pending: Arc::default(),
+            pending: PendingCalls::default(),
             bindings: tokio::sync::Mutex::new(BindingsCache::default()),
         });
         let supervisor = tokio::spawn(supervise(inner.clone()));
@@ -359,7 +351,9 @@ async fn supervise(inner: Arc<Inner>) {
                 let why = receive_replies(&inner, &live, replies).await;
                 inner.live.send_replace(None);
                 tracing::warn!(bus = %redact_uri(&inner.uri), error = %why, "lost the message bus connection; reconnecting");
-                fail_pending(&inner.pending, "the message bus connection was lost");
+                inner
+                    .pending
+                    .fail_all("the message bus connection was lost");
                 if since.elapsed() < Duration::from_secs(1) {
                     // Lost at once: do not spin.
                     tokio::time::sleep(backoff).await;
@@ -374,13 +368,6 @@ async fn supervise(inner: Arc<Inner>) {
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
         }
-    }
-}
-
-fn fail_pending(pending: &Pending, why: &str) {
-    let drained: Vec<_> = pending.lock().expect("pending lock").drain().collect();
-    for (_, tx) in drained {
-        let _ = tx.send(Err(BusError::Unavailable(why.to_string())));
     }
 }
 
@@ -435,40 +422,30 @@ impl Transport for RedisBus {
                 self.inner.exchange
             )));
         }
-        let id = uuid::Uuid::new_v4().to_string();
+        let call = self.inner.pending.open();
         let envelope = encode(&OutEnvelope {
-            id: &id,
+            id: &call.id,
             routing_key,
             reply_to: Some(&self.inner.reply_key),
-            correlation_id: Some(&id),
+            correlation_id: Some(&call.id),
             body,
-        })?;
-        let (tx, rx) = oneshot::channel();
-        self.inner
-            .pending
-            .lock()
-            .expect("pending lock")
-            .insert(id.clone(), tx);
+        });
+        let envelope = match envelope {
+            Ok(e) => e,
+            Err(e) => {
+                self.inner.pending.forget(&call);
+                return Err(e);
+            }
+        };
         if let Err(e) = self
             .inner
             .route(&live, routing_key, &queues, &envelope)
             .await
         {
-            self.inner.pending.lock().expect("pending lock").remove(&id);
+            self.inner.pending.forget(&call);
             return Err(e);
         }
-        let outcome = tokio::time::timeout(timeout, rx).await;
-        self.inner.pending.lock().expect("pending lock").remove(&id);
-        match outcome {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(_)) => Err(BusError::Unavailable(
-                "the message bus connection was lost".into(),
-            )),
-            Err(_) => Err(BusError::Timeout {
-                routing_key: routing_key.to_string(),
-                timeout,
-            }),
-        }
+        self.inner.pending.wait(call, routing_key, timeout).await
     }
 
     async fn publish_raw(&self, routing_key: &str, body: Vec<u8>) -> Result<(), BusError> {
