@@ -89,6 +89,15 @@ impl StorageRouter {
         Ok(())
     }
 
+    /// Every handler, those claiming `kind` first (a read tries where
+    /// the record should be, then anywhere it may have been written).
+    pub fn claiming_first(&self, kind: ModelKind) -> Vec<&RoutedHandler> {
+        let mut order: Vec<&RoutedHandler> =
+            self.handlers().iter().filter(|h| h.claims(kind)).collect();
+        order.extend(self.handlers().iter().filter(|h| !h.claims(kind)));
+        order
+    }
+
     /// Every handler.
     pub fn handlers(&self) -> &[RoutedHandler] {
         &self.handlers

@@ -126,14 +126,7 @@ impl StorageService {
         {
             return Ok(vec![self.write_handler(kind, record)?]);
         }
-        let mut order: Vec<&RoutedHandler> = self
-            .router
-            .handlers()
-            .iter()
-            .filter(|h| h.claims(kind))
-            .collect();
-        order.extend(self.router.handlers().iter().filter(|h| !h.claims(kind)));
-        Ok(order)
+        Ok(self.router.claiming_first(kind))
     }
 
     fn key(kind: ModelKind, record: &Value) -> Result<String, RpcError> {
@@ -212,14 +205,7 @@ impl StorageService {
             .ok_or_else(|| RpcError::invalid_params(format!("{kind} cannot be listed")))?;
         let mut seen = HashSet::new();
         let mut out = Vec::new();
-        let mut handlers: Vec<&RoutedHandler> = self
-            .router
-            .handlers()
-            .iter()
-            .filter(|h| h.claims(item))
-            .collect();
-        handlers.extend(self.router.handlers().iter().filter(|h| !h.claims(item)));
-        for handler in handlers {
+        for handler in self.router.claiming_first(item) {
             for value in handler.handler.list(&prefix).await.map_err(store_error)? {
                 let opened = match item
                     .primary_key(&value)
