@@ -152,6 +152,31 @@ impl TestSshd {
         sshd
     }
 
+    /// Its public host key (`ssh-ed25519 AAAA...`).
+    pub fn host_key(&self) -> String {
+        let line = std::fs::read_to_string(self.dir.join("hostkey.pub")).expect("host key");
+        line.split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Gives it a new host key (as a reinstalled host has): stops it, makes
+    /// the key, starts it again.
+    pub fn new_host_key(&mut self) {
+        self.stop();
+        for f in ["hostkey", "hostkey.pub"] {
+            let _ = std::fs::remove_file(self.dir.join(f));
+        }
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(self.dir.join("hostkey"))
+            .status()
+            .expect("run ssh-keygen");
+        assert!(status.success());
+        self.resume();
+    }
+
     /// Starts it again after [`TestSshd::stop`].
     pub fn resume(&mut self) {
         let child = Command::new("/usr/sbin/sshd")
