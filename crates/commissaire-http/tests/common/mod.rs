@@ -15,7 +15,7 @@ use commissaire_http::{ServerArgs, ServerConfig};
 use commissaire_storage::StorageRouter;
 use serde_json::{Value, json};
 
-pub use client::{Client, KEY, PASSWORD, USER, users_file};
+pub use client::{Client, KEY, PASSWORD, StackOptions, USER, users_file};
 
 /// A running stack.
 pub struct Stack {
@@ -36,15 +36,6 @@ impl Drop for Stack {
     }
 }
 
-/// Options for [`Stack::start_with`].
-#[derive(Default)]
-pub struct StackOptions {
-    /// Extra server arguments (plugins are added after the basic-auth one).
-    pub args: ServerArgs,
-    /// Leave authentication off entirely.
-    pub open: bool,
-}
-
 impl Stack {
     /// A stack with HTTP Basic authentication (`a`/`a`).
     pub async fn start() -> Stack {
@@ -63,32 +54,11 @@ impl Stack {
         let storage = commissaire_storage::start(router, bus.clone(), 4)
             .await
             .unwrap();
-        let mut args = options.args;
-        args.no_config_file = true;
-        args.request_timeout.get_or_insert(3.0);
-        if !options.open {
-            let users = users_file(dir.path());
-            args.authentication_plugins.insert(
-                0,
-                format!(
-                    "commissaire_http.authentication.httpbasicauth:filepath={}",
-                    users.display()
-                ),
-            );
-        }
+        let args = options.server_args(dir.path());
         let config = ServerConfig::resolve(&args, "inprocess://").unwrap();
-        let tls = config.tls_pemfile.is_some();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server_bus = bus.clone();
-        let server = tokio::spawn(async move {
-            commissaire_http::serve_on(listener, config, server_bus)
-                .await
-                .unwrap();
-        });
-        let scheme = if tls { "https" } else { "http" };
+        let (api, server) = client::serve(config, bus.clone()).await;
         let stack = Stack {
-            api: Client::new(format!("{scheme}://127.0.0.1:{port}")),
+            api,
             bus,
             storage,
             server,

@@ -1,10 +1,12 @@
-//! An HTTP client for a test stack's server, as the test user: shared by
-//! the fast tier's stack (`tests/common`) and the test-bed stack of
-//! `commissaire-acceptance`, which includes this file.
+//! A test stack's server and an HTTP client for it, as the test user:
+//! shared by the fast tier's stack (`tests/common`) and the test-bed stack
+//! of `commissaire-acceptance`, which includes this file.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use commissaire_bus::Bus;
+use commissaire_http::{ServerArgs, ServerConfig};
 use serde_json::{Value, json};
 
 /// User and password of the test users file.
@@ -20,6 +22,55 @@ pub fn users_file(dir: &Path) -> PathBuf {
     let hash = bcrypt::hash(PASSWORD, 4).unwrap();
     std::fs::write(&path, json!({USER: {"hash": hash}}).to_string()).unwrap();
     path
+}
+
+/// Options for a stack's server.
+#[derive(Default)]
+pub struct StackOptions {
+    /// Extra server arguments (plugins are added after the basic-auth one).
+    pub args: ServerArgs,
+    /// Leave authentication off entirely.
+    pub open: bool,
+}
+
+impl StackOptions {
+    /// The server's arguments: no configuration file, a 3 s request
+    /// timeout unless one is given, and (unless `open`) HTTP Basic with
+    /// `a`/`a` from a users file written in `dir`, before the other plugins.
+    pub fn server_args(self, dir: &Path) -> ServerArgs {
+        let mut args = self.args;
+        args.no_config_file = true;
+        args.request_timeout.get_or_insert(3.0);
+        if !self.open {
+            let users = users_file(dir);
+            args.authentication_plugins.insert(
+                0,
+                format!(
+                    "commissaire_http.authentication.httpbasicauth:filepath={}",
+                    users.display()
+                ),
+            );
+        }
+        args
+    }
+}
+
+/// Serves `config` over `bus` on a free loopback port; returns a client of
+/// it and the server's task.
+pub async fn serve(config: ServerConfig, bus: Bus) -> (Client, tokio::task::JoinHandle<()>) {
+    let scheme = if config.tls_pemfile.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        commissaire_http::serve_on(listener, config, bus)
+            .await
+            .unwrap();
+    });
+    (Client::new(format!("{scheme}://127.0.0.1:{port}")), server)
 }
 
 /// The server of a stack, and a client for it.
