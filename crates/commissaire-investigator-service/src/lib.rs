@@ -397,6 +397,18 @@ impl Investigator {
     /// playbook).
     pub async fn join(&self, address: &str, cluster_data: &Value) -> Result<Value, RpcError> {
         let cluster = self.cluster_of(address, cluster_data).await?;
+        if let Some(c) = &cluster
+            && !c.hostset.iter().any(|a| a == address)
+        {
+            // Removed from the cluster before its join ran: nothing to join.
+            tracing::info!(address, cluster = %c.name, "the host left the cluster before its join");
+            let host: Host = self
+                .storage
+                .get(json!({"address": address}))
+                .await
+                .map_err(storage_error)?;
+            return Ok(host.to_json());
+        }
         tracing::info!(address, cluster = ?cluster.as_ref().map(|c| &c.name), "joining");
         self.enter_cluster(address, cluster.as_ref()).await
     }
