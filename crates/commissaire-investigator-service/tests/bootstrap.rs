@@ -147,22 +147,7 @@ async fn a_host_in_a_managed_cluster_becomes_an_active_node() {
     let sshd = TestSshd::start("127.0.0.34");
     let kube = commissaire_testkit::kube::StandInKube::start("node-token").await;
     let s = start().await;
-    let cm =
-        json!({"type": "kubernetes", "options": {"server_url": kube.url, "token": "node-token"}});
-    assert_eq!(
-        s.send("PUT", "/api/v0/containermanager/k8s", cm).await.0,
-        201
-    );
-    assert_eq!(
-        s.send(
-            "PUT",
-            "/api/v0/cluster/managed",
-            json!({"container_manager": "k8s"})
-        )
-        .await
-        .0,
-        201
-    );
+    managed_cluster(&s, &kube).await;
     s.send(
         "PUT",
         &format!("/api/v0/host/{}", sshd.address),
@@ -226,15 +211,7 @@ async fn a_node_that_never_gets_ready_fails_the_host() {
     let sshd = TestSshd::start("127.0.0.35");
     let kube = commissaire_testkit::kube::StandInKube::start("node-token").await;
     let s = start_with(json!({"node_ready_timeout": 3})).await;
-    let cm =
-        json!({"type": "kubernetes", "options": {"server_url": kube.url, "token": "node-token"}});
-    s.send("PUT", "/api/v0/containermanager/k8s", cm).await;
-    s.send(
-        "PUT",
-        "/api/v0/cluster/managed",
-        json!({"container_manager": "k8s"}),
-    )
-    .await;
+    managed_cluster(&s, &kube).await;
     s.send(
         "PUT",
         &format!("/api/v0/host/{}", sshd.address),
@@ -289,15 +266,7 @@ async fn a_bootstrapped_host_added_to_a_managed_cluster_joins_like_a_new_one() {
     )
     .await;
     assert_eq!(s.settled(&sshd.address).await["status"], "disassociated");
-    let cm =
-        json!({"type": "kubernetes", "options": {"server_url": kube.url, "token": "node-token"}});
-    s.send("PUT", "/api/v0/containermanager/k8s", cm).await;
-    s.send(
-        "PUT",
-        "/api/v0/cluster/managed",
-        json!({"container_manager": "k8s"}),
-    )
-    .await;
+    managed_cluster(&s, &kube).await;
     // Joining answers at once; the investigator registers the node and the
     // host is active only once the node is Ready, as after a bootstrap.
     let (status, body) = s
@@ -344,5 +313,26 @@ async fn registered_not_ready(
         s.get(&format!("/api/v0/host/{address}")).await.1["status"],
         status,
         "not active before the node is Ready"
+    );
+}
+
+/// The container manager `k8s` (the stand-in Kubernetes `kube`, token
+/// `node-token`) and the cluster `managed` using it.
+async fn managed_cluster(s: &Stack, kube: &commissaire_testkit::kube::StandInKube) {
+    let cm =
+        json!({"type": "kubernetes", "options": {"server_url": kube.url, "token": "node-token"}});
+    assert_eq!(
+        s.send("PUT", "/api/v0/containermanager/k8s", cm).await.0,
+        201
+    );
+    assert_eq!(
+        s.send(
+            "PUT",
+            "/api/v0/cluster/managed",
+            json!({"container_manager": "k8s"})
+        )
+        .await
+        .0,
+        201
     );
 }
