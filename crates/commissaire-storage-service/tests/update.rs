@@ -144,3 +144,55 @@ async fn other_writers_winning_every_attempt_is_a_conflict() {
     assert_eq!(stored.network, "round-3");
     assert!(stored.hostset.is_empty(), "the lost writes did not land");
 }
+
+#[tokio::test]
+async fn secret_records_are_updated_by_compare_and_swap_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let router = StorageRouter::from_config(Some(&json!([{
+        "type": "redb", "path": dir.path().join("store.redb"), "models": ["*"]
+    }])))
+    .await
+    .unwrap();
+    let secrets =
+        commissaire_storage::SecretBox::load_or_create(&dir.path().join("secrets.key")).unwrap();
+    let bus: Bus = Arc::new(InProcessBus::new());
+    std::mem::forget(
+        commissaire_storage::start_with_secrets(router, secrets, bus.clone(), 4)
+            .await
+            .unwrap(),
+    );
+    let storage = StorageClient::new(bus);
+    let creds = commissaire_models::HostCreds {
+        address: "10.0.0.1".into(),
+        ssh_priv_key: "c2VjcmV0".into(),
+        ..Default::default()
+    };
+    storage.save(&creds).await.unwrap();
+    // Sealed anew on every write, yet no concurrent change is lost.
+    let writers = (0..10).map(|i| {
+        let storage = storage.clone().with_update_attempts(100);
+        tokio::spawn(async move {
+            storage
+                .update(
+                    json!({"address": "10.0.0.1"}),
+                    |c: &mut commissaire_models::HostCreds| {
+                        c.host_key.push_str(&format!("{i};"));
+                        Ok::<_, std::convert::Infallible>(true)
+                    },
+                )
+                .await
+                .map_err(StorageCallError::from)
+        })
+    });
+    for w in writers.collect::<Vec<_>>() {
+        w.await.unwrap().unwrap();
+    }
+    let stored: commissaire_models::HostCreds =
+        storage.get(json!({"address": "10.0.0.1"})).await.unwrap();
+    assert_eq!(stored.host_key.matches(';').count(), 10, "{stored:?}");
+    assert_eq!(stored.ssh_priv_key, "c2VjcmV0");
+    // A lost race is a conflict that shows nothing of the record.
+    let e = storage.swap(Some(&creds), &creds).await.unwrap_err();
+    assert!(e.is_conflict(), "{e}");
+    assert!(!format!("{e:?}").contains("c2VjcmV0"), "{e:?}");
+}

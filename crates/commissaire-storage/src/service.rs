@@ -237,11 +237,6 @@ impl StorageService {
 
     async fn swap(&self, kind: ModelKind, expected: Value, data: Value) -> Result<Value, RpcError> {
         storable(kind)?;
-        if kind.is_secret() {
-            return Err(RpcError::invalid_params(format!(
-                "swap is not supported for {kind} (a secret record)"
-            )));
-        }
         let record = kind.normalize(data).map_err(model_error)?;
         let expected = match expected {
             Value::Null => None,
@@ -249,6 +244,11 @@ impl StorageService {
         };
         let key = Self::key(kind, &record)?;
         let handler = self.write_handler(kind, &record)?;
+        if kind.is_secret() {
+            return self
+                .swap_secret(kind, handler, &key, expected, record)
+                .await;
+        }
         match handler
             .handler
             .compare_and_swap(&key, expected.as_ref(), &record)
@@ -271,6 +271,53 @@ impl StorageService {
                         .with_data(json!({"stored": stored})),
                 )
             }
+        }
+    }
+
+    /// [`Self::swap`] of a secret record: stored sealed (every seal of the
+    /// same record differs), so the opened stored record is compared with
+    /// `expected`, and the sealed value read is the one the store's own
+    /// compare-and-swap expects. A conflict never returns the stored
+    /// record.
+    async fn swap_secret(
+        &self,
+        kind: ModelKind,
+        handler: &RoutedHandler,
+        key: &str,
+        expected: Option<Value>,
+        record: Value,
+    ) -> Result<Value, RpcError> {
+        let conflict = || RpcError::conflict(format!("the stored {kind} changed meanwhile"));
+        let sealed = handler.handler.get(key).await.map_err(store_error)?;
+        let current = match &sealed {
+            Some(stored) => Some(
+                kind.normalize(self.open_stored(kind, key, stored.clone())?)
+                    .map_err(|e| {
+                        RpcError::internal(format!("stored record {key} is invalid: {e}"))
+                    })?,
+            ),
+            None => None,
+        };
+        if current != expected {
+            return Err(conflict());
+        }
+        let new = self.for_store(kind, key, &record);
+        match handler
+            .handler
+            .compare_and_swap(key, sealed.as_ref(), &new)
+            .await
+            .map_err(store_error)?
+        {
+            Ok(written) => {
+                let event = if written == Written::Created {
+                    "created"
+                } else {
+                    "updated"
+                };
+                self.notify(kind, event, &record).await;
+                Ok(record)
+            }
+            Err(_) => Err(conflict()),
         }
     }
 
