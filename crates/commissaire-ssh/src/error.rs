@@ -27,7 +27,7 @@ pub enum SshError {
     /// The host answered with another host key than the pinned one.
     #[error(
         "the SSH host key of {address} changed (it is not the key recorded at first contact); \
-         accept the new key explicitly if the host was reinstalled"
+         if the host was reinstalled, accept its new key (`commctl host accept-key {address}`)"
     )]
     HostKeyChanged {
         /// The host.
@@ -57,8 +57,10 @@ pub enum SshError {
 }
 
 impl SshError {
-    /// Classifies what the ssh client said when connecting to `address`.
-    pub(crate) fn from_connect(address: &str, user: &str, said: &str) -> SshError {
+    /// Classifies what an ssh client said when it could not connect to
+    /// `address` as `user` (also used for the `ssh` runs of Ansible's
+    /// pre-flight, so a reason reads the same whoever connected).
+    pub fn from_connect(address: &str, user: &str, said: &str) -> SshError {
         let detail = said.trim().lines().last().unwrap_or("").trim().to_string();
         let said_lower = said.to_ascii_lowercase();
         if said_lower.contains("host key verification failed")

@@ -4,7 +4,8 @@
 //! again when the host restarted; commands with time limits; the host's key
 //! pinned (trust on first use, then verified on every connection).
 //!
-//! - [`SessionPool`]: the sessions of a process, and [`SessionPool::run`].
+//! - [`SessionPool`]: the sessions of a process, and [`SessionPool::run`];
+//!   [`Lease`]: a session held for `ansible-playbook` to multiplex over.
 //! - [`Credentials`]: who logs in where, with which key (kept in a 0600
 //!   file of the pool's private directory only while a session uses it).
 //! - [`HostKey`]: what the caller knows of the host's key.
@@ -16,4 +17,4 @@ mod pool;
 mod secret;
 
 pub use error::SshError;
-pub use pool::{Credentials, HostKey, Output, PoolConfig, SessionPool};
+pub use pool::{Credentials, HostKey, Lease, Output, PoolConfig, SessionPool};

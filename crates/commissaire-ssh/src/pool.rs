@@ -92,12 +92,66 @@ impl Default for PoolConfig {
 /// master is up).
 struct Entry {
     session: Session,
-    /// What it was opened with: other credentials or another pinned key
-    /// need a session of their own.
-    opened_with: String,
-    /// The host key the session verified (`known_hosts` lines).
+    /// Who it logged in as (the user and a hash of the key): other
+    /// credentials need a session of their own.
+    opened_as: String,
+    /// The host key the session verified (`known_hosts` lines): a caller
+    /// with another pinned key needs a session of its own.
     host_key: String,
     last_used: std::sync::Mutex<Instant>,
+}
+
+impl Entry {
+    /// Whether a caller with these credentials and this knowledge of the
+    /// host key can use this session.
+    /// A first contact always opens a session of its own: whatever an
+    /// open session verified is a key the caller's record no longer holds
+    /// (the host was created again, or its new key accepted).
+    fn serves(&self, opened_as: &str, host_key: &HostKey) -> bool {
+        self.opened_as == opened_as
+            && match host_key {
+                HostKey::FirstContact => false,
+                HostKey::Pinned(lines) => lines.trim() == self.host_key.trim(),
+            }
+    }
+
+    fn touch(&self) {
+        *self.last_used.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+}
+
+/// A host's session held open for a program of its own (`ansible-playbook`
+/// multiplexing over [`Lease::control_socket`]): the pool does not close
+/// it while the lease lives; it closes when the lease is dropped if the
+/// pool let go of it meanwhile (idle, evicted).
+pub struct Lease {
+    entry: Arc<Entry>,
+}
+
+impl Lease {
+    /// The master's control socket (`ssh -o ControlPath=...`).
+    pub fn control_socket(&self) -> &std::path::Path {
+        self.entry.session.control_socket()
+    }
+
+    /// The host key the session verified (`known_hosts` lines).
+    pub fn host_key(&self) -> &str {
+        &self.entry.host_key
+    }
+}
+
+impl fmt::Debug for Lease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lease")
+            .field("control_socket", &self.control_socket())
+            .finish()
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.entry.touch();
+    }
 }
 
 /// A host's place in the pool: its session, if one is open. Locked while
@@ -198,7 +252,7 @@ impl SessionPool {
                     .map_err(|_| timed_out())?;
             match ran {
                 Ok(out) => {
-                    *entry.last_used.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                    entry.touch();
                     let output = Output {
                         status: out.status.code(),
                         stdout: out.stdout,
@@ -223,6 +277,24 @@ impl SessionPool {
         unreachable!("the loop returns")
     }
 
+    /// The host's session, opened when there is none, held for a program
+    /// of the caller's own (see [`Lease`]); [`Lease::host_key`] is the key
+    /// it verified (with [`HostKey::FirstContact`], the one to record).
+    pub async fn lease(&self, creds: &Credentials, host_key: &HostKey) -> Result<Lease, SshError> {
+        let entry = self.session(creds, host_key).await?;
+        // Another program will use it: it must be alive (a master whose
+        // host restarted is replaced).
+        let entry = if entry.session.check().await.is_ok() {
+            entry
+        } else {
+            tracing::debug!(address = %creds.address, "ssh session lost");
+            self.forget(&creds.address, &entry).await;
+            self.session(creds, host_key).await?
+        };
+        entry.touch();
+        Ok(Lease { entry })
+    }
+
     /// The host's session for these credentials and host key, opened when
     /// there is none.
     async fn session(
@@ -230,11 +302,11 @@ impl SessionPool {
         creds: &Credentials,
         host_key: &HostKey,
     ) -> Result<Arc<Entry>, SshError> {
-        let opened_with = fingerprint(creds, host_key);
+        let opened_as = identity(creds);
         let slot = self.slot(&creds.address);
         let mut current = slot.0.lock().await;
         if let Some(entry) = current.as_ref()
-            && entry.opened_with == opened_with
+            && entry.serves(&opened_as, host_key)
         {
             return Ok(entry.clone());
         }
@@ -242,7 +314,7 @@ impl SessionPool {
             close(stale).await;
         }
         self.make_room(&creds.address).await;
-        let entry = Arc::new(self.open(creds, host_key, opened_with).await?);
+        let entry = Arc::new(self.open(creds, host_key, opened_as).await?);
         *current = Some(entry.clone());
         self.open.fetch_add(1, Ordering::SeqCst);
         Ok(entry)
@@ -289,7 +361,7 @@ impl SessionPool {
         &self,
         creds: &Credentials,
         host_key: &HostKey,
-        opened_with: String,
+        opened_as: String,
     ) -> Result<Entry, SshError> {
         let n = self.serial.fetch_add(1, Ordering::Relaxed);
         let key = SecretFile::write(self.dir.path().join(format!("key-{n}")), &creds.key)
@@ -340,7 +412,7 @@ impl SessionPool {
         tracing::debug!(address = %creds.address, "ssh session opened");
         Ok(Entry {
             session,
-            opened_with,
+            opened_as,
             host_key,
             last_used: std::sync::Mutex::new(Instant::now()),
         })
@@ -423,22 +495,12 @@ fn sweep_dead_pools(parent: &std::path::Path) {
     }
 }
 
-/// What a session is opened with, without the key itself.
-fn fingerprint(creds: &Credentials, host_key: &HostKey) -> String {
+/// Who a session logs in as, without the key itself.
+fn identity(creds: &Credentials) -> String {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     creds.key.hash(&mut hasher);
-    host_key.hash_str().hash(&mut hasher);
     format!("{}:{:x}", creds.user, hasher.finish())
-}
-
-impl HostKey {
-    fn hash_str(&self) -> &str {
-        match self {
-            HostKey::FirstContact => "",
-            HostKey::Pinned(lines) => lines,
-        }
-    }
 }
 
 fn connect_error(creds: &Credentials, e: &openssh::Error) -> SshError {

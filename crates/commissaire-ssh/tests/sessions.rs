@@ -59,8 +59,8 @@ async fn commands_share_one_master_and_the_first_host_key_is_recorded() {
     assert_eq!(codes, [0, 1, 2, 0, 1, 2, 0, 1].map(Some));
     assert_eq!(
         pool.connections_opened(),
-        2,
-        "the first contact, then one pinned master"
+        1,
+        "the first contact's master serves the callers that pinned its key"
     );
     assert_eq!(pool.open_sessions().await, 1);
     assert!(secret_files(&pool).is_empty(), "{:?}", secret_files(&pool));
@@ -201,4 +201,37 @@ async fn a_dead_process_s_pool_directory_is_swept() {
     std::fs::write(stale.join("key-0"), "secret").unwrap();
     let _pool = SessionPool::new(parent.path(), PoolConfig::default()).unwrap();
     assert!(!stale.exists(), "the dead process's key file is gone");
+}
+
+#[tokio::test]
+async fn a_leased_session_serves_other_programs_and_outlives_the_pool_s_closing() {
+    let sshd = TestSshd::start("127.0.0.57");
+    let (pool, _parent) = pool(PoolConfig {
+        idle: Duration::from_millis(1),
+        ..PoolConfig::default()
+    });
+    let c = creds(&sshd.address);
+    let lease = pool.lease(&c, &HostKey::FirstContact).await.unwrap();
+    assert!(lease.host_key().contains(&sshd.host_key()));
+    let socket = lease.control_socket().to_path_buf();
+    // Another program (as Ansible does) multiplexes over the master: no
+    // key, no login of its own.
+    let through_master = || {
+        std::process::Command::new("ssh")
+            .args(["-o", "ControlMaster=no", "-o", "BatchMode=yes", "-S"])
+            .arg(&socket)
+            .args(["-l", "root", &sshd.address, "echo", "multiplexed"])
+            .output()
+            .unwrap()
+    };
+    let out = through_master();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, b"multiplexed\n");
+    // The pool lets go of it (idle), the lease still holds it.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(pool.close_idle().await, 1);
+    assert!(through_master().status.success());
+    drop(lease);
+    assert!(!socket.exists(), "the master is gone with its last user");
+    assert!(secret_files(&pool).is_empty(), "{:?}", secret_files(&pool));
 }
