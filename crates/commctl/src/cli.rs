@@ -226,6 +226,21 @@ pub enum HostCommand {
         /// Address of the host
         address: String,
     },
+    /// Show the SSH host key recorded at the first contact with a host
+    Key {
+        /// Address of the host
+        address: String,
+    },
+    /// Accept a host's new SSH host key (after a reinstall): the key it
+    /// shows at the next connection is recorded
+    AcceptKey {
+        /// Only accept a key with this fingerprint (SHA256:..., as
+        /// `ssh-keygen -l` prints it, read on the host's console)
+        #[arg(long, value_name = "FINGERPRINT")]
+        fingerprint: Option<String>,
+        /// Address of the host
+        address: String,
+    },
     /// Add a host to a cluster
     Join {
         /// Address of the host

@@ -1,21 +1,11 @@
-//! Host facts (OS, CPUs, memory, free space) gathered over SSH.
-//!
-//! One plain `ssh` call runs a small POSIX shell script: it is a single
-//! round trip (about 0.5 s here, against 2-3 s for Ansible's `setup`
-//! module), needs nothing but `sh` and coreutils on the host, uses the same
-//! OpenSSH client (and `~/.ssh/config`) as Ansible, and adds no dependency.
-//! The key gets the same hygiene as for playbooks: a 0600 file in a private
-//! directory, removed on every path including cancellation.
-
-use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
+//! Host facts (OS, CPUs, memory, free space): one small POSIX shell
+//! command ([`Facts::COMMAND`]) run over the host's SSH session, a single
+//! round trip that needs nothing but `sh` and coreutils on the host, and
+//! its output read by [`Facts::parse`].
 
 use serde::{Deserialize, Serialize};
-use tokio::process::Command;
 
-use crate::target::{ProcessGroupGuard, RunDir};
-use crate::{AnsibleError, Target, vars::is_supported_os};
+use crate::{AnsibleError, vars::is_supported_os};
 
 /// What the investigator records about a host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,108 +22,22 @@ pub struct Facts {
     pub space: i64,
 }
 
-const SCRIPT: &str = "echo @@os-release; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null; \
-echo; echo @@ostree; if [ -e /run/ostree-booted ]; then echo yes; else echo no; fi; \
-echo @@cpus; nproc 2>/dev/null || getconf _NPROCESSORS_ONLN; \
-echo @@meminfo; grep MemTotal: /proc/meminfo; \
-echo @@df; df -Pk / | tail -n 1";
+impl Facts {
+    /// The command that prints a host's facts (a shell command line).
+    pub const COMMAND: &'static str = concat!(
+        "/bin/sh -c '",
+        "echo @@os-release; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null; ",
+        "echo; echo @@ostree; if [ -e /run/ostree-booted ]; then echo yes; else echo no; fi; ",
+        "echo @@cpus; nproc 2>/dev/null || getconf _NPROCESSORS_ONLN; ",
+        "echo @@meminfo; grep MemTotal: /proc/meminfo; ",
+        "echo @@df; df -Pk / | tail -n 1'"
+    );
 
-/// Gathers [`Facts`] from `target` over SSH within `timeout`; the key file
-/// lives in a private directory under the system temporary directory.
-///
-/// Errors: [`AnsibleError::Unreachable`] when SSH cannot connect or
-/// authenticate, [`AnsibleError::Timeout`], [`AnsibleError::UnsupportedOs`],
-/// [`AnsibleError::KeyFile`], [`AnsibleError::Parse`].
-pub async fn gather_facts(target: &Target, timeout: Duration) -> Result<Facts, AnsibleError> {
-    gather_facts_in(target, timeout, &std::env::temp_dir()).await
-}
-
-/// [`gather_facts`] with the key file's private directory under `temp_dir`.
-pub async fn gather_facts_in(
-    target: &Target,
-    timeout: Duration,
-    temp_dir: &Path,
-) -> Result<Facts, AnsibleError> {
-    // Drop order (reverse of declaration): process group, child, key, dir.
-    let run_dir = RunDir::new(temp_dir)?;
-    let key = run_dir.key_file(target, "id")?;
-    let connect_timeout = timeout.as_secs().clamp(1, 30);
-
-    let mut cmd = Command::new("ssh");
-    cmd.arg("-i")
-        .arg(key.path())
-        .args([
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "LogLevel=ERROR",
-            "-o",
-            "ControlMaster=no",
-            "-o",
-            "ControlPath=none",
-            "-o",
-        ])
-        .arg(format!("ConnectTimeout={connect_timeout}"))
-        .arg("-l")
-        .arg(&target.remote_user)
-        .arg("--")
-        .arg(&target.address)
-        .arg(format!("/bin/sh -c '{SCRIPT}'"))
-        .current_dir(run_dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-
-    let child = cmd.spawn().map_err(|source| AnsibleError::Spawn {
-        program: "ssh".into(),
-        source,
-    })?;
-    let mut group = ProcessGroupGuard::new(child.id());
-    let out = match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Ok(Ok(out)) => out,
-        Ok(Err(source)) => {
-            return Err(AnsibleError::Spawn {
-                program: "ssh".into(),
-                source,
-            });
-        }
-        Err(_) => {
-            return Err(AnsibleError::Timeout {
-                what: format!("fact gathering on {}", target.address),
-                after: timeout,
-                output: String::new(),
-            });
-        }
-    };
-    group.disarm();
-    drop(key);
-    drop(run_dir);
-
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    match out.status.code() {
-        Some(0) => parse_facts(&target.address, &stdout),
-        Some(255) => Err(AnsibleError::Unreachable {
-            address: target.address.clone(),
-            msg: if stderr.is_empty() {
-                "ssh exited with code 255".into()
-            } else {
-                stderr
-            },
-        }),
-        code => Err(AnsibleError::Command {
-            address: target.address.clone(),
-            exit_code: code.unwrap_or(-1),
-            stderr,
-        }),
+    /// Reads what [`Facts::COMMAND`] printed on `address`.
+    ///
+    /// Errors: [`AnsibleError::UnsupportedOs`], [`AnsibleError::Parse`].
+    pub fn parse(address: &str, output: &str) -> Result<Facts, AnsibleError> {
+        parse_facts(address, output)
     }
 }
 

@@ -1,13 +1,12 @@
 //! Agentless host management for Commissaire: the Ansible playbooks
 //! (bootstrap, restart, upgrade, deploy, availability check) run over SSH
-//! with `ansible-playbook`, per-OS command sets, and fact gathering.
+//! with `ansible-playbook`, per-OS command sets, and the facts command.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), commissaire_ansible::AnsibleError> {
 //! use commissaire_ansible::*;
 //! let target = Target::new("10.0.0.5", "root", "<base64 private key>");
-//! let facts = gather_facts(&target, std::time::Duration::from_secs(30)).await?;
-//! let vars = merged_vars(&facts.os, &serde_json::Map::new());
+//! let vars = merged_vars("fedora", &serde_json::Map::new());
 //! let report = PlaybookRunner::new(default_playbook_dir())
 //!     .run(Playbook::CheckHostAvailability, &[target], vars)
 //!     .await?;
@@ -30,7 +29,7 @@ mod target;
 mod vars;
 
 pub use error::AnsibleError;
-pub use facts::{Facts, gather_facts, gather_facts_in};
+pub use facts::Facts;
 pub use runner::{
     DEFAULT_PLAYBOOK_DIR, HostOutcome, PLAYBOOK_DIR_ENV, Playbook, PlaybookReport, PlaybookRunner,
     default_playbook_dir, source_playbook_dir,

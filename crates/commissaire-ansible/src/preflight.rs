@@ -39,12 +39,22 @@ pub(crate) struct Preflight {
     pub(crate) key: PathBuf,
     /// The control socket the master listens on (and Ansible uses).
     pub(crate) control_path: PathBuf,
+    /// The host-key options (see [`host_key_args`]).
+    pub(crate) host_key_args: String,
 }
 
-/// The SSH options of a master, shared by the pre-flight and by Ansible's
-/// connections.
-pub(crate) const SSH_COMMON_ARGS: &str =
-    "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes";
+/// The SSH options that verify a host's key: against the run's
+/// `known_hosts` file when the key is pinned, else none (any key).
+pub(crate) fn host_key_args(known_hosts: Option<&Path>) -> String {
+    match known_hosts {
+        Some(file) => format!(
+            "-o StrictHostKeyChecking=yes -o UserKnownHostsFile={} -o IdentitiesOnly=yes",
+            file.display()
+        ),
+        None => "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes"
+            .to_string(),
+    }
+}
 
 /// Opens every host's master, at most [`CONCURRENCY`] at a time; returns,
 /// in the hosts' order, `Ok(())` for a host whose master is up and
@@ -83,7 +93,7 @@ async fn open_master(host: &Preflight, err_file: &Path) -> Result<(), String> {
     let mut cmd = Command::new("ssh");
     cmd.arg("-i")
         .arg(&host.key)
-        .args(SSH_COMMON_ARGS.split(' '))
+        .args(host.host_key_args.split(' '))
         .args(["-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-C"])
         .arg("-o")
         .arg(format!("ConnectTimeout={CONNECT_TIMEOUT_SECS}"))
@@ -118,6 +128,10 @@ async fn open_master(host: &Preflight, err_file: &Path) -> Result<(), String> {
     }
     let stderr = std::fs::read_to_string(err_file).unwrap_or_default();
     let stderr = stderr.trim();
+    let classified = commissaire_ssh::SshError::from_connect(&host.address, &host.user, stderr);
+    if matches!(classified, commissaire_ssh::SshError::HostKeyChanged { .. }) {
+        return Err(classified.to_string());
+    }
     Err(match (status.code(), stderr.is_empty()) {
         (_, false) => format!("Failed to connect to the host via ssh: {stderr}"),
         (Some(code), true) => {

@@ -315,22 +315,63 @@ impl PlaybookRunner {
         // the key files, while the sockets exist.
         let mut keys: Vec<SecretFile> = Vec::with_capacity(targets.len());
         let mut preflights = Vec::with_capacity(targets.len());
+        // The hosts with a master of their caller's (a session lease):
+        // Ansible multiplexes over it, no pre-flight needed.
+        let mut leased = HashSet::new();
         let mut seen = HashSet::new();
+        let pinned: String = targets
+            .iter()
+            .filter_map(|t| t.known_hosts.as_deref())
+            .map(|lines| format!("{}\n", lines.trim()))
+            .collect();
+        let known_hosts = if pinned.is_empty() {
+            None
+        } else {
+            Some(run_dir.secret_file("known_hosts", pinned.as_bytes())?)
+        };
         for (i, t) in targets.iter().enumerate() {
             if !seen.insert(t.address.as_str()) {
                 continue;
             }
             let key = run_dir.key_file(t, &format!("key-{i}"))?;
+            let verify = known_hosts
+                .as_ref()
+                .filter(|_| t.known_hosts.is_some())
+                .map(SecretFile::path);
+            if t.control_path.is_some() {
+                leased.insert(t.address.clone());
+            }
             preflights.push(Preflight {
                 address: t.address.clone(),
                 user: t.remote_user.clone(),
                 key: key.path().to_path_buf(),
-                control_path: control_dir.join(format!("m{i}")),
+                control_path: t
+                    .control_path
+                    .clone()
+                    .unwrap_or_else(|| control_dir.join(format!("m{i}"))),
+                host_key_args: preflight::host_key_args(verify),
             });
             keys.push(key);
         }
         let masters = ControlMasters(control_dir.clone());
-        let reached = preflight::open_masters(&preflights, &local_temp).await;
+        let to_open: Vec<Preflight> = preflights
+            .iter()
+            .filter(|p| !leased.contains(&p.address))
+            .cloned()
+            .collect();
+        let mut opened = preflight::open_masters(&to_open, &local_temp)
+            .await
+            .into_iter();
+        let reached: Vec<Result<(), String>> = preflights
+            .iter()
+            .map(|p| {
+                if leased.contains(&p.address) {
+                    Ok(())
+                } else {
+                    opened.next().unwrap_or(Ok(()))
+                }
+            })
+            .collect();
         let mut unreachable = BTreeMap::new();
         // Built by hand: serde_json's Map sorts its keys, but the hosts must
         // keep the targets' order (serial playbooks go through them in order).
@@ -344,11 +385,20 @@ impl PlaybookRunner {
                 // the hosts after it are not run.
                 Ok(()) if playbook.is_serial() && !unreachable.is_empty() => {}
                 Ok(()) => {
+                    // The host-key options first: ssh takes the first value
+                    // of an option, and Ansible adds its own after these.
+                    let master = if leased.contains(&host.address) {
+                        // The caller's master; without it, a direct login.
+                        "-o ControlMaster=no"
+                    } else {
+                        "-C -o ControlMaster=auto -o ControlPersist=30s"
+                    };
                     let host_vars = json!({
                         "ansible_host": host.address,
                         "ansible_user": host.user,
                         "ansible_ssh_private_key_file": host.key,
-                        "ansible_ssh_common_args": preflight::SSH_COMMON_ARGS,
+                        "ansible_ssh_args": format!("{} {master}", host.host_key_args),
+                        "ansible_host_key_checking": verified(&host.host_key_args),
                         "ansible_control_path": host.control_path,
                         "ansible_python_interpreter": "/usr/bin/python3",
                     });
@@ -443,6 +493,7 @@ impl PlaybookRunner {
         drop(group);
         drop(masters);
         drop(keys);
+        drop(known_hosts);
         drop(inventory_file);
         drop(vars_file);
         drop(run_dir);
@@ -455,6 +506,11 @@ impl PlaybookRunner {
         tracing::debug!(%playbook, exit_code, failed = ?report.failed_hosts(), "ansible-playbook done");
         Ok(report)
     }
+}
+
+/// Whether these host-key options verify the key.
+fn verified(host_key_args: &str) -> bool {
+    host_key_args.contains("StrictHostKeyChecking=yes")
 }
 
 /// How long the output is still read after `ansible-playbook` exited: stray

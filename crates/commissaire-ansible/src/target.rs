@@ -24,6 +24,15 @@ pub struct Target {
     /// The SSH private key (OpenSSH/PEM text), base64 encoded as in
     /// `HostCreds.ssh_priv_key`.
     pub ssh_priv_key_b64: String,
+    /// The host's pinned SSH host key (`known_hosts` lines, as
+    /// `HostCreds.host_key`): every connection of the run verifies it.
+    /// `None`: the host is not verified (any key is accepted).
+    pub known_hosts: Option<String>,
+    /// The control socket of a master connection to the host that is up
+    /// (a lease of `commissaire-ssh`'s session pool): Ansible
+    /// multiplexes over it instead of logging in again, and connects by
+    /// itself (verifying `known_hosts`) only if it is gone.
+    pub control_path: Option<PathBuf>,
 }
 
 impl Target {
@@ -37,6 +46,8 @@ impl Target {
             address: address.into(),
             remote_user: remote_user.into(),
             ssh_priv_key_b64: ssh_priv_key_b64.into(),
+            known_hosts: None,
+            control_path: None,
         }
     }
 
@@ -86,6 +97,8 @@ impl fmt::Debug for Target {
             .field("address", &self.address)
             .field("remote_user", &self.remote_user)
             .field("ssh_priv_key_b64", &"<redacted>")
+            .field("known_hosts", &self.known_hosts.is_some())
+            .field("control_path", &self.control_path)
             .finish()
     }
 }

@@ -520,7 +520,11 @@ impl Inner {
         if kind == OpKind::Deploy {
             vars.insert("commissaire_deploy_version".into(), json!(version));
         }
-        let target = Target::new(address, creds.remote_user, creds.ssh_priv_key);
+        let mut target = Target::new(address, creds.remote_user, creds.ssh_priv_key);
+        // Verified against the key recorded at first contact (a host
+        // bootstrapped before keys were recorded is verified once the
+        // watcher's next check recorded it).
+        target.known_hosts = Some(creds.host_key).filter(|k| !k.trim().is_empty());
         // A host whose playbook failed stays cordoned: it needs a look first.
         self.executor.run(kind, &target, vars).await?;
         if !cm.is_empty() {

@@ -119,6 +119,16 @@ async fn delete_host(State(s): S, address: Address) -> ApiResult<Reply> {
 async fn get_creds(State(s): S, address: Address) -> ApiResult<Reply> {
     s.api.get_creds(&address).await
 }
+async fn get_host_key(State(s): S, address: Address) -> ApiResult<Reply> {
+    s.api.get_host_key(&address).await
+}
+async fn accept_host_key(
+    State(s): S,
+    address: Address,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Reply> {
+    s.api.accept_host_key(&address, body).await
+}
 async fn get_host_status(State(s): S, address: Address) -> ApiResult<Reply> {
     s.api.get_host_status(&address).await
 }
@@ -252,6 +262,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v0/host/{address}/creds", get(get_creds))
         .route("/api/v0/host/{address}/status", get(get_host_status))
+        .route(
+            "/api/v0/host/{address}/hostkey",
+            get(get_host_key).put(accept_host_key),
+        )
         .route("/api/v0/networks", get(list_networks))
         .route(
             "/api/v0/network/{name}",

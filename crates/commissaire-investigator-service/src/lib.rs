@@ -15,8 +15,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use commissaire_ansible::{Playbook, PlaybookRunner, Target, gather_facts, merged_vars};
+use commissaire_ansible::{Facts, Playbook, PlaybookRunner, Target, merged_vars};
 use commissaire_bus::{Bus, BusError, RpcError, codes};
+use commissaire_host_access::{HostAccess, SshSettings};
 use commissaire_models::*;
 use commissaire_service::{MemberError, Methods, Seconds, Service, parse_members};
 use commissaire_storage_client::{StorageCallError, StorageClient};
@@ -53,6 +54,8 @@ pub struct InvestigatorConfig {
     /// This replica's name in the records' `owner` (`replica_id`, default
     /// `<hostname>-<pid>-<random>`).
     pub replica_id: String,
+    /// The session pool's limits (`ssh`).
+    pub ssh: SshSettings,
 }
 
 /// The investigator's own members of its configuration document, typed.
@@ -70,6 +73,7 @@ struct Members {
     lease_seconds: Option<Seconds>,
     scan_seconds: Option<Seconds>,
     replica_id: Option<String>,
+    ssh: Option<SshSettings>,
 }
 
 impl InvestigatorConfig {
@@ -106,6 +110,7 @@ impl InvestigatorConfig {
             lease: secs(m.lease_seconds, 30),
             scan: secs(m.scan_seconds, 10),
             replica_id,
+            ssh: m.ssh.unwrap_or_default(),
         })
     }
 }
@@ -113,6 +118,7 @@ impl InvestigatorConfig {
 /// The investigator service.
 pub struct Investigator {
     storage: StorageClient,
+    access: HostAccess,
     bus: Bus,
     config: InvestigatorConfig,
     /// The hosts this replica is investigating now.
@@ -132,11 +138,13 @@ fn storage_error(e: StorageCallError) -> RpcError {
 }
 
 impl Investigator {
-    /// An investigator working through `bus`.
-    pub fn new(bus: Bus, config: InvestigatorConfig) -> Self {
+    /// An investigator working through `bus`, connecting to hosts through
+    /// `access` (the process's session pool).
+    pub fn new(bus: Bus, config: InvestigatorConfig, access: HostAccess) -> Self {
         Investigator {
             storage: StorageClient::new(bus.clone())
                 .with_outage_patience(config.storage_retry_timeout),
+            access,
             bus,
             config,
             running: claim::Running::default(),
@@ -348,13 +356,42 @@ impl Investigator {
             h.reason.clear();
         })
         .await?;
-        let target = Target::new(
-            address,
-            creds.remote_user.clone(),
-            creds.ssh_priv_key.clone(),
-        );
         tracing::info!(address, "gathering facts");
-        let facts = match gather_facts(&target, self.config.facts_timeout).await {
+        // The host's session: its key recorded at first contact and
+        // verified after; facts and the bootstrap playbook both use it.
+        let opened = match self
+            .access
+            .open_with(creds, self.config.facts_timeout)
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                return self
+                    .fail(address, format!("investigation failed: {e}"))
+                    .await;
+            }
+        };
+        let facts = match self
+            .access
+            .run_with(
+                opened.creds.clone(),
+                Facts::COMMAND,
+                self.config.facts_timeout,
+            )
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|out| {
+                if out.success() {
+                    Facts::parse(address, &String::from_utf8_lossy(&out.stdout))
+                        .map_err(|e| e.to_string())
+                } else {
+                    Err(format!(
+                        "the facts command exited with {:?}: {}",
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ))
+                }
+            }) {
             Ok(f) => f,
             Err(e) => {
                 return self
@@ -362,6 +399,13 @@ impl Investigator {
                     .await;
             }
         };
+        let mut target = Target::new(
+            address,
+            opened.creds.remote_user.clone(),
+            opened.creds.ssh_priv_key.clone(),
+        );
+        target.known_hosts = Some(opened.creds.host_key.clone());
+        target.control_path = Some(opened.lease.control_socket().to_path_buf());
         let os: Os = facts.os.parse().unwrap_or_default();
         let host = self
             .update_host(address, |h| {
@@ -385,6 +429,8 @@ impl Investigator {
             Ok(r) => r,
             Err(e) => return self.fail(address, format!("bootstrap failed: {e}")).await,
         };
+        // The session goes back to the pool (closed once idle).
+        drop(opened);
         if let Some(problem) = report.failure_reason(address) {
             return self
                 .fail(address, format!("bootstrap failed: {problem}"))

@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
+use commissaire_host_access::HostAccess;
 use commissaire_investigator_service::{FirstScan, Investigator, InvestigatorConfig};
 use commissaire_service::run_daemon;
+use commissaire_storage_client::StorageClient;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -12,7 +14,10 @@ async fn main() -> anyhow::Result<()> {
         "Commissaire investigator service.",
         |settings, bus| async move {
             let config = InvestigatorConfig::from_config(&settings.config)?;
-            let service = Arc::new(Investigator::new(bus.clone(), config));
+            let storage =
+                StorageClient::new(bus.clone()).with_outage_patience(config.storage_retry_timeout);
+            let access = HostAccess::start(storage, &config.ssh)?;
+            let service = Arc::new(Investigator::new(bus.clone(), config, access));
             let handle = commissaire_service::run(service.clone(), bus, settings.workers).await?;
             // Investigations nobody owns (their announcement was lost, or their
             // replica died) are taken up from storage.

@@ -161,6 +161,22 @@ impl TestSshd {
             .join(" ")
     }
 
+    /// Its host key's fingerprint as `ssh-keygen -l` prints it
+    /// (`SHA256:...`).
+    pub fn fingerprint(&self) -> String {
+        let out = Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(self.dir.join("hostkey.pub"))
+            .output()
+            .expect("run ssh-keygen");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .nth(1)
+            .expect("a fingerprint")
+            .to_string()
+    }
+
     /// Gives it a new host key (as a reinstalled host has): stops it, makes
     /// the key, starts it again.
     pub fn new_host_key(&mut self) {

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
+use commissaire_host_access::HostAccess;
 use commissaire_service::run_daemon;
+use commissaire_storage_client::StorageClient;
 use commissaire_watcher_service::{Watcher, WatcherConfig};
 
 #[tokio::main]
@@ -13,7 +15,8 @@ async fn main() -> anyhow::Result<()> {
         |settings, bus| async move {
             let config =
                 WatcherConfig::from_config(&settings.config).map_err(anyhow::Error::msg)?;
-            let watching = tokio::spawn(Arc::new(Watcher::new(bus, config)).run());
+            let access = HostAccess::start(StorageClient::new(bus.clone()), &config.ssh)?;
+            let watching = tokio::spawn(Arc::new(Watcher::new(bus, config, access)).run());
             Ok(move || async move { watching.abort() })
         },
     )

@@ -39,7 +39,12 @@ fn watcher(bus: &Bus, interval: f64) -> Arc<Watcher> {
         .unwrap(),
     )
     .unwrap();
-    Arc::new(Watcher::new(bus.clone(), config))
+    let access = commissaire_host_access::HostAccess::start(
+        commissaire_storage_client::StorageClient::new(bus.clone()),
+        &config.ssh,
+    )
+    .unwrap();
+    Arc::new(Watcher::new(bus.clone(), config, access))
 }
 
 async fn save(bus: &Bus, kind: &str, data: Value) {
@@ -115,7 +120,7 @@ async fn a_stopped_host_fails_and_comes_back() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let h = host(&bus, &sshd.address).await;
-    assert_eq!(h["status"], "active");
+    assert_eq!(h["status"], "active", "{h}");
     assert_ne!(h["last_check"], "2020-01-01T00:00:00.000000");
     sshd.stop();
     let failed = wait_status(&bus, &sshd.address, "failed").await;

@@ -14,9 +14,11 @@ use clap::Parser;
 use commissaire_bus::{Bus, InProcessBus};
 use commissaire_clusterexec_service::{ClusterExec, ClusterExecConfig};
 use commissaire_containermgr_service::ContainerManagerService;
+use commissaire_host_access::{HostAccess, SshSettings};
 use commissaire_http::{ServerArgs, ServerConfig};
 use commissaire_investigator_service::{FirstScan, Investigator, InvestigatorConfig};
 use commissaire_storage::{RedbStore, SecretBox, StorageRouter};
+use commissaire_storage_client::StorageClient;
 use commissaire_watcher_service::{Watcher, WatcherConfig};
 
 /// Commissaire all-in-one: server and services in one process.
@@ -46,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
     let config = ServerConfig::resolve_with(
         &cli.server,
         "inprocess://",
-        &["data-dir", "investigator", "watcher", "clusterexec"],
+        &["data-dir", "investigator", "watcher", "clusterexec", "ssh"],
     )?;
     commissaire_service::init_logging(config.debug, config.file.get("logging"));
     let data_dir = cli
@@ -80,8 +82,22 @@ async fn main() -> anyhow::Result<()> {
             .cloned()
             .unwrap_or_default()
     };
+    // One session pool for every daemon of the process (the top-level
+    // `ssh` member).
+    for name in ["investigator", "watcher"] {
+        anyhow::ensure!(
+            section(name).get("ssh").is_none(),
+            "the all-in-one has one SSH session pool: set 'ssh' at the top level of the \
+             configuration file, not in '{name}'"
+        );
+    }
+    let ssh: SshSettings = match config.file.get("ssh") {
+        Some(v) => commissaire_service::parse_value("ssh", v.clone())?,
+        None => SshSettings::default(),
+    };
+    let access = HostAccess::start(StorageClient::new(bus.clone()), &ssh)?;
     let investigator = InvestigatorConfig::from_config(&section("investigator"))?;
-    let investigator = Arc::new(Investigator::new(bus.clone(), investigator));
+    let investigator = Arc::new(Investigator::new(bus.clone(), investigator, access.clone()));
     let _investigator =
         commissaire_service::run(investigator.clone(), bus.clone(), cli.workers).await?;
     // This process alone opens the embedded store: every investigation in
@@ -90,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
     let containermgr = Arc::new(ContainerManagerService::new(bus.clone()));
     let _containermgr = commissaire_service::run(containermgr, bus.clone(), cli.workers).await?;
     let watcher = WatcherConfig::from_config(&section("watcher")).map_err(anyhow::Error::msg)?;
-    tokio::spawn(Arc::new(Watcher::new(bus.clone(), watcher)).run());
+    tokio::spawn(Arc::new(Watcher::new(bus.clone(), watcher, access)).run());
     let clusterexec = ClusterExecConfig::from_config(&section("clusterexec"))?;
     let _clusterexec = commissaire_clusterexec_service::start(
         ClusterExec::new(bus.clone(), clusterexec),

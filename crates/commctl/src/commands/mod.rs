@@ -1,19 +1,21 @@
-//! The commands that talk to the server.
+//! The commands that talk to the server (`host ...` in [`host`]).
 
-use std::io::{IsTerminal, Read};
-use std::path::Path;
+use std::io::IsTerminal;
 use std::time::Duration;
 
-use base64::Engine;
 use serde_json::{Map, Value, json};
 
 use crate::cli::{
-    ClusterCommand, ContainerManagerCommand, DeployCommand, HostCommand, NetworkCommand,
-    OperationCommand, StatusArgs, UpgradeCommand,
+    ClusterCommand, ContainerManagerCommand, DeployCommand, NetworkCommand, OperationCommand,
+    StatusArgs, UpgradeCommand,
 };
 use crate::client::Client;
 use crate::error::{CliError, CliResult, exit};
 use crate::output::{self, emit};
+
+mod host;
+
+pub use host::host;
 
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -343,129 +345,6 @@ pub fn operation_status(ctx: &Ctx, op: Operation, args: &StatusArgs) -> CliResul
             args.name
         ))),
     }
-}
-
-fn read_key_file(path: &Path) -> CliResult<Vec<u8>> {
-    if path == Path::new("-") {
-        let mut key = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut key)
-            .map_err(|e| CliError::io("reading the SSH private key from stdin", e))?;
-        return Ok(key);
-    }
-    std::fs::read(path)
-        .map_err(|e| CliError::io(format!("reading the SSH private key {}", path.display()), e))
-}
-
-const HOST_COLUMNS: &[(&str, &str)] = &[
-    ("ADDRESS", "address"),
-    ("STATUS", "status"),
-    ("OS", "os"),
-    ("CPUS", "cpus"),
-    ("MEMORY", "memory"),
-    ("SPACE", "space"),
-    ("LAST CHECK", "last_check"),
-];
-
-/// `host ...`
-pub fn host(ctx: &Ctx, command: &HostCommand) -> CliResult<i32> {
-    let c = ctx.client;
-    match command {
-        HostCommand::Create {
-            cluster,
-            remote_user,
-            address,
-            ssh_priv_key_file,
-        } => {
-            let key = read_key_file(ssh_priv_key_file)?;
-            if key.iter().all(u8::is_ascii_whitespace) {
-                return Err(CliError::Input(format!(
-                    "the SSH private key file {} is empty",
-                    ssh_priv_key_file.display()
-                )));
-            }
-            let mut body = Map::new();
-            body.insert(
-                "ssh_priv_key".into(),
-                json!(base64::engine::general_purpose::STANDARD.encode(&key)),
-            );
-            if let Some(cl) = cluster {
-                body.insert("cluster".into(), json!(cl));
-            }
-            if let Some(u) = remote_user {
-                body.insert("remote_user".into(), json!(u));
-            }
-            let reply = c.put(&["api", "v0", "host", address], &Value::Object(body))?;
-            ctx.show_record(&reply);
-        }
-        HostCommand::Delete { addresses } => {
-            return ctx.each(
-                addresses,
-                |a| c.delete(&["api", "v0", "host", a]),
-                |a| format!("Deleted host '{a}'"),
-            );
-        }
-        HostCommand::Get { address } => {
-            let reply = c.get(&["api", "v0", "host", address])?;
-            ctx.show_record(&reply);
-        }
-        HostCommand::List { cluster: None } => {
-            let reply = c.get(&["api", "v0", "hosts"])?;
-            ctx.show(&reply, |v| output::rows(HOST_COLUMNS, "hosts", v));
-        }
-        HostCommand::List {
-            cluster: Some(cluster),
-        } => {
-            let reply = c.get(&["api", "v0", "cluster", cluster, "hosts"])?;
-            ctx.show(&reply, |v| {
-                output::names("ADDRESS", &format!("hosts in cluster '{cluster}'"), v)
-            });
-        }
-        HostCommand::Status { address } => {
-            let reply = c.get(&["api", "v0", "host", address, "status"])?;
-            ctx.show_record(&reply);
-        }
-        HostCommand::Creds { address } => {
-            let reply = c.get(&["api", "v0", "host", address, "creds"])?;
-            ctx.show(&reply, |v| {
-                // The purpose of this command is to show the credentials.
-                let user = v.get("remote_user").and_then(Value::as_str).unwrap_or("");
-                let key = v.get("ssh_priv_key").and_then(Value::as_str).unwrap_or("");
-                let decoded = base64::engine::general_purpose::STANDARD
-                    .decode(key.trim())
-                    .ok()
-                    .and_then(|k| String::from_utf8(k).ok());
-                match decoded {
-                    Some(pem) => format!("remote_user: {user}\nssh_priv_key:\n{}", pem.trim_end()),
-                    None => format!("remote_user: {user}\nssh_priv_key (base64): {key}"),
-                }
-            });
-        }
-        HostCommand::Join { address, cluster } => {
-            let reply = c.call(
-                reqwest::Method::PUT,
-                &["api", "v0", "cluster", cluster, "hosts", address],
-                None,
-            )?;
-            ctx.show(&reply, |_| {
-                format!("Host '{address}' is a member of cluster '{cluster}'")
-            });
-        }
-        HostCommand::Unjoin { address, cluster } => {
-            let reply = c.delete(&["api", "v0", "cluster", cluster, "hosts", address])?;
-            ctx.show(&reply, |_| {
-                format!("Host '{address}' is not a member of cluster '{cluster}'")
-            });
-        }
-        HostCommand::Ssh {
-            address,
-            extra_args,
-        } => {
-            let creds = c.get(&["api", "v0", "host", address, "creds"])?;
-            return crate::ssh::run(address, &creds, extra_args);
-        }
-    }
-    Ok(exit::OK)
 }
 
 /// The create/delete/get/list commands shared by networks and container managers.

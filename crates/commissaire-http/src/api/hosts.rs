@@ -85,6 +85,7 @@ impl Api {
             address: address.to_string(),
             ssh_priv_key: key.clone(),
             remote_user,
+            ..HostCreds::default()
         };
         let host = Host {
             address: address.to_string(),

@@ -3,12 +3,14 @@
 //! managers. Nothing here touches a store directly.
 //!
 //! One module per resource: [`clusters`], [`members`] (a cluster's hosts),
-//! [`operations`] (restart, upgrade, deploy), [`hosts`], [`configs`]
+//! [`operations`] (restart, upgrade, deploy), [`hosts`], [`host_keys`]
+//! (a host's pinned SSH key), [`configs`]
 //! (networks and container managers); [`input`] reads and checks request
 //! input. This file holds [`Api`] and what they share.
 
 mod clusters;
 mod configs;
+mod host_keys;
 mod hosts;
 mod input;
 mod members;

@@ -116,7 +116,12 @@ pub async fn start_with(extra: Value) -> Stack {
             .await
             .unwrap(),
     );
-    let investigator = Arc::new(Investigator::new(bus.clone(), config));
+    let access = commissaire_host_access::HostAccess::start(
+        commissaire_storage_client::StorageClient::new(bus.clone()),
+        &config.ssh,
+    )
+    .unwrap();
+    let investigator = Arc::new(Investigator::new(bus.clone(), config, access));
     std::mem::forget(
         commissaire_service::run(investigator, bus.clone(), 2)
             .await
