@@ -6,7 +6,9 @@
 //!   stored, `PUT /host/ADDR` (create), each at concurrency 1 and 16;
 //! * bus round trips (`storage.get`) over AMQP, Redis and in-process;
 //! * rolling restart overhead per host on test sshd hosts (split, AMQP);
-//! * watcher checks per second on 50 test sshd hosts (split, AMQP);
+//! * watcher capacity on 50 test sshd hosts (split, AMQP): checks per
+//!   second with the SSH check at concurrency 10 and 50 and with the playbook
+//!   check, CPU per check, the projected 10,000-host sweep;
 //! * resident memory of every process idle and under load;
 //! * a load test: N clients for S seconds mixing reads and writes, then a
 //!   check that no write was lost (exit status 1 on any error).
@@ -130,11 +132,14 @@ struct Cli {
     #[arg(long, default_value_t = 30)]
     watcher_seconds: u64,
     /// The watcher's interval (seconds) during the measurement.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 0.3)]
     watcher_interval: f64,
-    /// The watcher's concurrency during the measurement (its default is 10).
-    #[arg(long, default_value_t = 10)]
-    watcher_concurrency: usize,
+    /// The watcher's concurrency values, a row each (its default is 10).
+    #[arg(long, value_delimiter = ',', default_values_t = [10, 50])]
+    watcher_concurrency: Vec<usize>,
+    /// Leave out the row of the playbook check (`check: playbook`).
+    #[arg(long)]
+    no_watcher_playbook: bool,
     /// Load test: concurrent clients.
     #[arg(long, default_value_t = 50)]
     clients: usize,
@@ -394,7 +399,8 @@ async fn split(
             );
             let bench = watcher::WatcherBench {
                 interval: cli.watcher_interval,
-                concurrency: cli.watcher_concurrency,
+                concurrency: cli.watcher_concurrency.clone(),
+                playbook_row: !cli.no_watcher_playbook,
                 window: Duration::from_secs(cli.watcher_seconds),
             };
             let peaks = load.entry("watcher run".into()).or_default();

@@ -1,15 +1,19 @@
-//! Watcher throughput: how many host checks per second the watcher daemon
-//! completes on the test sshd hosts.
+//! Watcher capacity: how many host checks per second the watcher daemon
+//! completes on the test sshd hosts, what one check costs its process in
+//! CPU, and the sweep time of a 10,000-host fleet that follows.
 //!
 //! The hosts are stored as the investigator leaves bootstrapped ones (host
 //! `active`, credentials, a `WatcherRecord` due long ago), and the watcher
 //! is restarted with a short `interval`, so every host is due again as soon
-//! as it was checked and the watcher is never idle. A check runs the
-//! `check_host_availability` playbook on one host and then writes the
-//! host's `last_check`; every distinct `last_check` stamped inside the
-//! measuring window is one completed check. The hosts' records are polled
-//! every 250 ms, more often than any host can be checked twice (the
-//! interval, and a playbook run, take longer), so no check is missed.
+//! as it was checked and the watcher is never idle. A check (`check: ssh`,
+//! the default) is one command on the host's pooled SSH session, or (`check:
+//! playbook`) a `check_host_availability` playbook run; then the watcher
+//! writes the host's `last_check`. Every distinct `last_check` stamped
+//! inside the measuring window is one completed check. The hosts' records
+//! are polled every 50 ms, more often than the interval lets any host be
+//! checked twice, so no check is missed. CPU is the watcher process's
+//! user + system time over the window, with the `ssh` client processes it
+//! started and reaped (`/proc/PID/stat`), divided by the checks.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -27,10 +31,31 @@ use crate::stack::{BUS_TIMEOUT, Split};
 pub struct WatcherBench {
     /// `interval` of the watcher (seconds).
     pub interval: f64,
-    /// `concurrency` of the watcher (hosts checked at once).
-    pub concurrency: usize,
-    /// Length of the measuring window.
+    /// The `concurrency` values of the `ssh` rows (hosts checked at once).
+    pub concurrency: Vec<usize>,
+    /// Whether to add a row of `check: playbook` (at the first concurrency).
+    pub playbook_row: bool,
+    /// Length of each measuring window.
     pub window: Duration,
+}
+
+/// A fleet the sweep time is projected for.
+const FLEET: f64 = 10_000.0;
+
+/// CPU time (user + system, with reaped children) of `pid` so far.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces) in ")".
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime, stime, cutime, cstime are fields 14-17 (1-based; the state,
+    // field 3, is fields[0] here).
+    let ticks: u64 = fields
+        .get(11..15)?
+        .iter()
+        .map(|f| f.parse::<u64>().unwrap_or(0))
+        .sum();
+    // /proc counts in USER_HZ, 100 per second on Linux.
+    Some(Duration::from_millis(ticks * 10))
 }
 
 fn now_naive() -> chrono::NaiveDateTime {
@@ -51,8 +76,9 @@ async fn hosts_now(split: &Split, hosts: &[String]) -> anyhow::Result<Vec<Value>
     Ok(r.as_array().cloned().unwrap_or_default())
 }
 
-/// Measures checks per second on `hosts` through `split`'s watcher; returns
-/// the row. The watcher is stopped afterwards.
+/// Measures the watcher on `hosts` through `split`: one row per
+/// concurrency with `check: ssh`, and one with `check: playbook`. The
+/// watcher is stopped afterwards.
 pub async fn watcher_rows(
     split: &mut Split,
     hosts: &[String],
@@ -60,12 +86,40 @@ pub async fn watcher_rows(
     bench: &WatcherBench,
     peaks: &mut Peaks,
 ) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for &concurrency in &bench.concurrency {
+        rows.push(watcher_row(split, hosts, key_b64, bench, "ssh", concurrency, peaks).await?);
+    }
+    if bench.playbook_row {
+        let concurrency = bench.concurrency.first().copied().unwrap_or(10);
+        let mut row =
+            watcher_row(split, hosts, key_b64, bench, "playbook", concurrency, peaks).await?;
+        let alone = check_alone(&hosts[0], key_b64).await?;
+        row.note.push_str(&format!(
+            "; one check_host_availability playbook run takes {alone:.2} s alone (median of 3, watcher stopped)"
+        ));
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// One measurement: the watcher restarted with `check` and `concurrency`.
+async fn watcher_row(
+    split: &mut Split,
+    hosts: &[String],
+    key_b64: &str,
+    bench: &WatcherBench,
+    check: &str,
+    concurrency: usize,
+    peaks: &mut Peaks,
+) -> anyhow::Result<Row> {
     let setup = split.setup.label();
     split.reconfigure(
         Daemon::Watcher,
         &[
             ("interval", json!(bench.interval)),
-            ("concurrency", json!(bench.concurrency)),
+            ("concurrency", json!(concurrency)),
+            ("check", json!(check)),
             ("check_timeout", json!(60)),
         ],
     );
@@ -84,27 +138,33 @@ pub async fn watcher_rows(
         .collect();
     seeder.save_all("WatcherRecord", &watch).await?;
 
-    // Warm-up: until the first check completed.
+    // Warm-up: until every host was checked once (its session is open, its
+    // key recorded), as in a watcher that runs for a while.
     let warm = Instant::now();
     loop {
         let now = hosts_now(split, hosts).await?;
-        if now.iter().any(|h| h["last_check"] != old) {
+        if now.iter().all(|h| h["last_check"] != old) {
             break;
         }
         anyhow::ensure!(
-            warm.elapsed() < Duration::from_secs(120),
-            "the watcher checked no host in 120 s:\n{}",
+            warm.elapsed() < Duration::from_secs(180),
+            "the watcher did not check every host in 180 s:\n{}",
             split.stack.log(Daemon::Watcher)
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    let pid = split
+        .stack
+        .pid(Daemon::Watcher)
+        .ok_or_else(|| anyhow::anyhow!("the watcher is not running"))?;
     let sampler = Sampler::start(split.procs());
+    let cpu_before = cpu_time(pid);
     let from = now_naive();
     let t0 = Instant::now();
     let mut seen: HashSet<(String, String)> = HashSet::new();
     let mut failed: HashSet<String> = HashSet::new();
     while t0.elapsed() < bench.window {
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
         for h in hosts_now(split, hosts).await? {
             let stamp = h["last_check"].as_str().unwrap_or_default().to_string();
             let in_window = commissaire_models::parse_iso(&stamp).is_some_and(|t| t >= from);
@@ -118,6 +178,7 @@ pub async fn watcher_rows(
         }
     }
     let to = now_naive();
+    let cpu_after = cpu_time(pid);
     peaks.add(sampler.finish().await);
     // Only checks stamped inside the window.
     let checks = seen
@@ -125,30 +186,40 @@ pub async fn watcher_rows(
         .filter(|(_, s)| commissaire_models::parse_iso(s).is_some_and(|t| t <= to))
         .count();
     let window = (to - from).as_seconds_f64();
+    let rate = checks as f64 / window.max(1e-9);
     let hosts_checked: HashSet<&String> = seen.iter().map(|(a, _)| a).collect();
     split.stack.terminate(Daemon::Watcher);
-    let alone = check_alone(&hosts[0], key_b64).await?;
+    let cpu = match (cpu_before, cpu_after) {
+        (Some(b), Some(a)) if checks > 0 => format!(
+            "{:.1} ms CPU per check (watcher process and its ssh clients)",
+            (a.saturating_sub(b)).as_secs_f64() * 1000.0 / checks as f64
+        ),
+        _ => "CPU per check unknown".to_string(),
+    };
+    let sweep = if rate > 0.0 {
+        format!("{:.1} min", FLEET / rate / 60.0)
+    } else {
+        "never".to_string()
+    };
     let mut note = format!(
-        "{checks} checks in {window:.1} s ({} of {} hosts checked), watcher interval {} s, \
-         concurrency {}; one check = one check_host_availability playbook run, which takes \
-         {alone:.2} s alone (median of 3, watcher stopped)",
+        "check: {check}; {checks} checks in {window:.1} s ({} of {} hosts checked), interval {} s; \
+         {cpu}; a {FLEET:.0}-host sweep at this rate: {sweep}",
         hosts_checked.len(),
         hosts.len(),
         bench.interval,
-        bench.concurrency
     );
     if !failed.is_empty() {
         note.push_str(&format!("; {} hosts seen FAILED", failed.len()));
     }
-    Ok(vec![Row {
+    Ok(Row {
         setup: setup.to_string(),
-        what: format!("watcher checks/s, {} ssh hosts", hosts.len()),
-        concurrency: Some(bench.concurrency),
+        what: format!("watcher checks/s ({check}), {} ssh hosts", hosts.len()),
+        concurrency: Some(concurrency),
         n: Some(checks),
-        rate: Some(checks as f64 / window.max(1e-9)),
+        rate: Some(rate),
         note,
         ..Row::default()
-    }])
+    })
 }
 
 /// How long one `check_host_availability` run on `host` takes with nothing

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use std::num::NonZeroU32;
 
+use commissaire_host_access::SshSettings;
 use commissaire_service::{Seconds, parse_members};
 use serde_json::{Map, Value};
 
@@ -27,6 +28,7 @@ use crate::ExecError;
 /// | `container_timeout_seconds` | 30 | time limit of a cordon or uncordon call |
 /// | `storage_retry_timeout` | 300 | how long a storage read a roll needs (the cluster, a host, its credentials) is retried while storage is unavailable, before the host fails |
 /// | `replica_id` | `<hostname>-<pid>-<random>` | this replica's name in `owner` |
+/// | `ssh` | `{}` | the SSH session pool (restarted hosts are waited for over it) |
 #[derive(Debug, Clone)]
 pub struct ClusterExecConfig {
     /// Directory holding the playbooks.
@@ -51,6 +53,8 @@ pub struct ClusterExecConfig {
     pub storage_retry_timeout: Duration,
     /// This replica's identity.
     pub replica_id: String,
+    /// The session pool's limits.
+    pub ssh: SshSettings,
 }
 
 /// A replica identity unique across hosts and restarts.
@@ -73,6 +77,7 @@ impl Default for ClusterExecConfig {
             container_timeout: Duration::from_secs(30),
             storage_retry_timeout: Duration::from_secs(300),
             replica_id: default_replica_id(),
+            ssh: SshSettings::default(),
         }
     }
 }
@@ -92,6 +97,7 @@ struct Members {
     container_timeout_seconds: Option<Seconds>,
     storage_retry_timeout: Option<Seconds>,
     replica_id: Option<String>,
+    ssh: Option<SshSettings>,
 }
 
 impl ClusterExecConfig {
@@ -144,6 +150,7 @@ impl ClusterExecConfig {
                 ));
             }
         }
+        c.ssh = m.ssh.unwrap_or_default();
         if c.lease < Duration::from_secs(1) {
             return Err(ExecError::config("lease_seconds", "must be at least 1"));
         }

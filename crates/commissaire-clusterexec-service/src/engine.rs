@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use commissaire_ansible::{PlaybookRunner, Target, merged_vars};
 use commissaire_bus::{Bus, RpcError};
+use commissaire_host_access::HostAccess;
 use commissaire_models::{Cluster, Host, HostCreds, OperationStatus};
 use commissaire_service::{Methods, Service};
 use commissaire_storage_client::{StorageCallError, StorageClient, retry_while_unavailable};
@@ -65,9 +66,10 @@ fn storage_timeout(lease: Duration) -> Duration {
 }
 
 impl ClusterExec {
-    /// A service running playbooks with `ansible-playbook` and draining
-    /// nodes through the containermgr service on `bus`.
-    pub fn new(bus: Bus, config: ClusterExecConfig) -> Self {
+    /// A service running playbooks with `ansible-playbook`, waiting for
+    /// restarted hosts through `access` (the process's session pool), and
+    /// draining nodes through the containermgr service on `bus`.
+    pub fn new(bus: Bus, config: ClusterExecConfig, access: HostAccess) -> Self {
         let runner =
             PlaybookRunner::new(config.playbook_dir.clone()).with_timeout(config.playbook_timeout);
         let drainer = BusDrainer::new(bus.clone(), config.container_timeout, config.drain_timeout);
@@ -75,7 +77,7 @@ impl ClusterExec {
             bus,
             config,
             Arc::new(drainer),
-            Arc::new(AnsibleExecutor::new(runner)),
+            Arc::new(AnsibleExecutor::waiting_natively(runner, access)),
         )
     }
 

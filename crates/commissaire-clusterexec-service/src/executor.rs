@@ -1,10 +1,13 @@
-//! Running an operation's playbook on one host.
+//! Running an operation's playbook on one host (and, for a restart,
+//! waiting natively for the host to go down and come back).
 
 use async_trait::async_trait;
 use commissaire_ansible::{HostOutcome, PlaybookRunner, Target};
-use serde_json::{Map, Value};
+use commissaire_host_access::HostAccess;
+use serde_json::{Map, Value, json};
 
 use crate::record::OpKind;
+use crate::wait::{RestartWaits, wait_down_and_back};
 
 /// Runs an operation's step on one host; `Err` carries why it failed.
 #[async_trait]
@@ -19,15 +22,31 @@ pub trait HostExecutor: Send + Sync {
 }
 
 /// A [`HostExecutor`] running `restart.yaml`, `upgrade.yaml` or
-/// `deploy.yaml` with `ansible-playbook`.
+/// `deploy.yaml` with `ansible-playbook`. With [`HostAccess`], a restart's
+/// playbook only runs the restart command (`commissaire_wait_natively`)
+/// and the executor then waits for the host itself ([`wait_down_and_back`]:
+/// probes every 150 ms, the SSH login verifying the pinned key).
 pub struct AnsibleExecutor {
     runner: PlaybookRunner,
+    access: Option<HostAccess>,
 }
 
 impl AnsibleExecutor {
-    /// An executor using `runner` (playbook directory, time limit).
+    /// An executor using `runner` (playbook directory, time limit); the
+    /// playbook waits for restarted hosts.
     pub fn new(runner: PlaybookRunner) -> Self {
-        AnsibleExecutor { runner }
+        AnsibleExecutor {
+            runner,
+            access: None,
+        }
+    }
+
+    /// An executor that waits for restarted hosts itself, through `access`.
+    pub fn waiting_natively(runner: PlaybookRunner, access: HostAccess) -> Self {
+        AnsibleExecutor {
+            runner,
+            access: Some(access),
+        }
     }
 }
 
@@ -39,14 +58,42 @@ impl HostExecutor for AnsibleExecutor {
         target: &Target,
         vars: Map<String, Value>,
     ) -> Result<(), String> {
+        let native = match &self.access {
+            Some(access) if op == OpKind::Restart => Some((access, RestartWaits::from_vars(&vars))),
+            _ => None,
+        };
+        let mut vars = vars;
+        if native.is_some() {
+            vars.insert("commissaire_wait_natively".into(), json!(true));
+        }
+        // Over the host's pooled session (its key recorded if this is the
+        // first contact, verified otherwise): no handshake of Ansible's own.
+        let mut target = target.clone();
+        let lease = match &self.access {
+            Some(access) => {
+                let opened = access
+                    .open(&target.address, std::time::Duration::from_secs(30))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                target.known_hosts = Some(opened.creds.host_key.clone());
+                target.control_path = Some(opened.lease.control_socket().to_path_buf());
+                Some(opened.lease)
+            }
+            None => None,
+        };
+        let target = &target;
         let report = self
             .runner
             .run(op.playbook(), std::slice::from_ref(target), vars)
             .await
             .map_err(|e| e.to_string())?;
+        drop(lease);
         tracing::debug!(host = %target.address, op = op.as_str(), output = %report.output, "playbook output");
         match report.hosts.get(&target.address) {
-            Some(HostOutcome::Ok) => Ok(()),
+            Some(HostOutcome::Ok) => match native {
+                Some((access, waits)) => wait_down_and_back(access, &target.address, waits).await,
+                None => Ok(()),
+            },
             Some(HostOutcome::Failed { task, msg }) => Err(format!("task '{task}' failed: {msg}")),
             Some(HostOutcome::Unreachable { msg }) => Err(format!("unreachable: {msg}")),
             Some(HostOutcome::NotRun) | None => Err(format!(

@@ -49,6 +49,7 @@ mod executor;
 mod lease;
 mod record;
 mod store;
+mod wait;
 
 pub use config::{ClusterExecConfig, default_replica_id};
 pub use drain::{BusDrainer, DrainError, NodeDrainer, node_is_ready};
@@ -56,6 +57,7 @@ pub use engine::{ClusterExec, StartOutcome};
 pub use error::ExecError;
 pub use executor::{AnsibleExecutor, HostExecutor};
 pub use record::{OpKind, OpRecord};
+pub use wait::{RestartWaits, wait_down_and_back};
 
 use commissaire_bus::Bus;
 

@@ -47,7 +47,10 @@ async fn main() -> anyhow::Result<()> {
     let service_args = cli.service.clone();
     run_daemon_with("clusterexec", &service_args, |settings, bus| async move {
         let config = ClusterExecConfig::from_config(&with_flags(settings.config.clone(), cli)?)?;
-        let exec = ClusterExec::new(bus.clone(), config);
+        let storage = commissaire_storage_client::StorageClient::new(bus.clone())
+            .with_outage_patience(config.storage_retry_timeout);
+        let access = commissaire_host_access::HostAccess::start(storage, &config.ssh)?;
+        let exec = ClusterExec::new(bus.clone(), config, access);
         let handle = commissaire_clusterexec_service::start(exec, bus, settings.workers).await?;
         Ok(move || async move {
             tracing::info!("handing running operations over");

@@ -397,7 +397,7 @@ async fn watcher_killed_then_restarted_resumes_its_checks() {
     assert!(
         failed["reason"]
             .as_str()
-            .is_some_and(|r| r.starts_with("unreachable")),
+            .is_some_and(|r| r.contains("is unreachable") && r.contains("Connection refused")),
         "{failed}"
     );
     sshd.resume();

@@ -84,7 +84,7 @@ async fn main() -> anyhow::Result<()> {
     };
     // One session pool for every daemon of the process (the top-level
     // `ssh` member).
-    for name in ["investigator", "watcher"] {
+    for name in ["investigator", "watcher", "clusterexec"] {
         anyhow::ensure!(
             section(name).get("ssh").is_none(),
             "the all-in-one has one SSH session pool: set 'ssh' at the top level of the \
@@ -106,10 +106,10 @@ async fn main() -> anyhow::Result<()> {
     let containermgr = Arc::new(ContainerManagerService::new(bus.clone()));
     let _containermgr = commissaire_service::run(containermgr, bus.clone(), cli.workers).await?;
     let watcher = WatcherConfig::from_config(&section("watcher")).map_err(anyhow::Error::msg)?;
-    tokio::spawn(Arc::new(Watcher::new(bus.clone(), watcher, access)).run());
+    tokio::spawn(Arc::new(Watcher::new(bus.clone(), watcher, access.clone())).run());
     let clusterexec = ClusterExecConfig::from_config(&section("clusterexec"))?;
     let _clusterexec = commissaire_clusterexec_service::start(
-        ClusterExec::new(bus.clone(), clusterexec),
+        ClusterExec::new(bus.clone(), clusterexec, access),
         bus.clone(),
         cli.workers,
     )

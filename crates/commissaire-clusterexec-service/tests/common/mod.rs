@@ -301,7 +301,12 @@ impl Stack {
     /// Starts clusterexec in this process with `config` (see [`exec_config`]).
     pub async fn clusterexec(&self, config: &Value) -> ClusterExecHandle {
         let config = ClusterExecConfig::from_config(config.as_object().unwrap()).unwrap();
-        let exec = ClusterExec::new(self.bus.clone(), config);
+        let access = commissaire_host_access::HostAccess::start(
+            commissaire_storage_client::StorageClient::new(self.bus.clone()),
+            &config.ssh,
+        )
+        .unwrap();
+        let exec = ClusterExec::new(self.bus.clone(), config, access);
         commissaire_clusterexec_service::start(exec, self.bus.clone(), 2)
             .await
             .unwrap()

@@ -1,0 +1,119 @@
+//! Waiting for a restarted host natively: its SSH port closing ("down"),
+//! then a TCP connection and an SSH login on its pooled session, with its
+//! pinned host key ("back"), polled every [`POLL`] instead of Ansible's
+//! whole seconds.
+
+use std::time::Duration;
+
+use commissaire_host_access::{AccessError, HostAccess};
+use serde_json::{Map, Value};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// How often the host is probed.
+pub const POLL: Duration = Duration::from_millis(150);
+
+/// How long a restarted host may take, from the restart playbook's
+/// variables (`commissaire_restart_down_timeout`, default 60 s: a restart
+/// that never takes SSH down is not an error; `commissaire_restart_wait_delay`,
+/// default 0 s here: the wait starts when the port closed;
+/// `commissaire_restart_wait_timeout`, default 600 s).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RestartWaits {
+    /// How long the SSH port may stay open after the restart command.
+    pub down_timeout: Duration,
+    /// A pause after the port closed, before probing for the host again.
+    pub delay: Duration,
+    /// How long the host may take to accept SSH logins again.
+    pub back_timeout: Duration,
+}
+
+impl RestartWaits {
+    /// The waits the playbook variables ask for.
+    pub fn from_vars(vars: &Map<String, Value>) -> RestartWaits {
+        let secs = |name: &str, default: f64| {
+            let v = match vars.get(name) {
+                Some(Value::Number(n)) => n.as_f64(),
+                Some(Value::String(s)) => s.trim().parse().ok(),
+                _ => None,
+            };
+            Duration::from_secs_f64(v.filter(|s| s.is_finite() && *s >= 0.0).unwrap_or(default))
+        };
+        RestartWaits {
+            down_timeout: secs("commissaire_restart_down_timeout", 60.0),
+            delay: secs("commissaire_restart_wait_delay", 0.0),
+            back_timeout: secs("commissaire_restart_wait_timeout", 600.0),
+        }
+    }
+}
+
+/// Whether a TCP connection to the host's SSH port opens within [`POLL`].
+async fn port_open(address: &str) -> bool {
+    matches!(
+        tokio::time::timeout(POLL, TcpStream::connect((address, 22))).await,
+        Ok(Ok(_))
+    )
+}
+
+/// Waits until the host's SSH port closed (at most `down_timeout`), then
+/// until it accepts an SSH login with its pinned key again. `Err` is the
+/// host's failure reason: it never came back, or it came back with another
+/// host key.
+pub async fn wait_down_and_back(
+    access: &HostAccess,
+    address: &str,
+    waits: RestartWaits,
+) -> Result<(), String> {
+    let down_deadline = Instant::now() + waits.down_timeout;
+    let mut went_down = false;
+    while Instant::now() < down_deadline {
+        if !port_open(address).await {
+            went_down = true;
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    tracing::debug!(address, went_down, "restart: SSH port closed");
+    tokio::time::sleep(waits.delay).await;
+    let back_deadline = Instant::now() + waits.back_timeout;
+    let mut last = String::from("its SSH port stayed closed");
+    loop {
+        if port_open(address).await {
+            match access.run(address, "true", Duration::from_secs(10)).await {
+                Ok(out) if out.success() => return Ok(()),
+                Ok(out) => last = format!("an SSH login ran 'true' with {:?}", out.status),
+                Err(e @ AccessError::NoCredentials { .. }) => return Err(e.to_string()),
+                Err(e) if e.is_host_key_changed() => return Err(e.to_string()),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        if Instant::now() >= back_deadline {
+            return Err(format!(
+                "the host did not come back within {}s after its restart: {last}",
+                waits.back_timeout.as_secs()
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_playbook_s_variables_set_the_waits() {
+        let w = RestartWaits::from_vars(&Map::new());
+        assert_eq!(
+            (w.down_timeout.as_secs(), w.delay, w.back_timeout.as_secs()),
+            (60, Duration::ZERO, 600)
+        );
+        let vars = json!({"commissaire_restart_down_timeout": "30",
+            "commissaire_restart_wait_delay": 1.5, "commissaire_restart_wait_timeout": -1});
+        let w = RestartWaits::from_vars(vars.as_object().unwrap());
+        assert_eq!(w.down_timeout, Duration::from_secs(30));
+        assert_eq!(w.delay, Duration::from_millis(1500));
+        assert_eq!(w.back_timeout.as_secs(), 600, "a negative value is ignored");
+    }
+}
