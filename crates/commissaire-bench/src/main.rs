@@ -132,7 +132,7 @@ struct Cli {
     #[arg(long, default_value_t = 30)]
     watcher_seconds: u64,
     /// The watcher's interval (seconds) during the measurement.
-    #[arg(long, default_value_t = 0.3)]
+    #[arg(long, default_value_t = 0.15)]
     watcher_interval: f64,
     /// The watcher's concurrency values, a row each (its default is 10).
     #[arg(long, value_delimiter = ',', default_values_t = [10, 50])]

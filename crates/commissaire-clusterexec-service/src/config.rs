@@ -10,6 +10,7 @@ use commissaire_service::{Seconds, parse_members};
 use serde_json::{Map, Value};
 
 use crate::ExecError;
+use crate::wait::RestartVia;
 
 /// The clusterexec settings: members of the service's configuration
 /// document (`/etc/commissaire/clusterexec.conf`, `-c`, or etcd), which the
@@ -28,6 +29,7 @@ use crate::ExecError;
 /// | `container_timeout_seconds` | 30 | time limit of a cordon or uncordon call |
 /// | `storage_retry_timeout` | 300 | how long a storage read a roll needs (the cluster, a host, its credentials) is retried while storage is unavailable, before the host fails |
 /// | `replica_id` | `<hostname>-<pid>-<random>` | this replica's name in `owner` |
+/// | `restart_via` | `"playbook"` | `"playbook"`: `restart.yaml` runs the restart command; `"ssh"`: clusterexec runs `commissaire_restart_command` itself over the host's session (no `ansible-playbook` per host; only `{{ inventory_hostname }}` is rendered) |
 /// | `ssh` | `{}` | the SSH session pool (restarted hosts are waited for over it) |
 #[derive(Debug, Clone)]
 pub struct ClusterExecConfig {
@@ -53,6 +55,8 @@ pub struct ClusterExecConfig {
     pub storage_retry_timeout: Duration,
     /// This replica's identity.
     pub replica_id: String,
+    /// How a restart's command is run.
+    pub restart_via: RestartVia,
     /// The session pool's limits.
     pub ssh: SshSettings,
 }
@@ -77,6 +81,7 @@ impl Default for ClusterExecConfig {
             container_timeout: Duration::from_secs(30),
             storage_retry_timeout: Duration::from_secs(300),
             replica_id: default_replica_id(),
+            restart_via: RestartVia::Playbook,
             ssh: SshSettings::default(),
         }
     }
@@ -97,6 +102,7 @@ struct Members {
     container_timeout_seconds: Option<Seconds>,
     storage_retry_timeout: Option<Seconds>,
     replica_id: Option<String>,
+    restart_via: Option<RestartVia>,
     ssh: Option<SshSettings>,
 }
 
@@ -151,6 +157,7 @@ impl ClusterExecConfig {
             }
         }
         c.ssh = m.ssh.unwrap_or_default();
+        c.restart_via = m.restart_via.unwrap_or_default();
         if c.lease < Duration::from_secs(1) {
             return Err(ExecError::config("lease_seconds", "must be at least 1"));
         }

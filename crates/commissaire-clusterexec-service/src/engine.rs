@@ -73,11 +73,16 @@ impl ClusterExec {
         let runner =
             PlaybookRunner::new(config.playbook_dir.clone()).with_timeout(config.playbook_timeout);
         let drainer = BusDrainer::new(bus.clone(), config.container_timeout, config.drain_timeout);
+        let restart_via = config.restart_via;
         Self::with_parts(
             bus,
             config,
             Arc::new(drainer),
-            Arc::new(AnsibleExecutor::waiting_natively(runner, access)),
+            Arc::new(AnsibleExecutor::waiting_natively(
+                runner,
+                access,
+                restart_via,
+            )),
         )
     }
 

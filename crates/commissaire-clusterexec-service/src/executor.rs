@@ -7,7 +7,7 @@ use commissaire_host_access::HostAccess;
 use serde_json::{Map, Value, json};
 
 use crate::record::OpKind;
-use crate::wait::{RestartWaits, wait_down_and_back};
+use crate::wait::{RestartVia, RestartWaits, detached_restart_command, wait_down_and_back};
 
 /// Runs an operation's step on one host; `Err` carries why it failed.
 #[async_trait]
@@ -25,10 +25,11 @@ pub trait HostExecutor: Send + Sync {
 /// `deploy.yaml` with `ansible-playbook`. With [`HostAccess`], a restart's
 /// playbook only runs the restart command (`commissaire_wait_natively`)
 /// and the executor then waits for the host itself ([`wait_down_and_back`]:
-/// probes every 150 ms, the SSH login verifying the pinned key).
+/// probes every 100 ms, the SSH login verifying the pinned key).
 pub struct AnsibleExecutor {
     runner: PlaybookRunner,
     access: Option<HostAccess>,
+    restart_via: RestartVia,
 }
 
 impl AnsibleExecutor {
@@ -38,14 +39,21 @@ impl AnsibleExecutor {
         AnsibleExecutor {
             runner,
             access: None,
+            restart_via: RestartVia::Playbook,
         }
     }
 
-    /// An executor that waits for restarted hosts itself, through `access`.
-    pub fn waiting_natively(runner: PlaybookRunner, access: HostAccess) -> Self {
+    /// An executor that waits for restarted hosts itself, through `access`,
+    /// and starts their restart command as `restart_via` says.
+    pub fn waiting_natively(
+        runner: PlaybookRunner,
+        access: HostAccess,
+        restart_via: RestartVia,
+    ) -> Self {
         AnsibleExecutor {
             runner,
             access: Some(access),
+            restart_via,
         }
     }
 }
@@ -62,6 +70,27 @@ impl HostExecutor for AnsibleExecutor {
             Some(access) if op == OpKind::Restart => Some((access, RestartWaits::from_vars(&vars))),
             _ => None,
         };
+        if let Some((access, waits)) = native
+            && self.restart_via == RestartVia::Ssh
+        {
+            let command = detached_restart_command(&vars, &target.address)?;
+            let out = access
+                .run(
+                    &target.address,
+                    &command,
+                    std::time::Duration::from_secs(60),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            if !out.success() {
+                return Err(format!(
+                    "the restart command could not be started (exit {:?}): {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+            return wait_down_and_back(access, &target.address, waits).await;
+        }
         let mut vars = vars;
         if native.is_some() {
             vars.insert("commissaire_wait_natively".into(), json!(true));

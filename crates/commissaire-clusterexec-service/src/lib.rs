@@ -57,7 +57,7 @@ pub use engine::{ClusterExec, StartOutcome};
 pub use error::ExecError;
 pub use executor::{AnsibleExecutor, HostExecutor};
 pub use record::{OpKind, OpRecord};
-pub use wait::{RestartWaits, wait_down_and_back};
+pub use wait::{RestartVia, RestartWaits, detached_restart_command, wait_down_and_back};
 
 use commissaire_bus::Bus;
 

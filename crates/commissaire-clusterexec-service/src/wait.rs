@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 /// How often the host is probed.
-pub const POLL: Duration = Duration::from_millis(150);
+pub const POLL: Duration = Duration::from_millis(100);
 
 /// How long a restarted host may take, from the restart playbook's
 /// variables (`commissaire_restart_down_timeout`, default 60 s: a restart
@@ -45,6 +45,47 @@ impl RestartWaits {
             back_timeout: secs("commissaire_restart_wait_timeout", 600.0),
         }
     }
+}
+
+/// How a restart's command is run (`restart_via`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RestartVia {
+    /// `restart.yaml` runs it (operators may have customised the playbook).
+    #[default]
+    Playbook,
+    /// Clusterexec runs `commissaire_restart_command` itself over the
+    /// host's session, detached: no `ansible-playbook` start-up per host.
+    Ssh,
+}
+
+/// The restart command of `vars` for `address`, detached as a reboot needs
+/// (the session may end before it does), for [`RestartVia::Ssh`]. The only
+/// templates rendered are `{{ inventory_hostname }}` and `{{ ansible_host }}`;
+/// anything else Jinja is an error saying to use the playbook.
+pub fn detached_restart_command(
+    vars: &Map<String, Value>,
+    address: &str,
+) -> Result<String, String> {
+    let command = vars
+        .get("commissaire_restart_command")
+        .and_then(Value::as_str)
+        .filter(|c| !c.trim().is_empty())
+        .ok_or("commissaire_restart_command is not set")?;
+    let mut rendered = command.to_string();
+    for name in ["inventory_hostname", "ansible_host"] {
+        for form in [format!("{{{{ {name} }}}}"), format!("{{{{{name}}}}}")] {
+            rendered = rendered.replace(&form, address);
+        }
+    }
+    if rendered.contains("{{") || rendered.contains("{%") {
+        return Err(format!(
+            "commissaire_restart_command '{command}' needs Jinja beyond {{{{ inventory_hostname }}}}: \
+             set clusterexec's restart_via to \"playbook\""
+        ));
+    }
+    let quoted = format!("'{}'", rendered.replace('\'', r"'\''"));
+    Ok(format!("nohup sh -c {quoted} </dev/null >/dev/null 2>&1 &"))
 }
 
 /// Whether a TCP connection to the host's SSH port opens within [`POLL`].
@@ -101,6 +142,20 @@ pub async fn wait_down_and_back(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_restart_command_is_rendered_for_the_host_and_detached() {
+        let vars = json!({"commissaire_restart_command": "sh /x/restart.sh {{ inventory_hostname }} 'a b'"});
+        let c = detached_restart_command(vars.as_object().unwrap(), "10.0.0.1").unwrap();
+        assert_eq!(
+            c,
+            r"nohup sh -c 'sh /x/restart.sh 10.0.0.1 '\''a b'\''' </dev/null >/dev/null 2>&1 &"
+        );
+        let vars = json!({"commissaire_restart_command": "reboot {{ delay | int }}"});
+        let e = detached_restart_command(vars.as_object().unwrap(), "h").unwrap_err();
+        assert!(e.contains("restart_via"), "{e}");
+        assert!(detached_restart_command(&Map::new(), "h").is_err());
+    }
 
     #[test]
     fn the_playbook_s_variables_set_the_waits() {

@@ -473,3 +473,41 @@ async fn a_managed_cluster_is_cordoned_drained_and_uncordoned_around_each_host()
     }
     exec.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn restart_via_ssh_runs_the_command_over_the_session_one_host_at_a_time() {
+    let _hosts = HOSTS_LOCK.lock().await;
+    let stack = Stack::start().await;
+    let markers = Markers::new();
+    let hosts = &HOSTS[..2];
+    stack.cluster("cheerios-ssh", hosts).await;
+    let mut config = exec_config(&markers, "r1", 10.0);
+    config["restart_via"] = json!("ssh");
+    let exec = stack.clusterexec(&config).await;
+    let (s, b) = stack
+        .put("/api/v0/cluster/cheerios-ssh/restart", json!({}))
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let (end, _) = stack
+        .wait_end("cheerios-ssh", "restart", Duration::from_secs(120))
+        .await;
+    assert_eq!(end["status"], "finished", "{end}");
+    assert_eq!(strs(&end["restarted"]), hosts);
+    let ev = markers.events("restart.log");
+    let t = |h: &str, e: &str| ev[&(h.to_string(), e.to_string())];
+    assert!(t(hosts[0], "down") < t(hosts[0], "up"), "{ev:?}");
+    assert!(
+        t(hosts[0], "up") < t(hosts[1], "start"),
+        "{} restarted before {} was back: {ev:?}",
+        hosts[1],
+        hosts[0]
+    );
+    let total = seconds_between(&end["started_at"], &end["finished_at"]);
+    let downtime: f64 = hosts.iter().map(|h| t(h, "up") - t(h, "start")).sum();
+    println!(
+        "MEASURE restart_via ssh of {} hosts: overhead {:.2}s/host",
+        hosts.len(),
+        (total - downtime) / hosts.len() as f64
+    );
+    exec.shutdown().await;
+}

@@ -334,6 +334,12 @@ async fn watcher_killed_then_restarted_resumes_its_checks() {
     stack.configure(Daemon::Watcher, "playbook_dir", json!(playbook_dir()));
     stack.configure(Daemon::Watcher, "interval", json!(2));
     stack.configure(Daemon::Watcher, "check_timeout", json!(20));
+    let runtime = tempfile::tempdir().unwrap();
+    stack.configure(
+        Daemon::Watcher,
+        "ssh",
+        json!({"runtime_dir": runtime.path()}),
+    );
     start(
         &mut stack,
         &[Daemon::Storage, Daemon::Server, Daemon::Watcher],
@@ -366,7 +372,29 @@ async fn watcher_killed_then_restarted_resumes_its_checks() {
     })
     .await;
 
+    // Its session pool: a private directory holding the host's master
+    // socket, and no key file (only while a master logs in).
+    let pools = |dir: &std::path::Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("commissaire-ssh-")
+            })
+            .collect()
+    };
+    let before = pools(runtime.path());
+    assert_eq!(before.len(), 1, "{before:?}");
     stack.kill(Daemon::Watcher);
+    assert!(
+        secret_files(runtime.path()).is_empty(),
+        "{:?}",
+        secret_files(runtime.path())
+    );
     sshd.stop();
     // Nobody checks while it is down: the host still looks active.
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -419,6 +447,28 @@ async fn watcher_killed_then_restarted_resumes_its_checks() {
     )
     .await;
     assert!(back.get("reason").is_none_or(|r| r == ""), "{back}");
+    // The killed watcher's pool directory was removed by the new one's.
+    let after = pools(runtime.path());
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(after, before, "the dead pool's directory is gone");
+    assert!(secret_files(runtime.path()).is_empty());
+}
+
+/// Files under `dir` that hold a key or a known_hosts copy of a session.
+fn secret_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if e.path().is_dir() {
+                dirs.push(e.path());
+            } else if name.starts_with("key-") || name.starts_with("known-") {
+                found.push(e.path());
+            }
+        }
+    }
+    found
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

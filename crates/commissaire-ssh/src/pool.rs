@@ -395,7 +395,7 @@ impl SessionPool {
             ))
             .control_directory(self.dir.path());
         let session = builder
-            .connect(&creds.address)
+            .connect_mux(&creds.address)
             .await
             .map_err(|e| connect_error(creds, &e))?;
         self.opened.fetch_add(1, Ordering::Relaxed);
@@ -490,7 +490,34 @@ fn sweep_dead_pools(parent: &std::path::Path) {
         };
         if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             tracing::info!(dir = %entry.path().display(), pid, "removing the SSH files of a dead process");
+            stop_masters(&entry.path());
             let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Stops the masters listening on the control sockets under `dir` (those
+/// of a process killed with -9 would otherwise stay until idle).
+fn stop_masters(dir: &std::path::Path) {
+    use std::os::unix::fs::FileTypeExt;
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                dirs.push(entry.path());
+            } else if kind.is_socket() {
+                let _ = std::process::Command::new("ssh")
+                    .arg("-o")
+                    .arg(format!("ControlPath={}", entry.path().display()))
+                    .args(["-O", "exit", "commissaire-dead-master"])
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            }
         }
     }
 }

@@ -193,14 +193,48 @@ async fn the_pool_is_bounded_and_idle_sessions_close() {
 }
 
 #[tokio::test]
-async fn a_dead_process_s_pool_directory_is_swept() {
+async fn a_dead_process_s_pool_directory_and_master_are_swept() {
     let parent = tempfile::tempdir().unwrap();
     // A pid that cannot be alive (above the kernel's pid_max).
     let stale = parent.path().join("commissaire-ssh-4999999-abc");
     std::fs::create_dir(&stale).unwrap();
     std::fs::write(stale.join("key-0"), "secret").unwrap();
+    // A master the dead process left running (killed with -9, it could
+    // not close it).
+    let sshd = TestSshd::start("127.0.0.50");
+    let socket = stale.join("master");
+    let started = std::process::Command::new("ssh")
+        .args(["-F", "/dev/null", "-i", &testkit::ssh_key()])
+        .args(["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+        ])
+        .args(["-o", "LogLevel=ERROR", "-M", "-f", "-N", "-S"])
+        .arg(&socket)
+        .arg(format!("root@{}", sshd.address))
+        .status()
+        .unwrap();
+    assert!(started.success());
+    let master_alive = || {
+        std::process::Command::new("pgrep")
+            .args(["-f", &socket.display().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(master_alive());
     let _pool = SessionPool::new(parent.path(), PoolConfig::default()).unwrap();
     assert!(!stale.exists(), "the dead process's key file is gone");
+    for _ in 0..50 {
+        if !master_alive() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the dead process's master still runs");
 }
 
 #[tokio::test]

@@ -139,9 +139,11 @@ impl TestSshd {
         let config = format!(
             "ListenAddress {address}:22\nHostKey {d}/hostkey\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
              PermitRootLogin prohibit-password\nPasswordAuthentication no\nUsePAM no\nStrictModes no\n\
-             MaxStartups 100:30:200\nSubsystem sftp internal-sftp\n",
+             MaxStartups 100:30:200\nSubsystem sftp internal-sftp\nSetEnv HOME={d}/home\n",
             d = dir.display()
         );
+        // An empty home, as a plain host's root has (see scripts/testbed.sh).
+        std::fs::create_dir_all(dir.join("home")).unwrap();
         std::fs::write(dir.join("sshd_config"), config).unwrap();
         let mut sshd = TestSshd {
             address: address.to_string(),
