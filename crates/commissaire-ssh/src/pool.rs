@@ -388,10 +388,14 @@ impl SessionPool {
             })
             .connect_timeout(self.config.connect_timeout.max(Duration::from_secs(1)))
             .server_alive_interval(Duration::from_secs(15))
-            // A master whose process died (kill -9) exits by itself once idle.
+            // A backstop only: the pool closes its masters itself (idle,
+            // evicted, dropped) and the next pool stops those of a process
+            // killed with -9; a master left anyway exits once idle this
+            // long. Never shorter than the pool's own idle time (with a
+            // margin): a master must not vanish under a session the pool
+            // or a lease still holds, before any command ran on it.
             .control_persist(ControlPersist::IdleFor(
-                NonZeroUsize::new(self.config.idle.as_secs().max(1) as usize)
-                    .unwrap_or(NonZeroUsize::MIN),
+                NonZeroUsize::new(persist_seconds(self.config.idle)).unwrap_or(NonZeroUsize::MIN),
             ))
             .control_directory(self.dir.path());
         let session = builder
@@ -522,6 +526,12 @@ fn stop_masters(dir: &std::path::Path) {
     }
 }
 
+/// The `ControlPersist` of a master: twice the pool's idle time, at least
+/// a minute.
+fn persist_seconds(idle: Duration) -> usize {
+    (idle.as_secs().saturating_mul(2)).max(60) as usize
+}
+
 /// Who a session logs in as, without the key itself.
 fn identity(creds: &Credentials) -> String {
     use std::hash::{Hash, Hasher};
@@ -548,5 +558,16 @@ async fn close(entry: Arc<Entry>) {
     if let Ok(entry) = Arc::try_unwrap(entry) {
         let Entry { session, .. } = entry;
         let _ = session.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_master_persists_longer_than_the_pool_keeps_it_idle() {
+        assert_eq!(persist_seconds(Duration::from_millis(1)), 60);
+        assert_eq!(persist_seconds(Duration::from_secs(120)), 240);
     }
 }

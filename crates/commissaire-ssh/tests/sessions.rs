@@ -21,16 +21,6 @@ fn pool(config: PoolConfig) -> (SessionPool, tempfile::TempDir) {
     (SessionPool::new(parent.path(), config).unwrap(), parent)
 }
 
-/// The files in the pool's directory that hold a key or known hosts.
-fn secret_files(pool: &SessionPool) -> Vec<String> {
-    std::fs::read_dir(pool.dir())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("key-") || n.starts_with("known-"))
-        .collect()
-}
-
 #[tokio::test]
 async fn commands_share_one_master_and_the_first_host_key_is_recorded() {
     let sshd = TestSshd::start("127.0.0.51");
@@ -63,7 +53,11 @@ async fn commands_share_one_master_and_the_first_host_key_is_recorded() {
         "the first contact's master serves the callers that pinned its key"
     );
     assert_eq!(pool.open_sessions().await, 1);
-    assert!(secret_files(&pool).is_empty(), "{:?}", secret_files(&pool));
+    assert!(
+        testkit::session_secret_files(pool.dir()).is_empty(),
+        "{:?}",
+        testkit::session_secret_files(pool.dir())
+    );
     pool.close_all().await;
     assert_eq!(pool.open_sessions().await, 0);
 }
@@ -124,7 +118,11 @@ async fn a_changed_host_key_is_refused_until_the_new_one_is_accepted() {
     pool.run(&c, &HostKey::Pinned(second), "true", T)
         .await
         .unwrap();
-    assert!(secret_files(&pool).is_empty(), "{:?}", secret_files(&pool));
+    assert!(
+        testkit::session_secret_files(pool.dir()).is_empty(),
+        "{:?}",
+        testkit::session_secret_files(pool.dir())
+    );
 }
 
 #[tokio::test]
@@ -167,7 +165,11 @@ async fn a_refused_key_an_unreachable_host_and_a_slow_command_are_distinct() {
         .await
         .unwrap_err();
     assert!(matches!(e, SshError::Timeout { .. }), "{e}");
-    assert!(secret_files(&pool).is_empty(), "{:?}", secret_files(&pool));
+    assert!(
+        testkit::session_secret_files(pool.dir()).is_empty(),
+        "{:?}",
+        testkit::session_secret_files(pool.dir())
+    );
 }
 
 #[tokio::test]
@@ -258,6 +260,9 @@ async fn a_leased_session_serves_other_programs_and_outlives_the_pool_s_closing(
             .output()
             .unwrap()
     };
+    // Longer than the pool's idle time, with no command run yet: the
+    // master is still there (its ControlPersist outlasts the pool's idle).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let out = through_master();
     assert!(out.status.success(), "{out:?}");
     assert_eq!(out.stdout, b"multiplexed\n");
@@ -267,5 +272,9 @@ async fn a_leased_session_serves_other_programs_and_outlives_the_pool_s_closing(
     assert!(through_master().status.success());
     drop(lease);
     assert!(!socket.exists(), "the master is gone with its last user");
-    assert!(secret_files(&pool).is_empty(), "{:?}", secret_files(&pool));
+    assert!(
+        testkit::session_secret_files(pool.dir()).is_empty(),
+        "{:?}",
+        testkit::session_secret_files(pool.dir())
+    );
 }
