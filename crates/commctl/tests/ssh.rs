@@ -104,3 +104,47 @@ fn host_ssh_uses_the_stored_remote_user() {
     assert!(out.stderr.contains("as 'commctl-nouser'"), "{out:?}");
     assert!(is_empty_dir(tmp.path()));
 }
+
+#[test]
+fn host_key_and_accept_key_show_and_reset_the_pinned_key() {
+    let Some((_, key)) = testbed() else {
+        panic!("the sshd testbed is required: source /tmp/tb/env");
+    };
+    let s = Stack::start();
+    // Nothing contacted the host yet (this stack has no investigator).
+    s.commctl(&["host", "create", "192.0.2.77", &key]).expect(0);
+    let out = s.commctl(&["host", "key", "192.0.2.77"]).expect(0);
+    assert!(
+        out.stdout.contains("no SSH host key recorded yet"),
+        "{out:?}"
+    );
+    // A fingerprint that is not one: the server's 400, named.
+    let out = s.commctl(&[
+        "host",
+        "accept-key",
+        "--fingerprint",
+        "MD5:00",
+        "192.0.2.77",
+    ]);
+    let out = out.expect(7);
+    assert!(out.stderr.contains("fingerprint"), "{out:?}");
+    let fp = "SHA256:LHDhK3oGRvkiefQnx7OOczTY5Tic/xZ6HcMOc/gmtoM";
+    let out = s
+        .commctl(&["host", "accept-key", "--fingerprint", fp, "192.0.2.77"])
+        .expect(0);
+    assert!(out.stdout.contains(fp), "{out:?}");
+    let out = s.commctl(&["host", "key", "192.0.2.77"]).expect(0);
+    assert!(
+        out.stdout
+            .contains(&format!("only a key with fingerprint {fp}")),
+        "{out:?}"
+    );
+    let out = s
+        .commctl(&["--json", "host", "key", "192.0.2.77"])
+        .expect(0);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["accept_fingerprint"], fp, "{v}");
+    assert!(v.get("ssh_priv_key").is_none(), "{v}");
+    // No such host: 404.
+    s.commctl(&["host", "accept-key", "192.0.2.78"]).expect(3);
+}

@@ -41,6 +41,8 @@ pub(crate) struct Preflight {
     pub(crate) control_path: PathBuf,
     /// The host-key options (see [`host_key_args`]).
     pub(crate) host_key_args: String,
+    /// Whether they verify a pinned key.
+    pub(crate) pinned: bool,
 }
 
 /// The SSH options that verify a host's key: against the run's

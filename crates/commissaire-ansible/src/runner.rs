@@ -350,6 +350,7 @@ impl PlaybookRunner {
                     .clone()
                     .unwrap_or_else(|| control_dir.join(format!("m{i}"))),
                 host_key_args: preflight::host_key_args(verify),
+                pinned: verify.is_some(),
             });
             keys.push(key);
         }
@@ -398,7 +399,7 @@ impl PlaybookRunner {
                         "ansible_user": host.user,
                         "ansible_ssh_private_key_file": host.key,
                         "ansible_ssh_args": format!("{} {master}", host.host_key_args),
-                        "ansible_host_key_checking": verified(&host.host_key_args),
+                        "ansible_host_key_checking": host.pinned,
                         "ansible_control_path": host.control_path,
                         "ansible_python_interpreter": "/usr/bin/python3",
                     });
@@ -506,11 +507,6 @@ impl PlaybookRunner {
         tracing::debug!(%playbook, exit_code, failed = ?report.failed_hosts(), "ansible-playbook done");
         Ok(report)
     }
-}
-
-/// Whether these host-key options verify the key.
-fn verified(host_key_args: &str) -> bool {
-    host_key_args.contains("StrictHostKeyChecking=yes")
 }
 
 /// How long the output is still read after `ansible-playbook` exited: stray

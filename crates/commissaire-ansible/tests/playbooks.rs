@@ -710,3 +710,39 @@ async fn missing_playbook_and_no_targets() {
     assert!(matches!(e, AnsibleError::NoTargets), "{e:?}");
     assert_empty(tmp.path());
 }
+
+/// The known_hosts line of test-bed host `address` (its `hostkey.pub`).
+fn known_hosts_line(address: &str) -> String {
+    let index: u32 = address.rsplit('.').next().unwrap().parse::<u32>().unwrap() - 10;
+    let state = std::env::var("COMMISSAIRE_TEST_STATE").expect("COMMISSAIRE_TEST_STATE");
+    let public = std::fs::read_to_string(format!("{state}/ssh{index}/hostkey.pub")).unwrap();
+    let key: Vec<&str> = public.split_whitespace().take(2).collect();
+    format!("{address} {}", key.join(" "))
+}
+
+#[tokio::test]
+async fn a_pinned_host_key_is_verified_by_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (good, bad) = (host(3), host(4));
+    let mut pinned_right = target(&good);
+    pinned_right.known_hosts = Some(known_hosts_line(&good));
+    // The other host's key: what a reinstalled (or impostor) host shows.
+    let mut pinned_wrong = target(&bad);
+    pinned_wrong.known_hosts = Some(known_hosts_line(&good).replace(&good, &bad));
+    let report = runner(tmp.path())
+        .run(
+            Playbook::CheckHostAvailability,
+            &[pinned_right, pinned_wrong],
+            Map::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.hosts[&good], HostOutcome::Ok, "{}", report.output);
+    match &report.hosts[&bad] {
+        HostOutcome::Unreachable { msg } => {
+            assert!(msg.contains("host key") && msg.contains("changed"), "{msg}")
+        }
+        other => panic!("expected the changed key refused, got {other:?}"),
+    }
+    assert_empty(tmp.path());
+}

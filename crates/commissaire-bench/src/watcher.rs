@@ -57,33 +57,22 @@ fn masters_cpu_time(pid: u32) -> Duration {
         };
         let cmdline = std::fs::read(format!("/proc/{other}/cmdline")).unwrap_or_default();
         if String::from_utf8_lossy(&cmdline).contains(&marker) {
-            total += own_cpu_time(other).unwrap_or_default();
+            total += stat_time(other, false).unwrap_or_default();
         }
     }
     total
 }
 
-/// CPU time (user + system, without children) of `pid` so far.
-fn own_cpu_time(pid: u32) -> Option<Duration> {
+/// CPU time (user + system, with the reaped children's when `children`)
+/// of `pid` so far, from `/proc/PID/stat`.
+fn stat_time(pid: u32, children: bool) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields
-        .get(11..13)?
-        .iter()
-        .map(|f| f.parse::<u64>().unwrap_or(0))
-        .sum();
-    Some(Duration::from_millis(ticks * 10))
-}
-
-/// CPU time (user + system, with reaped children) of `pid` so far.
-fn cpu_time(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The fields after the command name (which may hold spaces) in ")".
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // The fields after the command name (which may hold spaces) in ")":
     // utime, stime, cutime, cstime are fields 14-17 (1-based; the state,
     // field 3, is fields[0] here).
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let ticks: u64 = fields
-        .get(11..15)?
+        .get(11..if children { 15 } else { 13 })?
         .iter()
         .map(|f| f.parse::<u64>().unwrap_or(0))
         .sum();
@@ -191,7 +180,7 @@ async fn watcher_row(
         .pid(Daemon::Watcher)
         .ok_or_else(|| anyhow::anyhow!("the watcher is not running"))?;
     let sampler = Sampler::start(split.procs());
-    let cpu_before = cpu_time(pid);
+    let cpu_before = stat_time(pid, true);
     let masters_before = masters_cpu_time(pid);
     let from = now_naive();
     let t0 = Instant::now();
@@ -212,7 +201,7 @@ async fn watcher_row(
         }
     }
     let to = now_naive();
-    let cpu_after = cpu_time(pid);
+    let cpu_after = stat_time(pid, true);
     let masters = masters_cpu_time(pid).saturating_sub(masters_before);
     peaks.add(sampler.finish().await);
     // Only checks stamped inside the window.

@@ -391,9 +391,9 @@ async fn watcher_killed_then_restarted_resumes_its_checks() {
     assert_eq!(before.len(), 1, "{before:?}");
     stack.kill(Daemon::Watcher);
     assert!(
-        secret_files(runtime.path()).is_empty(),
+        testkit::session_secret_files(runtime.path()).is_empty(),
         "{:?}",
-        secret_files(runtime.path())
+        testkit::session_secret_files(runtime.path())
     );
     sshd.stop();
     // Nobody checks while it is down: the host still looks active.
@@ -451,24 +451,7 @@ async fn watcher_killed_then_restarted_resumes_its_checks() {
     let after = pools(runtime.path());
     assert_eq!(after.len(), 1, "{after:?}");
     assert_ne!(after, before, "the dead pool's directory is gone");
-    assert!(secret_files(runtime.path()).is_empty());
-}
-
-/// Files under `dir` that hold a key or a known_hosts copy of a session.
-fn secret_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            if e.path().is_dir() {
-                dirs.push(e.path());
-            } else if name.starts_with("key-") || name.starts_with("known-") {
-                found.push(e.path());
-            }
-        }
-    }
-    found
+    assert!(testkit::session_secret_files(runtime.path()).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

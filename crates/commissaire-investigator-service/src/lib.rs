@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use commissaire_ansible::{Facts, Playbook, PlaybookRunner, Target, merged_vars};
 use commissaire_bus::{Bus, BusError, RpcError, codes};
-use commissaire_host_access::{HostAccess, SshSettings};
+use commissaire_host_access::{AccessError, HostAccess, SshSettings};
 use commissaire_models::*;
 use commissaire_service::{MemberError, Methods, Seconds, Service, parse_members};
 use commissaire_storage_client::{StorageCallError, StorageClient};
@@ -365,6 +365,9 @@ impl Investigator {
             .await
         {
             Ok(o) => o,
+            // Storage, not the host: the investigation could not finish
+            // (its record stays; a scan takes it up again).
+            Err(AccessError::Storage(e)) => return Err(storage_error(e)),
             Err(e) => {
                 return self
                     .fail(address, format!("investigation failed: {e}"))

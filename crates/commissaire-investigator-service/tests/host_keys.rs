@@ -40,23 +40,6 @@ async fn host_when(s: &Stack, address: &str, what: &str, ok: impl Fn(&Value) -> 
     panic!("{address} never {what}: {host}");
 }
 
-/// Files of the pools under `dir` that hold a key or a known_hosts copy.
-fn secret_files(dir: &std::path::Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            if e.path().is_dir() {
-                stack.push(e.path());
-            } else if name.starts_with("key-") || name.starts_with("known-") {
-                found.push(e.path().display().to_string());
-            }
-        }
-    }
-    found
-}
-
 #[tokio::test]
 async fn a_changed_host_key_fails_the_host_until_the_operator_accepts_it() {
     let mut sshd = TestSshd::start("127.0.0.37");
@@ -149,9 +132,9 @@ async fn a_changed_host_key_fails_the_host_until_the_operator_accepts_it() {
     assert_eq!(key["accept_fingerprint"], "", "{key}");
     watching.abort();
     assert!(
-        secret_files(pools.path()).is_empty(),
+        commissaire_testkit::session_secret_files(pools.path()).is_empty(),
         "{:?}",
-        secret_files(pools.path())
+        commissaire_testkit::session_secret_files(pools.path())
     );
 }
 

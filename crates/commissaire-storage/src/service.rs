@@ -80,6 +80,16 @@ impl StorageService {
         }
     }
 
+    /// Announces a record written: `created` or `updated`.
+    async fn notify_written(&self, kind: ModelKind, written: Written, record: &Value) {
+        let event = if written == Written::Created {
+            "created"
+        } else {
+            "updated"
+        };
+        self.notify(kind, event, record).await;
+    }
+
     /// A stored value as a record: secret records are opened.
     fn open_stored(&self, kind: ModelKind, key: &str, stored: Value) -> Result<Value, RpcError> {
         if kind.is_secret() {
@@ -159,12 +169,7 @@ impl StorageService {
             .put(&key, &stored)
             .await
             .map_err(store_error)?;
-        let event = if written == Written::Created {
-            "created"
-        } else {
-            "updated"
-        };
-        self.notify(kind, event, &record).await;
+        self.notify_written(kind, written, &record).await;
         Ok(record)
     }
 
@@ -256,12 +261,7 @@ impl StorageService {
             .map_err(store_error)?
         {
             Ok(written) => {
-                let event = if written == Written::Created {
-                    "created"
-                } else {
-                    "updated"
-                };
-                self.notify(kind, event, &record).await;
+                self.notify_written(kind, written, &record).await;
                 Ok(record)
             }
             Err(stored) => {
@@ -309,12 +309,7 @@ impl StorageService {
             .map_err(store_error)?
         {
             Ok(written) => {
-                let event = if written == Written::Created {
-                    "created"
-                } else {
-                    "updated"
-                };
-                self.notify(kind, event, &record).await;
+                self.notify_written(kind, written, &record).await;
                 Ok(record)
             }
             Err(_) => Err(conflict()),

@@ -108,6 +108,25 @@ pub fn ssh_key() -> String {
     var("COMMISSAIRE_TEST_SSH_KEY")
 }
 
+/// The files under `dir` (recursively) that hold an SSH session's key or
+/// known_hosts copy (`key-*`, `known-*`, as the session pool names them):
+/// none may outlive the login of a master.
+pub fn session_secret_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if e.path().is_dir() {
+                dirs.push(e.path());
+            } else if name.starts_with("key-") || name.starts_with("known-") {
+                found.push(e.path());
+            }
+        }
+    }
+    found
+}
+
 /// An sshd of a test's own on a loopback address (e.g. `127.0.0.31`),
 /// accepting the testbed's key ([`ssh_key`]): a "host" the test may stop and
 /// start without disturbing other tests. Stopped when dropped.

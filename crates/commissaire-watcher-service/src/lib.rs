@@ -201,9 +201,15 @@ impl Watcher {
         Ok((checked.into_inner(), next_due))
     }
 
-    /// Why the host fails its check (`None`: it passed).
-    async fn failure(&self, address: &str, creds: HostCreds) -> Option<String> {
-        match self.config.check {
+    /// Why the host fails its check (`Ok(None)`: it passed). Storage
+    /// failing meanwhile (recording a first contact's key) is no verdict on
+    /// the host: `Err`, and the host is left as it is.
+    async fn failure(
+        &self,
+        address: &str,
+        creds: HostCreds,
+    ) -> Result<Option<String>, StorageCallError> {
+        Ok(match self.config.check {
             CheckMode::Ssh => match self
                 .access
                 .run_with(creds, &self.config.check_command, self.config.check_timeout)
@@ -216,6 +222,7 @@ impl Watcher {
                     out.status.map_or("a signal".to_string(), |c| c.to_string()),
                     String::from_utf8_lossy(&out.stderr).trim()
                 )),
+                Err(AccessError::Storage(e)) => return Err(e),
                 Err(e) => Some(e.to_string()),
             },
             CheckMode::Playbook => {
@@ -227,7 +234,8 @@ impl Watcher {
                     .await
                 {
                     Ok(o) => o,
-                    Err(e) => return Some(e.to_string()),
+                    Err(AccessError::Storage(e)) => return Err(e),
+                    Err(e) => return Ok(Some(e.to_string())),
                 };
                 let creds = &opened.creds;
                 let mut target = Target::new(
@@ -253,7 +261,7 @@ impl Watcher {
                     Err(e) => Some(format!("unreachable: {e}")),
                 }
             }
-        }
+        })
     }
 
     /// Checks one host and records the outcome.
@@ -270,7 +278,7 @@ impl Watcher {
             Err(AccessError::Storage(e)) => return Err(e),
             Err(e) => return Err(StorageCallError::Decode(e.to_string())),
         };
-        let failure = self.failure(&address, creds).await;
+        let failure = self.failure(&address, creds).await?;
         self.checks.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(%address, ok = failure.is_none(), "checked");
         // Update the host, keeping others' changes.
