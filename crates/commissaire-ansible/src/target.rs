@@ -165,28 +165,13 @@ fn sweep_orphans(base: &Path) {
         }
         swept.push(base.to_path_buf());
     }
-    let Ok(entries) = fs::read_dir(base) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(RUN_DIR_PREFIX))
-            .and_then(|rest| rest.split_once('-'))
-            .and_then(|(pid, _)| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
-            continue;
-        }
-        match fs::remove_dir_all(entry.path()) {
+    for (dir, pid) in commissaire_ssh::orphaned_dirs(base, RUN_DIR_PREFIX) {
+        match fs::remove_dir_all(&dir) {
             Ok(()) => {
-                tracing::info!(path = %entry.path().display(), pid, "removed the run directory of a process that is gone")
+                tracing::info!(path = %dir.display(), pid, "removed the run directory of a process that is gone")
             }
             Err(e) => {
-                tracing::debug!(path = %entry.path().display(), error = %e, "cannot remove an orphaned run directory")
+                tracing::debug!(path = %dir.display(), error = %e, "cannot remove an orphaned run directory")
             }
         }
     }

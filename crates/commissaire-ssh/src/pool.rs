@@ -479,24 +479,10 @@ const POOL_PREFIX: &str = "commissaire-ssh-";
 /// process killed with -9 cannot remove its own): control sockets, and a
 /// key file of a connection that was being opened.
 fn sweep_dead_pools(parent: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(parent) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(POOL_PREFIX))
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            tracing::info!(dir = %entry.path().display(), pid, "removing the SSH files of a dead process");
-            stop_masters(&entry.path());
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
+    for (dir, pid) in crate::orphaned_dirs(parent, POOL_PREFIX) {
+        tracing::info!(dir = %dir.display(), pid, "removing the SSH files of a dead process");
+        stop_masters(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
