@@ -21,6 +21,8 @@ pub struct DrainError(pub String);
 /// name, `address` the host's.
 #[async_trait]
 pub trait NodeDrainer: Send + Sync {
+    /// Whether the node is unschedulable now (cordoned by someone).
+    async fn is_cordoned(&self, manager: &str, address: &str) -> Result<bool, DrainError>;
     /// Marks the node unschedulable.
     async fn cordon(&self, manager: &str, address: &str) -> Result<(), DrainError>;
     /// Evicts the node's pods.
@@ -98,6 +100,16 @@ pub fn node_is_ready(status: &Value) -> bool {
 
 #[async_trait]
 impl NodeDrainer for BusDrainer {
+    async fn is_cordoned(&self, manager: &str, address: &str) -> Result<bool, DrainError> {
+        let status = self
+            .call("get_node_status", manager, address, self.call_timeout)
+            .await?;
+        Ok(status
+            .get("unschedulable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false))
+    }
+
     async fn cordon(&self, manager: &str, address: &str) -> Result<(), DrainError> {
         self.call("cordon", manager, address, self.call_timeout)
             .await

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use commissaire_ansible::{PlaybookRunner, Target, merged_vars};
 use commissaire_bus::{Bus, RpcError};
 use commissaire_host_access::HostAccess;
-use commissaire_models::{Cluster, Host, HostCreds, OperationStatus};
+use commissaire_models::{Cluster, Host, HostCreds, OperationStatus, now_iso, roll_order};
 use commissaire_service::{Methods, Service};
 use commissaire_storage_client::{StorageCallError, StorageClient, retry_while_unavailable};
 use serde_json::{Value, json};
@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use crate::drain::{BusDrainer, NodeDrainer};
 use crate::executor::{AnsibleExecutor, HostExecutor};
 use crate::lease::{Claim, Lease};
+use crate::phases::{LeasePhases, PhaseSink, phase};
 use crate::record::{OpKind, OpRecord, push_unique};
 use crate::store::OpStore;
 use crate::{ClusterExecConfig, ExecError};
@@ -58,6 +59,22 @@ struct Inner {
 #[derive(Clone)]
 pub struct ClusterExec {
     inner: Arc<Inner>,
+}
+
+/// How often a paused roll looks whether it was resumed or cancelled.
+const PAUSE_POLL: Duration = Duration::from_secs(1);
+
+/// The `waiting` of a roll paused on request.
+const PAUSED: &str = "paused on request";
+
+/// What the check between two steps of a roll decided.
+enum Between {
+    /// Go on with the next hosts (the record as written).
+    Go(OpRecord),
+    /// Wait: the roll is paused.
+    Wait,
+    /// The operation ended (cancelled).
+    Ended(OpRecord),
 }
 
 /// How long one storage call of the engine may take: short against the lease.
@@ -180,10 +197,13 @@ impl ClusterExec {
         let inner = self.inner.clone();
         let task_lease = lease.clone();
         let task_key = key.clone();
+        let took_over_from = previous_owner.clone();
         // Hold the map while spawning, so the task's removal comes after the insert.
         let mut running = self.inner.running.lock().expect("not poisoned");
         let task = tokio::spawn(async move {
-            inner.supervise(task_lease, kind, *record).await;
+            inner
+                .supervise(task_lease, kind, *record, took_over_from)
+                .await;
             inner
                 .running
                 .lock()
@@ -324,11 +344,17 @@ impl Inner {
 
     /// Runs a claimed operation with lease renewal, and makes sure it ends
     /// unless the lease was lost.
-    async fn supervise(&self, lease: Arc<Lease>, kind: OpKind, record: OpRecord) {
+    async fn supervise(
+        &self,
+        lease: Arc<Lease>,
+        kind: OpKind,
+        record: OpRecord,
+        took_over_from: Option<String>,
+    ) {
         let name = record.name.clone();
         let renewal = lease.spawn_renewal();
         let started = Instant::now();
-        let result = self.execute(&lease, kind, record).await;
+        let result = self.execute(&lease, kind, record, took_over_from).await;
         renewal.abort();
         match result {
             Ok(rec) => tracing::info!(op = kind.as_str(), cluster = %name, status = %rec.status,
@@ -367,12 +393,15 @@ impl Inner {
         }
     }
 
-    /// The operation itself: host by host (or batch by batch) in `hostset` order.
+    /// The operation itself: host by host (or batch by batch) in the
+    /// roll's order ([`roll_order`]: the request's `order` first, the
+    /// `hostset` order, `last` at the end), pausing between steps when asked.
     async fn execute(
         &self,
-        lease: &Lease,
+        lease: &Arc<Lease>,
         kind: OpKind,
         record: OpRecord,
+        took_over_from: Option<String>,
     ) -> Result<OpRecord, ExecError> {
         let name = record.name.clone();
         let Some(cluster) = self.cluster(&name).await? else {
@@ -385,41 +414,54 @@ impl Inner {
                 .await?
                 .1);
         };
-        let max_failures = record.max_failures.unwrap_or(self.config.max_failures) as usize;
-        let batch = record.batch_size.unwrap_or(self.config.batch_size).max(1) as usize;
+        if let Some(previous) = took_over_from {
+            let at = now_iso();
+            let event = format!(
+                "taken over from '{previous}' by '{}'",
+                self.config.replica_id
+            );
+            lease.update(|r| r.details.add_event(&at, &event)).await?;
+        }
+        // The request's budgets, else the cluster's, else the service's;
+        // percents are of the cluster's hosts.
+        let total = cluster.hostset.len();
+        let defaults = &cluster.rolling;
+        let max_failures = record
+            .max_failures
+            .or(defaults.max_failures)
+            .map_or(self.config.max_failures as usize, |b| b.of(total));
+        let batch = record
+            .batch_size
+            .or(defaults.batch_size)
+            .map_or(self.config.batch_size as usize, |b| b.batch_of(total))
+            .max(1);
+        let last = if record.details.last.is_empty() {
+            &defaults.last
+        } else {
+            &record.details.last
+        };
         // Resuming (after a takeover) = the hosts neither done nor failed, in
-        // hostset order; hosts the previous owner had in process run again.
-        let pending: Vec<String> = cluster
-            .hostset
-            .iter()
+        // order; hosts the previous owner had in process run again.
+        let pending: Vec<String> = roll_order(&cluster.hostset, &record.details.order, last)
+            .into_iter()
             .filter(|h| !record.done.contains(h) && !record.failed_hosts.contains(h))
-            .cloned()
             .collect();
         tracing::info!(op = kind.as_str(), cluster = %name, hosts = pending.len(),
             already_done = record.done.len(), batch, max_failures, "running");
         let version = record.version.clone();
         let mut lost = lease.lost_signal();
         for chunk in pending.chunks(batch) {
-            let (cancelled, rec) = lease
-                .update(|r| {
-                    if r.cancel_requested {
-                        r.in_process.clear();
-                        r.end(OperationStatus::Cancelled, Some("cancelled on request"));
-                        true
-                    } else {
-                        r.in_process = chunk.to_vec();
-                        false
-                    }
-                })
-                .await?;
-            if cancelled {
-                return Ok(rec);
-            }
-            let work = futures::future::join_all(
-                chunk
-                    .iter()
-                    .map(|address| self.host_step(kind, &cluster, address, &version)),
-            );
+            let rec = loop {
+                match self.between_steps(lease, chunk).await? {
+                    Between::Go(rec) => break rec,
+                    Between::Ended(rec) => return Ok(rec),
+                    Between::Wait => self.wait_unpaused(kind, &name, &mut lost).await?,
+                }
+            };
+            let work = futures::future::join_all(chunk.iter().map(|address| {
+                let cordoned_before = rec.details.host(address).is_some_and(|h| h.cordoned);
+                self.host_step(lease, kind, &cluster, address, &version, cordoned_before)
+            }));
             let outcomes = tokio::select! {
                 outcomes = work => outcomes,
                 _ = wait_lost(&mut lost) => {
@@ -472,17 +514,97 @@ impl Inner {
             .1)
     }
 
+    /// Before each step: ends the operation if cancel was asked for, pauses
+    /// it if pause was (saying so in `waiting` and `events`), else records
+    /// `chunk` in process (and, after a pause, that it resumed).
+    async fn between_steps(&self, lease: &Lease, chunk: &[String]) -> Result<Between, ExecError> {
+        let at = now_iso();
+        let (decision, rec) = lease
+            .update(|r| {
+                if r.cancel_requested {
+                    r.in_process.clear();
+                    r.details.waiting.clear();
+                    r.details.waiting_since.clear();
+                    r.end(OperationStatus::Cancelled, Some("cancelled on request"));
+                    return 2;
+                }
+                if r.details.pause_requested {
+                    r.in_process.clear();
+                    if r.details.waiting.is_empty() {
+                        r.details.waiting = PAUSED.into();
+                        r.details.waiting_since = at.clone();
+                        r.details.add_event(&at, "paused");
+                    }
+                    return 1;
+                }
+                if !r.details.waiting.is_empty() {
+                    r.details.waiting.clear();
+                    r.details.waiting_since.clear();
+                    r.details.add_event(&at, "resumed");
+                }
+                r.in_process = chunk.to_vec();
+                0
+            })
+            .await?;
+        Ok(match decision {
+            0 => Between::Go(rec),
+            1 => Between::Wait,
+            _ => Between::Ended(rec),
+        })
+    }
+
+    /// While paused: reads the record (without writing it; the renewal
+    /// keeps the lease) until pause is no longer asked for or cancel is.
+    async fn wait_unpaused(
+        &self,
+        kind: OpKind,
+        name: &str,
+        lost: &mut watch::Receiver<bool>,
+    ) -> Result<(), ExecError> {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(PAUSE_POLL) => {}
+                _ = wait_lost(lost) => {
+                    return Err(ExecError::LeaseLost {
+                        op: kind.as_str(),
+                        cluster: name.to_string(),
+                        why: "the lease was lost while paused".into(),
+                    });
+                }
+            }
+            match self.ops.get(kind, name).await {
+                Ok(Some(s)) if s.rec.details.pause_requested && !s.rec.cancel_requested => {}
+                // Resumed, cancelled, or gone: the next update says which.
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    tracing::debug!(op = kind.as_str(), cluster = name, error = %e, "could not look at a paused operation")
+                }
+            }
+        }
+    }
+
     /// One host: cordon and drain (with a container manager), the playbook,
     /// wait for Ready and uncordon. `Err` is the reason recorded for the host.
     async fn host_step(
         &self,
+        lease: &Arc<Lease>,
         kind: OpKind,
         cluster: &Cluster,
         address: &str,
         version: &str,
+        cordoned_before: bool,
     ) -> Result<(), String> {
         let started = Instant::now();
-        let result = self.host_step_inner(kind, cluster, address, version).await;
+        let phases = LeasePhases {
+            lease: lease.clone(),
+            host: address.to_string(),
+        };
+        let result = self
+            .host_step_inner(kind, cluster, address, version, cordoned_before, &phases)
+            .await;
+        phases
+            .end(result.as_ref().map(drop).map_err(String::as_str))
+            .await;
         let seconds = started.elapsed().as_secs_f64();
         match &result {
             Ok(()) => {
@@ -495,12 +617,16 @@ impl Inner {
         result
     }
 
+    /// `cordoned_before`: the record says this operation cordoned the node
+    /// (a replica that crashed did), so it is this operation's to uncordon.
     async fn host_step_inner(
         &self,
         kind: OpKind,
         cluster: &Cluster,
         address: &str,
         version: &str,
+        cordoned_before: bool,
+        phases: &LeasePhases,
     ) -> Result<(), String> {
         let key = json!({"address": address});
         let host: Host = self
@@ -514,10 +640,28 @@ impl Inner {
             )
             .await?;
         let cm = cluster.container_manager.as_str();
+        // Whether this operation cordoned the node: only then does it uncordon it.
+        let mut ours = false;
         if !cm.is_empty() {
-            self.drainer.cordon(cm, address).await.map_err(|e| e.0)?;
+            phases.enter(phase::CORDON).await;
+            let cordoned = self
+                .drainer
+                .is_cordoned(cm, address)
+                .await
+                .map_err(|e| e.0)?;
+            if cordoned && !cordoned_before {
+                tracing::info!(
+                    host = address,
+                    "the node was cordoned before the operation; it stays cordoned"
+                );
+            } else {
+                phases.mark_cordoned().await.map_err(|e| e.to_string())?;
+                self.drainer.cordon(cm, address).await.map_err(|e| e.0)?;
+                ours = true;
+            }
+            phases.enter(phase::DRAIN).await;
             if let Err(e) = self.drainer.drain(cm, address).await {
-                if let Err(u) = self.drainer.uncordon(cm, address).await {
+                if ours && let Err(u) = self.drainer.uncordon(cm, address).await {
                     tracing::warn!(host = address, error = %u, "could not uncordon after a failed drain");
                 }
                 return Err(e.0);
@@ -533,13 +677,18 @@ impl Inner {
         // watcher's next check recorded it).
         target.known_hosts = Some(creds.host_key).filter(|k| !k.trim().is_empty());
         // A host whose playbook failed stays cordoned: it needs a look first.
-        self.executor.run(kind, &target, vars).await?;
+        phases.enter(phase::RUN).await;
+        self.executor.run(kind, &target, vars, phases).await?;
         if !cm.is_empty() {
+            phases.enter(phase::NODE_READY).await;
             self.drainer
                 .wait_ready(cm, address)
                 .await
                 .map_err(|e| e.0)?;
-            self.drainer.uncordon(cm, address).await.map_err(|e| e.0)?;
+            if ours {
+                phases.enter(phase::UNCORDON).await;
+                self.drainer.uncordon(cm, address).await.map_err(|e| e.0)?;
+            }
         }
         Ok(())
     }

@@ -6,18 +6,21 @@ use commissaire_ansible::{HostOutcome, PlaybookRunner, Target};
 use commissaire_host_access::HostAccess;
 use serde_json::{Map, Value, json};
 
+use crate::phases::PhaseSink;
 use crate::record::OpKind;
 use crate::wait::{RestartVia, RestartWaits, detached_restart_command, wait_down_and_back};
 
 /// Runs an operation's step on one host; `Err` carries why it failed.
 #[async_trait]
 pub trait HostExecutor: Send + Sync {
-    /// Runs `op` on `target` with the Ansible variables `vars`.
+    /// Runs `op` on `target` with the Ansible variables `vars`, telling
+    /// `phases` the phases after `run` it enters (a restart's `down`, `up`).
     async fn run(
         &self,
         op: OpKind,
         target: &Target,
         vars: Map<String, Value>,
+        phases: &dyn PhaseSink,
     ) -> Result<(), String>;
 }
 
@@ -65,6 +68,7 @@ impl HostExecutor for AnsibleExecutor {
         op: OpKind,
         target: &Target,
         vars: Map<String, Value>,
+        phases: &dyn PhaseSink,
     ) -> Result<(), String> {
         let native = match &self.access {
             Some(access) if op == OpKind::Restart => Some((access, RestartWaits::from_vars(&vars))),
@@ -89,7 +93,7 @@ impl HostExecutor for AnsibleExecutor {
                     String::from_utf8_lossy(&out.stderr).trim()
                 ));
             }
-            return wait_down_and_back(access, &target.address, waits).await;
+            return wait_down_and_back(access, &target.address, waits, phases).await;
         }
         let mut vars = vars;
         if native.is_some() {
@@ -120,7 +124,9 @@ impl HostExecutor for AnsibleExecutor {
         tracing::debug!(host = %target.address, op = op.as_str(), output = %report.output, "playbook output");
         match report.hosts.get(&target.address) {
             Some(HostOutcome::Ok) => match native {
-                Some((access, waits)) => wait_down_and_back(access, &target.address, waits).await,
+                Some((access, waits)) => {
+                    wait_down_and_back(access, &target.address, waits, phases).await
+                }
                 None => Ok(()),
             },
             Some(HostOutcome::Failed { task, msg }) => Err(format!("task '{task}' failed: {msg}")),

@@ -47,6 +47,7 @@ mod engine;
 mod error;
 mod executor;
 mod lease;
+mod phases;
 mod record;
 mod store;
 mod wait;
@@ -56,6 +57,7 @@ pub use drain::{BusDrainer, DrainError, NodeDrainer, node_is_ready};
 pub use engine::{ClusterExec, StartOutcome};
 pub use error::ExecError;
 pub use executor::{AnsibleExecutor, HostExecutor};
+pub use phases::{NoPhases, PhaseSink, phase};
 pub use record::{OpKind, OpRecord};
 pub use wait::{RestartVia, RestartWaits, detached_restart_command, wait_down_and_back};
 

@@ -2,7 +2,7 @@
 //! ClusterDeploy) seen through one struct.
 
 use commissaire_ansible::Playbook;
-use commissaire_models::{DATE_FORMAT, OperationStatus, now_iso};
+use commissaire_models::{Budget, DATE_FORMAT, OperationStatus, RollDetails, now_iso};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -91,16 +91,20 @@ pub struct OpRecord {
     pub failed_hosts: Vec<String>,
     /// Why hosts failed or the operation was cancelled.
     pub reason: String,
-    /// Failed hosts tolerated before the roll stops (none: the service's setting).
-    pub max_failures: Option<u32>,
-    /// Hosts per step (none: the service's setting).
-    pub batch_size: Option<u32>,
+    /// Failed hosts tolerated before the roll stops (none: the cluster's
+    /// default, else the service's setting).
+    pub max_failures: Option<Budget>,
+    /// Hosts per step (none: the cluster's default, else the service's setting).
+    pub batch_size: Option<Budget>,
     /// The operator asked to stop.
     pub cancel_requested: bool,
     /// The replica running it.
     pub owner: String,
     /// Until when the owner's claim holds.
     pub lease_expires_at: String,
+    /// Who started it, order, pause, the hosts' timeline, events, past runs.
+    #[serde(flatten)]
+    pub details: RollDetails,
 }
 
 impl OpRecord {
@@ -224,13 +228,18 @@ mod tests {
         rec.failed_hosts = vec!["h".into()];
         rec.add_reason("h: down");
         rec.add_reason("h: down");
-        rec.max_failures = Some(2);
+        rec.max_failures = Some(Budget::Percent(20));
+        rec.details.started_by = "ops".into();
+        rec.details.host_mut("h").failed_phase = "run".into();
         let v = rec.to_value(OpKind::Deploy);
         assert_eq!(v["reason"], "h: down");
         assert_eq!(v["version"], "7");
         let model = ClusterDeploy::from_json(v.clone()).unwrap();
         assert_eq!(model.to_json(), v, "the model keeps every member");
         assert_eq!(model.owner, "r1");
+        assert_eq!(v["max_failures"], "20%");
+        assert_eq!(v["timeline"][0]["failed_phase"], "run");
+        assert_eq!(model.details.started_by, "ops");
     }
 
     #[test]

@@ -6,6 +6,8 @@
 use std::time::Duration;
 
 use commissaire_host_access::{AccessError, HostAccess};
+
+use crate::phases::{PhaseSink, phase};
 use serde_json::{Map, Value};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -99,11 +101,13 @@ async fn port_open(address: &str) -> bool {
 /// Waits until the host's SSH port closed (at most `down_timeout`), then
 /// until it accepts an SSH login with its pinned key again. `Err` is the
 /// host's failure reason: it never came back, or it came back with another
-/// host key.
+/// host key. The host enters `down` when its port closed and `up` when it
+/// opened again.
 pub async fn wait_down_and_back(
     access: &HostAccess,
     address: &str,
     waits: RestartWaits,
+    phases: &dyn PhaseSink,
 ) -> Result<(), String> {
     let down_deadline = Instant::now() + waits.down_timeout;
     let mut went_down = false;
@@ -115,11 +119,19 @@ pub async fn wait_down_and_back(
         tokio::time::sleep(POLL).await;
     }
     tracing::debug!(address, went_down, "restart: SSH port closed");
+    if went_down {
+        phases.enter(phase::DOWN).await;
+    }
     tokio::time::sleep(waits.delay).await;
     let back_deadline = Instant::now() + waits.back_timeout;
     let mut last = String::from("its SSH port stayed closed");
+    let mut up = false;
     loop {
         if port_open(address).await {
+            if !up {
+                up = true;
+                phases.enter(phase::UP).await;
+            }
             match access.run(address, "true", Duration::from_secs(10)).await {
                 Ok(out) if out.success() => return Ok(()),
                 Ok(out) => last = format!("an SSH login ran 'true' with {:?}", out.status),

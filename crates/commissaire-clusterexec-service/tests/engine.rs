@@ -15,7 +15,8 @@ use async_trait::async_trait;
 use commissaire_ansible::Target;
 use commissaire_bus::{Bus, InProcessBus};
 use commissaire_clusterexec_service::{
-    ClusterExec, ClusterExecConfig, DrainError, HostExecutor, NodeDrainer, OpKind, StartOutcome,
+    ClusterExec, ClusterExecConfig, DrainError, HostExecutor, NodeDrainer, OpKind, PhaseSink,
+    StartOutcome, phase,
 };
 use commissaire_storage::StorageRouter;
 use serde_json::{Map, Value, json};
@@ -38,9 +39,13 @@ impl HostExecutor for FakeHosts {
         _: OpKind,
         target: &Target,
         vars: Map<String, Value>,
+        phases: &dyn PhaseSink,
     ) -> Result<(), String> {
         let start = Instant::now();
-        tokio::time::sleep(self.delay).await;
+        // As a restart: half the time running, half down.
+        tokio::time::sleep(self.delay / 2).await;
+        phases.enter(phase::DOWN).await;
+        tokio::time::sleep(self.delay / 2).await;
         self.runs
             .lock()
             .unwrap()
@@ -72,16 +77,39 @@ impl FakeHosts {
     }
 }
 
+/// A container manager's nodes: which are cordoned, and every call.
 #[derive(Default)]
 struct FakeDrainer {
     calls: Mutex<Vec<String>>,
+    cordoned: Mutex<HashSet<String>>,
     fail_drain: bool,
+}
+
+impl FakeDrainer {
+    fn with_cordoned(nodes: &[&str]) -> Arc<FakeDrainer> {
+        let d = FakeDrainer::default();
+        d.cordoned
+            .lock()
+            .unwrap()
+            .extend(nodes.iter().map(|n| n.to_string()));
+        Arc::new(d)
+    }
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+    fn is(&self, node: &str) -> bool {
+        self.cordoned.lock().unwrap().contains(node)
+    }
 }
 
 #[async_trait]
 impl NodeDrainer for FakeDrainer {
+    async fn is_cordoned(&self, _: &str, a: &str) -> Result<bool, DrainError> {
+        Ok(self.is(a))
+    }
     async fn cordon(&self, m: &str, a: &str) -> Result<(), DrainError> {
         self.calls.lock().unwrap().push(format!("cordon {m} {a}"));
+        self.cordoned.lock().unwrap().insert(a.to_string());
         Ok(())
     }
     async fn drain(&self, m: &str, a: &str) -> Result<(), DrainError> {
@@ -94,6 +122,7 @@ impl NodeDrainer for FakeDrainer {
     }
     async fn uncordon(&self, m: &str, a: &str) -> Result<(), DrainError> {
         self.calls.lock().unwrap().push(format!("uncordon {m} {a}"));
+        self.cordoned.lock().unwrap().remove(a);
         Ok(())
     }
 }
@@ -172,6 +201,27 @@ impl Env {
             rec[k] = v.clone();
         }
         self.storage("save", kind.model_name(), rec).await.unwrap();
+    }
+
+    /// Changes the stored record by compare-and-swap, as the REST server
+    /// does (cancel, pause, resume).
+    async fn change(&self, kind: OpKind, name: &str, change: impl Fn(&mut Value)) {
+        loop {
+            let current = self.record(kind, name).await;
+            let mut next = current.clone();
+            change(&mut next);
+            let r = self
+                .bus
+                .request(
+                    "storage.swap",
+                    json!({"model_type_name": kind.model_name(), "expected": current, "model_json_data": next}),
+                    T,
+                )
+                .await;
+            if r.is_ok() {
+                return;
+            }
+        }
     }
 
     async fn record(&self, kind: OpKind, name: &str) -> Value {
@@ -269,6 +319,28 @@ async fn rolls_host_by_host_and_shows_progress() {
     for w in runs.windows(2) {
         assert!(w[0].2 <= w[1].1, "hosts overlapped");
     }
+    // Each host's timeline: run, then down (the fake's restart), with times.
+    let timeline = r["timeline"].as_array().unwrap();
+    assert_eq!(timeline.len(), 3, "{r}");
+    for (entry, host) in timeline.iter().zip(hosts) {
+        assert_eq!(
+            (entry["host"].as_str(), entry["state"].as_str()),
+            (Some(host), Some("done"))
+        );
+        let phases: Vec<&str> = entry["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["phase"].as_str().unwrap())
+            .collect();
+        assert_eq!(phases, ["run", "down"], "{entry}");
+        let p = &entry["phases"][1];
+        let (a, b) = (
+            p["started_at"].as_str().unwrap(),
+            p["finished_at"].as_str().unwrap(),
+        );
+        assert!(!a.is_empty() && b >= a, "{entry}");
+    }
     let vars = fake.vars.lock().unwrap().clone();
     assert_eq!(vars[0]["commissaire_deploy_version"], "7.2.6");
     assert_eq!(vars[0]["commissaire_upgrade_command"], "dnf update -y");
@@ -293,6 +365,16 @@ async fn a_failed_host_stops_the_roll_unless_tolerated() {
     assert_eq!(strs(&r["in_process"]), ["10.0.0.2"]);
     assert_eq!(strs(&r["failed_hosts"]), ["10.0.0.2"]);
     assert_eq!(r["reason"], "10.0.0.2: it broke");
+    let failed = &r["timeline"][1];
+    assert_eq!(
+        (
+            failed["state"].as_str(),
+            failed["failed_phase"].as_str(),
+            failed["reason"].as_str()
+        ),
+        (Some("failed"), Some("down"), Some("it broke")),
+        "{r}"
+    );
     assert_eq!(
         fake.order(),
         ["10.0.0.1", "10.0.0.2"],
@@ -352,23 +434,11 @@ async fn cancel_stops_after_the_current_host() {
     let exec = env.exec("r1", fake.clone(), Arc::default(), json!({}));
     exec.start(OpKind::Restart, "c").await.unwrap();
     tokio::time::sleep(Duration::from_millis(150)).await;
-    // What the REST server's DELETE does: set cancel_requested by compare-and-swap.
-    loop {
-        let current = env.record(OpKind::Restart, "c").await;
-        let mut next = current.clone();
-        next["cancel_requested"] = json!(true);
-        let r = env
-            .bus
-            .request(
-                "storage.swap",
-                json!({"model_type_name": "ClusterRestart", "expected": current, "model_json_data": next}),
-                T,
-            )
-            .await;
-        if r.is_ok() {
-            break;
-        }
-    }
+    // What the REST server's DELETE does.
+    env.change(OpKind::Restart, "c", |r| {
+        r["cancel_requested"] = json!(true)
+    })
+    .await;
     let r = env.wait_end(OpKind::Restart, "c", T).await;
     assert_eq!(r["status"], "cancelled", "{r}");
     assert_eq!(strs(&r["restarted"]), ["10.0.0.1"]);
@@ -497,7 +567,7 @@ async fn nodes_are_cordoned_drained_and_uncordoned() {
     let r = env.wait_end(OpKind::Restart, "c", T).await;
     assert_eq!(r["status"], "finished", "{r}");
     assert_eq!(
-        *drainer.calls.lock().unwrap(),
+        drainer.calls(),
         [
             "cordon kube 10.0.0.1",
             "drain kube 10.0.0.1",
@@ -559,4 +629,221 @@ async fn the_service_answers_jobs_on_the_bus() {
         .unwrap();
     assert_eq!(ok["state"], "not_claimed");
     handle.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn pause_holds_the_roll_between_hosts_and_resume_goes_on() {
+    let env = Env::new().await;
+    let hosts = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
+    env.cluster("c", &hosts, "").await;
+    env.op(OpKind::Restart, "c", json!({})).await;
+    let fake = FakeHosts::with(400, &[]);
+    let exec = env.exec("r1", fake.clone(), Arc::default(), json!({}));
+    exec.start(OpKind::Restart, "c").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    env.change(OpKind::Restart, "c", |r| r["pause_requested"] = json!(true))
+        .await;
+    // The host in process finishes; then the roll waits, and says so.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let r = env.record(OpKind::Restart, "c").await;
+    assert_eq!(r["status"], "in_process", "{r}");
+    assert_eq!(strs(&r["restarted"]), ["10.0.0.1"], "{r}");
+    assert_eq!(r["in_process"], json!([]));
+    assert_eq!(r["waiting"], "paused on request", "{r}");
+    assert!(r["waiting_since"].as_str().unwrap().len() > 10);
+    assert_eq!(fake.order(), ["10.0.0.1"], "nothing runs while paused");
+    assert_eq!(r["owner"], "r1", "the lease is kept while paused: {r}");
+    // Resume: it goes on where it stopped.
+    env.change(OpKind::Restart, "c", |r| {
+        r.as_object_mut().unwrap().remove("pause_requested");
+    })
+    .await;
+    let r = env.wait_end(OpKind::Restart, "c", T).await;
+    assert_eq!(r["status"], "finished", "{r}");
+    assert_eq!(fake.order(), hosts);
+    assert!(r.get("waiting").is_none(), "{r}");
+    let events: Vec<&str> = r["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["paused", "resumed"]);
+
+    // Cancel while paused ends it at once.
+    env.op(OpKind::Restart, "c", json!({"pause_requested": true}))
+        .await;
+    exec.start(OpKind::Restart, "c").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        env.record(OpKind::Restart, "c").await["waiting"],
+        "paused on request"
+    );
+    env.change(OpKind::Restart, "c", |r| {
+        r["cancel_requested"] = json!(true)
+    })
+    .await;
+    let r = env.wait_end(OpKind::Restart, "c", T).await;
+    assert_eq!(r["status"], "cancelled", "{r}");
+    assert!(r.get("waiting").is_none(), "{r}");
+    assert_eq!(fake.order().len(), 3, "no host ran");
+}
+
+#[tokio::test(start_paused = true)]
+async fn percent_budgets_are_of_the_cluster_s_hosts_and_the_cluster_has_defaults() {
+    let env = Env::new().await;
+    let hosts = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"];
+    env.cluster("c", &hosts, "").await;
+    // 50% of 4 = batches of 2; 25% of 4 = one failure tolerated.
+    env.op(
+        OpKind::Upgrade,
+        "c",
+        json!({"batch_size": "50%", "max_failures": "25%"}),
+    )
+    .await;
+    let fake = FakeHosts::with(300, &["10.0.0.1"]);
+    let exec = env.exec("r1", fake.clone(), Arc::default(), json!({}));
+    let t0 = Instant::now();
+    exec.start(OpKind::Upgrade, "c").await.unwrap();
+    let r = env.wait_end(OpKind::Upgrade, "c", T).await;
+    assert_eq!(
+        r["status"], "failed",
+        "a failure tolerated still fails the operation: {r}"
+    );
+    assert_eq!(strs(&r["upgraded"]).len(), 3, "{r}");
+    assert_eq!(r["batch_size"], "50%");
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_millis(700),
+        "two batches of two: {took:?}"
+    );
+
+    // A cluster default applies when the request says nothing: 10% of 4 is
+    // 0, rounded down (no failure tolerated), and batches of at least 1.
+    let mut cluster = env
+        .storage("get", "Cluster", json!({"name": "c"}))
+        .await
+        .unwrap();
+    cluster["rolling"] = json!({"batch_size": "10%", "max_failures": "10%"});
+    env.storage("save", "Cluster", cluster).await.unwrap();
+    env.op(OpKind::Upgrade, "c", json!({})).await;
+    let fake = FakeHosts::with(100, &["10.0.0.1"]);
+    let exec = env.exec(
+        "r2",
+        fake.clone(),
+        Arc::default(),
+        json!({"max_failures": 3}),
+    );
+    exec.start(OpKind::Upgrade, "c").await.unwrap();
+    let r = env.wait_end(OpKind::Upgrade, "c", T).await;
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(
+        fake.order(),
+        ["10.0.0.1"],
+        "the cluster's 10% won over the service's 3"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn order_and_last_choose_the_order_of_the_roll() {
+    let env = Env::new().await;
+    let hosts = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"];
+    env.cluster("c", &hosts, "").await;
+    env.op(
+        OpKind::Restart,
+        "c",
+        json!({"order": ["10.0.0.3"], "last": ["10.0.0.1"]}),
+    )
+    .await;
+    let fake = FakeHosts::with(10, &[]);
+    let exec = env.exec("r1", fake.clone(), Arc::default(), json!({}));
+    exec.start(OpKind::Restart, "c").await.unwrap();
+    let r = env.wait_end(OpKind::Restart, "c", T).await;
+    assert_eq!(r["status"], "finished", "{r}");
+    assert_eq!(
+        fake.order(),
+        ["10.0.0.3", "10.0.0.2", "10.0.0.4", "10.0.0.1"]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_nodes_the_operation_cordoned_are_uncordoned() {
+    let env = Env::new().await;
+    let hosts = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
+    env.cluster("c", &hosts, "kube").await;
+    env.op(OpKind::Restart, "c", json!({})).await;
+    // An operator cordoned .2 before the roll (a disk to replace, say).
+    let drainer = FakeDrainer::with_cordoned(&["10.0.0.2"]);
+    let fake = FakeHosts::with(10, &[]);
+    let exec = env.exec("r1", fake.clone(), drainer.clone(), json!({}));
+    exec.start(OpKind::Restart, "c").await.unwrap();
+    let r = env.wait_end(OpKind::Restart, "c", T).await;
+    assert_eq!(r["status"], "finished", "{r}");
+    assert_eq!(
+        drainer.calls(),
+        [
+            "cordon kube 10.0.0.1",
+            "drain kube 10.0.0.1",
+            "uncordon kube 10.0.0.1",
+            "drain kube 10.0.0.2",
+            "cordon kube 10.0.0.3",
+            "drain kube 10.0.0.3",
+            "uncordon kube 10.0.0.3"
+        ]
+    );
+    assert!(drainer.is("10.0.0.2"), "left cordoned as it was found");
+    let cordoned: Vec<bool> = r["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["cordoned"] == true)
+        .collect();
+    assert_eq!(cordoned, [true, false, true], "{r}");
+    let phases: Vec<&str> = r["timeline"][0]["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phases,
+        ["cordon", "drain", "run", "down", "node_ready", "uncordon"]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_takeover_uncordons_what_the_crashed_owner_cordoned_and_nothing_else() {
+    let env = Env::new().await;
+    let hosts = ["10.0.0.1", "10.0.0.2"];
+    env.cluster("c", &hosts, "kube").await;
+    // The crashed owner had cordoned .1 (its timeline says so); .2 was
+    // cordoned by an operator and never touched by the operation.
+    env.op(
+        OpKind::Restart,
+        "c",
+        json!({"owner": "gone", "lease_expires_at": "2001-01-01T00:00:00.000000",
+            "in_process": ["10.0.0.1"], "timeline": [{"host": "10.0.0.1", "state": "in_process",
+            "cordoned": true, "phases": [{"phase": "cordon", "started_at": "2001-01-01T00:00:00.000000"}]}]}),
+    )
+    .await;
+    let drainer = FakeDrainer::with_cordoned(&["10.0.0.1", "10.0.0.2"]);
+    let fake = FakeHosts::with(10, &[]);
+    let exec = env.exec("r2", fake.clone(), drainer.clone(), json!({}));
+    assert_eq!(exec.scan_once().await.unwrap(), 1);
+    let r = env.wait_end(OpKind::Restart, "c", T).await;
+    assert_eq!(r["status"], "finished", "{r}");
+    assert!(
+        !drainer.is("10.0.0.1"),
+        "what the operation cordoned is uncordoned"
+    );
+    assert!(drainer.is("10.0.0.2"), "what it found cordoned stays so");
+    assert!(
+        !drainer
+            .calls()
+            .contains(&"uncordon kube 10.0.0.2".to_string())
+    );
+    assert_eq!(
+        r["events"][0]["event"], "taken over from 'gone' by 'r2'",
+        "{r}"
+    );
 }

@@ -193,3 +193,20 @@ mod tests {
         }
     }
 }
+
+/// The user the request was authenticated as (the authentication layer
+/// puts it in the request's extensions; `anonymous` without it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for User {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<User>()
+            .cloned()
+            .unwrap_or_else(|| User(crate::auth::ANONYMOUS_USER.to_string())))
+    }
+}

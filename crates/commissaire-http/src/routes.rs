@@ -14,7 +14,7 @@ use axum::{Extension, Router};
 use crate::api::{Api, Operation, Reply, peer_address};
 use crate::auth::{AuthManager, RequestCredentials};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Address, JsonObject, Member, Name};
+use crate::extract::{Address, JsonObject, Member, Name, User};
 use crate::peer::PeerInfo;
 use crate::read_cache::ReadCache;
 use commissaire_models::ModelKind;
@@ -72,22 +72,60 @@ async fn put_member(State(s): S, Member { name, address }: Member) -> ApiResult<
 async fn delete_member(State(s): S, Member { name, address }: Member) -> ApiResult<Reply> {
     s.api.delete_member(&name, &address).await
 }
+async fn get_rolling(State(s): S, name: Name) -> ApiResult<Reply> {
+    s.api.get_rolling(&name).await
+}
+async fn put_rolling(State(s): S, name: Name, JsonObject(body): JsonObject) -> ApiResult<Reply> {
+    s.api.put_rolling(&name, body).await
+}
 macro_rules! operation_handlers {
-    ($get:ident, $put:ident, $delete:ident, $op:expr) => {
+    ($get:ident, $put:ident, $delete:ident, $pause:ident, $resume:ident, $op:expr) => {
         async fn $get(State(s): S, name: Name) -> ApiResult<Reply> {
             s.api.get_operation(&name, $op).await
         }
-        async fn $put(State(s): S, name: Name, JsonObject(body): JsonObject) -> ApiResult<Reply> {
-            s.api.put_operation(&name, $op, body).await
+        async fn $put(
+            State(s): S,
+            name: Name,
+            user: User,
+            JsonObject(body): JsonObject,
+        ) -> ApiResult<Reply> {
+            s.api.put_operation(&name, $op, &user, body).await
         }
-        async fn $delete(State(s): S, name: Name) -> ApiResult<Reply> {
-            s.api.cancel_operation(&name, $op).await
+        async fn $delete(State(s): S, name: Name, user: User) -> ApiResult<Reply> {
+            s.api.cancel_operation(&name, $op, &user).await
+        }
+        async fn $pause(State(s): S, name: Name, user: User) -> ApiResult<Reply> {
+            s.api.pause_operation(&name, $op, &user, true).await
+        }
+        async fn $resume(State(s): S, name: Name, user: User) -> ApiResult<Reply> {
+            s.api.pause_operation(&name, $op, &user, false).await
         }
     };
 }
-operation_handlers!(get_restart, put_restart, cancel_restart, Operation::Restart);
-operation_handlers!(get_upgrade, put_upgrade, cancel_upgrade, Operation::Upgrade);
-operation_handlers!(get_deploy, put_deploy, cancel_deploy, Operation::Deploy);
+operation_handlers!(
+    get_restart,
+    put_restart,
+    cancel_restart,
+    pause_restart,
+    resume_restart,
+    Operation::Restart
+);
+operation_handlers!(
+    get_upgrade,
+    put_upgrade,
+    cancel_upgrade,
+    pause_upgrade,
+    resume_upgrade,
+    Operation::Upgrade
+);
+operation_handlers!(
+    get_deploy,
+    put_deploy,
+    cancel_deploy,
+    pause_deploy,
+    resume_deploy,
+    Operation::Deploy
+);
 
 async fn list_hosts(State(s): S) -> Response {
     let load = s.api.list_hosts();
@@ -177,7 +215,7 @@ async fn method_not_allowed(request: Request) -> ApiError {
 }
 
 /// Lets a request through if an authentication plugin allows it; else 403.
-async fn authenticate(State(s): S, request: Request, next: Next) -> Response {
+async fn authenticate(State(s): S, mut request: Request, next: Next) -> Response {
     let fallback_peer = PeerInfo {
         addr: ([0, 0, 0, 0], 0).into(),
         client_cert_cn: None,
@@ -195,6 +233,7 @@ async fn authenticate(State(s): S, request: Request, next: Next) -> Response {
     match s.auth.check(&credentials).await {
         Some(user) => {
             tracing::debug!(%user, method = %request.method(), path = %request.uri().path(), "authenticated");
+            request.extensions_mut().insert(User(user));
             next.run(request).await
         }
         None => {
@@ -235,6 +274,10 @@ pub fn router(state: AppState) -> Router {
             get(get_cluster).put(put_cluster).delete(delete_cluster),
         )
         .route(
+            "/api/v0/cluster/{name}/rolling",
+            get(get_rolling).put(put_rolling),
+        )
+        .route(
             "/api/v0/cluster/{name}/hosts",
             get(list_members).put(put_members),
         )
@@ -246,14 +289,20 @@ pub fn router(state: AppState) -> Router {
             "/api/v0/cluster/{name}/restart",
             get(get_restart).put(put_restart).delete(cancel_restart),
         )
+        .route("/api/v0/cluster/{name}/restart/pause", put(pause_restart))
+        .route("/api/v0/cluster/{name}/restart/resume", put(resume_restart))
         .route(
             "/api/v0/cluster/{name}/upgrade",
             get(get_upgrade).put(put_upgrade).delete(cancel_upgrade),
         )
+        .route("/api/v0/cluster/{name}/upgrade/pause", put(pause_upgrade))
+        .route("/api/v0/cluster/{name}/upgrade/resume", put(resume_upgrade))
         .route(
             "/api/v0/cluster/{name}/deploy",
             get(get_deploy).put(put_deploy).delete(cancel_deploy),
         )
+        .route("/api/v0/cluster/{name}/deploy/pause", put(pause_deploy))
+        .route("/api/v0/cluster/{name}/deploy/resume", put(resume_deploy))
         .route("/api/v0/hosts", get(list_hosts))
         .route("/api/v0/host", put(put_host_from_peer))
         .route(

@@ -75,3 +75,70 @@ pub(super) fn string_list(body: &Map<String, Value>, field: &str) -> ApiResult<V
     }
     Ok(out)
 }
+
+/// An optional budget: a whole number of at least `min` or a percent such
+/// as `"25%"` (`null` counts as absent).
+pub(super) fn optional_budget(
+    body: &Map<String, Value>,
+    field: &str,
+    min: u32,
+) -> ApiResult<Option<commissaire_models::Budget>> {
+    use commissaire_models::Budget;
+    let bad = |why: String| ApiError::bad_request(format!("{field} {why}")).field(field);
+    let budget = match body.get(field) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) => Budget::parse(s).map_err(|e| bad(format!("is invalid: {e}")))?,
+        Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+            Some(n) => Budget::Count(n),
+            None => {
+                return Err(bad(format!(
+                    "must be a whole number of at least {min} or a percent such as \"25%\""
+                )));
+            }
+        },
+    };
+    if let Budget::Count(n) = budget
+        && n < min
+    {
+        return Err(bad(format!("must be at least {min}")));
+    }
+    Ok(Some(budget))
+}
+
+/// An optional list of host addresses, each a member of `hostset` (when
+/// given) and none twice; errors name the item (`order[2]`).
+pub(super) fn optional_hosts(
+    body: &Map<String, Value>,
+    field: &str,
+    hostset: Option<&[String]>,
+    cluster: &str,
+) -> ApiResult<Vec<String>> {
+    match body.get(field) {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(_)) => {}
+        Some(_) => {
+            return Err(
+                ApiError::bad_request(format!("{field} must be a list of host addresses"))
+                    .field(field),
+            );
+        }
+    }
+    let list = string_list(body, field)?;
+    for (i, address) in list.iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        if list[..i].contains(address) {
+            return Err(
+                ApiError::bad_request(format!("{at}: '{address}' is listed twice")).field(at),
+            );
+        }
+        if let Some(hostset) = hostset
+            && !hostset.contains(address)
+        {
+            return Err(ApiError::bad_request(format!(
+                "{at}: '{address}' is not a member of cluster '{cluster}'"
+            ))
+            .field(at));
+        }
+    }
+    Ok(list)
+}

@@ -3,7 +3,8 @@
 //! managers. Nothing here touches a store directly.
 //!
 //! One module per resource: [`clusters`], [`members`] (a cluster's hosts),
-//! [`operations`] (restart, upgrade, deploy), [`hosts`], [`host_keys`]
+//! [`operations`] (restart, upgrade, deploy; their pause and resume),
+//! [`rolling`] (a cluster's defaults for them), [`hosts`], [`host_keys`]
 //! (a host's pinned SSH key), [`configs`]
 //! (networks and container managers); [`input`] reads and checks request
 //! input. This file holds [`Api`] and what they share.
@@ -15,6 +16,7 @@ mod hosts;
 mod input;
 mod members;
 mod operations;
+mod rolling;
 
 use std::net::IpAddr;
 use std::time::Duration;

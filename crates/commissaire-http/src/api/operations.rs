@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use super::input::*;
 use super::{Api, Reply, created, ok, updated_error};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Name;
+use crate::extract::{Name, User};
 
 /// The cluster operations, by the last path segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +31,15 @@ impl Operation {
             Operation::Restart => "restart",
             Operation::Upgrade => "upgrade",
             Operation::Deploy => "deploy",
+        }
+    }
+
+    /// The record member listing the hosts done.
+    fn done_member(self) -> &'static str {
+        match self {
+            Operation::Restart => "restarted",
+            Operation::Upgrade => "upgraded",
+            Operation::Deploy => "deployed",
         }
     }
 
@@ -61,11 +70,14 @@ impl Api {
     }
 
     /// `PUT /cluster/{name}/{restart|upgrade|deploy}`: records a new operation
-    /// (409 while one is in process) and asks clusterexec to run it.
+    /// (409 while one is in process), started by `user`, and asks
+    /// clusterexec to run it. The record of the previous run moves into
+    /// `history` (the cluster's `keep_runs` of them are kept).
     pub async fn put_operation(
         &self,
         name: &Name,
         op: Operation,
+        user: &User,
         body: Map<String, Value>,
     ) -> ApiResult<Reply> {
         let version = if op == Operation::Deploy {
@@ -80,9 +92,20 @@ impl Api {
         } else {
             None
         };
-        let max_failures = optional_count(&body, "max_failures", 0)?;
-        let batch_size = optional_count(&body, "batch_size", 1)?;
-        self.get_cluster_record(name).await?;
+        let max_failures = optional_budget(&body, "max_failures", 0)?;
+        let batch_size = optional_budget(&body, "batch_size", 1)?;
+        let cluster = self.get_cluster_record(name).await?;
+        let order = optional_hosts(&body, "order", Some(&cluster.hostset), name)?;
+        let mut last = optional_hosts(&body, "last", Some(&cluster.hostset), name)?;
+        if let Some((i, h)) = last.iter().enumerate().find(|(_, h)| order.contains(h)) {
+            return Err(
+                ApiError::bad_request(format!("last[{i}]: '{h}' is also in 'order'"))
+                    .field(format!("last[{i}]")),
+            );
+        }
+        if last.is_empty() {
+            last = cluster.rolling.last.clone();
+        }
         let kind = op.kind();
         let key = json!({"name": name});
         let existing = match self.storage.get_value(kind.name(), key.clone()).await {
@@ -96,15 +119,21 @@ impl Api {
                 op.as_str()
             )));
         }
-        let done = match op {
-            Operation::Restart => "restarted",
-            Operation::Upgrade => "upgraded",
-            Operation::Deploy => "deployed",
-        };
+        let done = op.done_member();
         let mut record = json!({
             "name": name, "status": "in_process", done: [], "in_process": [],
-            "started_at": now_iso(), "finished_at": "",
+            "started_at": now_iso(), "finished_at": "", "started_by": user.0,
         });
+        if !order.is_empty() {
+            record["order"] = json!(order);
+        }
+        if !last.is_empty() {
+            record["last"] = json!(last);
+        }
+        let history = history_with(op, &existing, cluster.rolling.keep_runs());
+        if !history.is_empty() {
+            record["history"] = json!(history);
+        }
         if let Some(v) = &version {
             record["version"] = json!(v);
         }
@@ -143,9 +172,15 @@ impl Api {
     /// stop the operation after the hosts it is working on (it sets
     /// `cancel_requested`; clusterexec ends the operation `cancelled`).
     /// 202 with the record; 404 if none was ever started; 409 if it is not in process.
-    pub async fn cancel_operation(&self, name: &Name, op: Operation) -> ApiResult<Reply> {
+    pub async fn cancel_operation(
+        &self,
+        name: &Name,
+        op: Operation,
+        user: &User,
+    ) -> ApiResult<Reply> {
         let kind = op.kind();
         let what = format!("the {} of cluster '{name}'", op.as_str());
+        let at = now_iso();
         let saved = self
             .storage
             .upsert_value(kind.name(), json!({"name": name}), |current| {
@@ -168,10 +203,90 @@ impl Api {
                 // in the record: the update reads it again.
                 let mut next = current.clone();
                 next["cancel_requested"] = json!(true);
+                add_event(&mut next, &at, &format!("cancel requested by {}", user.0));
                 Ok(Some(next))
             })
             .await
             .map_err(|e| updated_error(e, &what))?;
         Ok((StatusCode::ACCEPTED, Json(saved.unwrap_or_default())))
     }
+
+    /// `PUT /cluster/{name}/{op}/pause` (`pause`) and `.../resume`: asks
+    /// clusterexec to stop between hosts until resumed (it sets or clears
+    /// `pause_requested`; clusterexec says `waiting` while paused). 202 with
+    /// the record (also when it is paused or running already); 404 if none
+    /// was ever started; 409 if it is not in process.
+    pub async fn pause_operation(
+        &self,
+        name: &Name,
+        op: Operation,
+        user: &User,
+        pause: bool,
+    ) -> ApiResult<Reply> {
+        let kind = op.kind();
+        let what = format!("the {} of cluster '{name}'", op.as_str());
+        let verb = if pause { "pause" } else { "resume" };
+        let at = now_iso();
+        let saved = self
+            .storage
+            .upsert_value(kind.name(), json!({"name": name}), |current| {
+                let Some(current) = current else {
+                    return Err(ApiError::not_found(format!(
+                        "no {} was ever started on cluster '{name}'",
+                        op.as_str()
+                    )));
+                };
+                if current["status"] != "in_process" {
+                    return Err(ApiError::conflict(format!(
+                        "{what} is not in process (it is {}): nothing to {verb}",
+                        current["status"]
+                    )));
+                }
+                if (current["pause_requested"] == true) == pause {
+                    return Ok(None);
+                }
+                let mut next = current.clone();
+                if pause {
+                    next["pause_requested"] = json!(true);
+                } else if let Some(map) = next.as_object_mut() {
+                    map.remove("pause_requested");
+                }
+                add_event(&mut next, &at, &format!("{verb} requested by {}", user.0));
+                Ok(Some(next))
+            })
+            .await
+            .map_err(|e| updated_error(e, &what))?;
+        Ok((StatusCode::ACCEPTED, Json(saved.unwrap_or_default())))
+    }
+}
+
+/// Adds an operation event to a stored record (as clusterexec does).
+fn add_event(record: &mut Value, at: &str, event: &str) {
+    let mut details: RollDetails = serde_json::from_value(record.clone()).unwrap_or_default();
+    details.add_event(at, event);
+    record["events"] = json!(details.events);
+}
+
+/// The `history` of a new run: the previous run's summary (when there
+/// was one) before its own history, `keep` at most.
+fn history_with(op: Operation, previous: &Value, keep: usize) -> Vec<RunSummary> {
+    if !previous.is_object() {
+        return Vec::new();
+    }
+    let details: RollDetails = serde_json::from_value(previous.clone()).unwrap_or_default();
+    let text = |m: &str| previous[m].as_str().unwrap_or_default().to_string();
+    let summary = RunSummary {
+        status: serde_json::from_value(previous["status"].clone()).unwrap_or_default(),
+        started_by: details.started_by.clone(),
+        started_at: text("started_at"),
+        finished_at: text("finished_at"),
+        done: previous[op.done_member()].as_array().map_or(0, Vec::len),
+        failed_hosts: serde_json::from_value(previous["failed_hosts"].clone()).unwrap_or_default(),
+        reason: text("reason"),
+        mean_host_ms: details.mean_host_ms(),
+    };
+    std::iter::once(summary)
+        .chain(details.history)
+        .take(keep)
+        .collect()
 }

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ClusterState;
 use super::null_as_empty;
+use super::{ClusterState, RollingDefaults};
 use crate::{Model, ModelError, check_address, check_name};
 
 /// Counts of a cluster's hosts, computed on `GET /api/v0/cluster/{NAME}`.
@@ -32,6 +32,10 @@ pub struct Cluster {
     pub container_manager: String,
     /// Addresses of the member hosts (hidden from users; see `/hosts`).
     pub hostset: Vec<String>,
+    /// Defaults of the cluster's rolling operations
+    /// (`/api/v0/cluster/{NAME}/rolling`); absent when none are set.
+    #[serde(skip_serializing_if = "RollingDefaults::is_empty")]
+    pub rolling: RollingDefaults,
 }
 
 impl Default for Cluster {
@@ -42,6 +46,7 @@ impl Default for Cluster {
             network: "default".into(),
             container_manager: String::new(),
             hostset: Vec::new(),
+            rolling: RollingDefaults::default(),
         }
     }
 }
@@ -58,6 +63,9 @@ impl Model for Cluster {
         if !self.container_manager.is_empty() {
             check_name(Self::NAME, "container_manager", &self.container_manager)?;
         }
+        self.rolling.check().map_err(|(field, why)| {
+            ModelError::invalid(Self::NAME, format!("rolling.{field}"), why)
+        })?;
         for (i, address) in self.hostset.iter().enumerate() {
             check_address(Self::NAME, address).map_err(|_| {
                 ModelError::invalid(

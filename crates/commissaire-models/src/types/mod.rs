@@ -8,6 +8,7 @@ mod host;
 mod lists;
 mod operation;
 mod records;
+mod rolling;
 mod states;
 
 pub use cluster::*;
@@ -16,6 +17,7 @@ pub use host::*;
 pub use lists::*;
 pub use operation::*;
 pub use records::*;
+pub use rolling::*;
 pub use states::*;
 
 /// Accepts `null` where a string is expected (the docs show `"finished_at": null`).

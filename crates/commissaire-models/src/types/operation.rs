@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::OperationStatus;
 use super::null_as_empty;
+use super::{Budget, OperationStatus, RollDetails};
 use crate::{Model, ModelError, check_name};
 
 macro_rules! cluster_operation {
@@ -33,14 +33,16 @@ macro_rules! cluster_operation {
             /// Why the operation failed or was cancelled, host by host (absent otherwise).
             #[serde(deserialize_with = "null_as_empty", skip_serializing_if = "String::is_empty")]
             pub reason: String,
-            /// How many failed hosts the roll tolerates before it stops
-            /// (absent: the clusterexec service's setting, by default 0).
+            /// How many failed hosts the roll tolerates before it stops, a
+            /// count or a percent of the cluster's hosts (absent: the
+            /// cluster's default, else the clusterexec service's setting, by default 0).
             #[serde(skip_serializing_if = "Option::is_none")]
-            pub max_failures: Option<u32>,
-            /// How many hosts are worked on at once (absent: the clusterexec
-            /// service's setting, by default 1).
+            pub max_failures: Option<Budget>,
+            /// How many hosts are worked on at once, a count or a percent of
+            /// the cluster's hosts (absent: the cluster's default, else the
+            /// clusterexec service's setting, by default 1).
             #[serde(skip_serializing_if = "Option::is_none")]
-            pub batch_size: Option<u32>,
+            pub batch_size: Option<Budget>,
             /// Set by `DELETE` on the operation: stop after the current hosts.
             #[serde(skip_serializing_if = "std::ops::Not::not")]
             pub cancel_requested: bool,
@@ -51,6 +53,10 @@ macro_rules! cluster_operation {
             /// another replica takes the operation over once it has passed.
             #[serde(deserialize_with = "null_as_empty", skip_serializing_if = "String::is_empty")]
             pub lease_expires_at: String,
+            /// Who started it, the order asked for, pause, each host's
+            /// phases, events and past runs.
+            #[serde(flatten)]
+            pub details: RollDetails,
         }
 
         impl Model for $name {

@@ -1,0 +1,91 @@
+//! `/cluster/NAME/rolling`: a cluster's defaults for its rolling operations
+//! (batch size and failure budget as counts or percents, hosts rolled last,
+//! past runs kept), which each operation's request may override.
+
+use commissaire_models::RollingDefaults;
+use serde_json::{Map, Value, json};
+
+use super::input::*;
+use super::{Api, Reply, ok};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Name;
+
+/// The members `PUT /cluster/NAME/rolling` accepts.
+const MEMBERS: [&str; 4] = ["batch_size", "max_failures", "last", "keep_runs"];
+
+/// Reads a rolling-defaults body; every error is a 400 naming the member.
+fn parse(body: &Map<String, Value>) -> ApiResult<RollingDefaults> {
+    if let Some(unknown) = body.keys().find(|k| !MEMBERS.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(format!(
+            "unknown member '{unknown}' (known: {})",
+            MEMBERS.join(", ")
+        ))
+        .field(unknown.clone()));
+    }
+    let keep_runs = optional_count(body, "keep_runs", 0)?;
+    let rolling = RollingDefaults {
+        batch_size: optional_budget(body, "batch_size", 1)?,
+        max_failures: optional_budget(body, "max_failures", 0)?,
+        last: optional_hosts(body, "last", None, "")?,
+        keep_runs,
+    };
+    rolling
+        .check()
+        .map_err(|(field, why)| ApiError::bad_request(format!("{field} {why}")).field(field))?;
+    Ok(rolling)
+}
+
+impl Api {
+    /// `GET /cluster/{name}/rolling`: the cluster's rolling defaults (`{}` when none are set).
+    pub async fn get_rolling(&self, name: &Name) -> ApiResult<Reply> {
+        let cluster = self.get_cluster_record(name).await?;
+        ok(json!(cluster.rolling))
+    }
+
+    /// `PUT /cluster/{name}/rolling`: replaces the cluster's rolling defaults.
+    pub async fn put_rolling(&self, name: &Name, body: Map<String, Value>) -> ApiResult<Reply> {
+        let rolling = parse(&body)?;
+        let saved = self
+            .update_cluster(name, |c| {
+                if c.rolling == rolling {
+                    return Ok(false);
+                }
+                c.rolling = rolling.clone();
+                Ok(true)
+            })
+            .await?;
+        ok(json!(saved.rolling))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commissaire_models::Budget;
+
+    fn body(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn rolling_defaults_take_counts_and_percents_and_name_what_is_wrong() {
+        let r = parse(&body(json!({"batch_size": "25%", "max_failures": 1,
+            "last": ["10.0.0.1"], "keep_runs": 3})))
+        .unwrap();
+        assert_eq!(r.batch_size, Some(Budget::Percent(25)));
+        assert_eq!(r.max_failures, Some(Budget::Count(1)));
+        for (bad, field) in [
+            (json!({"batch_size": 0}), "batch_size"),
+            (json!({"batch_size": "150%"}), "batch_size"),
+            (json!({"max_failures": "x"}), "max_failures"),
+            (json!({"keep_runs": 1000}), "keep_runs"),
+            (json!({"last": "a"}), "last"),
+            (json!({"last": ["a", "a"]}), "last[1]"),
+            (json!({"batch_sise": 2}), "batch_sise"),
+        ] {
+            let e = parse(&body(bad.clone())).unwrap_err();
+            assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST, "{bad}");
+            assert_eq!(e.field.as_deref(), Some(field), "{bad}: {}", e.message);
+        }
+    }
+}
