@@ -126,6 +126,70 @@ pub enum ClusterCommand {
     /// Upgrade a cluster's hosts one by one
     #[command(subcommand)]
     Upgrade(UpgradeCommand),
+    /// Show or set a cluster's defaults for its rolling operations
+    #[command(subcommand)]
+    Rolling(RollingCommand),
+}
+
+/// `cluster rolling ...`
+#[derive(Debug, Subcommand)]
+pub enum RollingCommand {
+    /// Show the cluster's rolling defaults
+    Get {
+        /// Name of the cluster
+        name: String,
+    },
+    /// Replace the cluster's rolling defaults (what is not given is unset)
+    Set {
+        /// Name of the cluster
+        name: String,
+        /// Hosts worked on at once: a count or a percent of the cluster's hosts ("25%")
+        #[arg(long = "batch-size", value_name = "N|P%")]
+        batch_size: Option<String>,
+        /// Failed hosts tolerated before a roll stops: a count or a percent
+        #[arg(long = "max-failures", value_name = "N|P%")]
+        max_failures: Option<String>,
+        /// Hosts rolled last, in this order (comma-separated or repeated)
+        #[arg(long = "last", value_name = "HOST", value_delimiter = ',')]
+        last: Vec<String>,
+        /// Past runs an operation record keeps [server default: 10]
+        #[arg(long = "keep-runs", value_name = "N")]
+        keep_runs: Option<u32>,
+    },
+}
+
+/// How a rolling operation runs (each overrides the cluster's default).
+#[derive(Debug, Args, Default)]
+pub struct RollArgs {
+    /// Hosts worked on at once: a count or a percent of the cluster's hosts ("25%")
+    #[arg(long = "batch-size", value_name = "N|P%")]
+    pub batch_size: Option<String>,
+    /// Failed hosts tolerated before the roll stops: a count or a percent
+    #[arg(long = "max-failures", value_name = "N|P%")]
+    pub max_failures: Option<String>,
+    /// Hosts rolled first, in this order (comma-separated or repeated)
+    #[arg(long = "order", value_name = "HOST", value_delimiter = ',')]
+    pub order: Vec<String>,
+    /// Hosts rolled last, in this order (comma-separated or repeated)
+    #[arg(long = "last", value_name = "HOST", value_delimiter = ',')]
+    pub last: Vec<String>,
+    /// Follow the operation until it ends, as `status --watch` does
+    #[arg(short = 'w', long = "watch")]
+    pub watch: bool,
+    /// Seconds between polls with --watch
+    #[arg(long = "interval", value_name = "SECONDS", default_value_t = 2.0)]
+    pub interval: f64,
+}
+
+/// The verbs that steer an operation in process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Stop between hosts until resumed.
+    Pause,
+    /// Go on after a pause.
+    Resume,
+    /// Stop after the hosts in process.
+    Cancel,
 }
 
 /// `cluster deploy ...`
@@ -138,9 +202,25 @@ pub enum DeployCommand {
         /// Version to deploy
         #[arg(id = "deploy_version", value_name = "VERSION")]
         version: String,
+        /// How it rolls
+        #[command(flatten)]
+        roll: RollArgs,
     },
     /// Show the state of the latest deployment
     Status(StatusArgs),
+    /// Pause the deployment in process after the hosts it is working on
+    Pause(NameArg),
+    /// Resume a paused deployment
+    Resume(NameArg),
+    /// Cancel the deployment in process after the hosts it is working on
+    Cancel(NameArg),
+}
+
+/// A cluster's name.
+#[derive(Debug, Args)]
+pub struct NameArg {
+    /// Name of the cluster
+    pub name: String,
 }
 
 /// `cluster restart ...`
@@ -150,9 +230,18 @@ pub enum OperationCommand {
     Start {
         /// Name of the cluster
         name: String,
+        /// How it rolls
+        #[command(flatten)]
+        roll: RollArgs,
     },
     /// Show the state of the latest operation
     Status(StatusArgs),
+    /// Pause the operation in process after the hosts it is working on
+    Pause(NameArg),
+    /// Resume a paused operation
+    Resume(NameArg),
+    /// Cancel the operation in process after the hosts it is working on
+    Cancel(NameArg),
 }
 
 /// `cluster upgrade ...`
@@ -165,9 +254,18 @@ pub enum UpgradeCommand {
         /// Accepted for compatibility with the documentation's example; upgrades take no version
         #[arg(id = "upgrade_version", value_name = "VERSION")]
         version: Option<String>,
+        /// How it rolls
+        #[command(flatten)]
+        roll: RollArgs,
     },
     /// Show the state of the latest upgrade
     Status(StatusArgs),
+    /// Pause the upgrade in process after the hosts it is working on
+    Pause(NameArg),
+    /// Resume a paused upgrade
+    Resume(NameArg),
+    /// Cancel the upgrade in process after the hosts it is working on
+    Cancel(NameArg),
 }
 
 /// Arguments of the `status` commands.

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use comfy_table::{Table, presets};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Writes text to stdout. A closed pipe (`commctl host list | head -1`)
 /// ends the process quietly instead of panicking.
@@ -94,6 +94,89 @@ pub fn record(value: &Value) -> String {
     finish(&table)
 }
 
+/// An operation record: its members as a FIELD / VALUE table, then a
+/// table of its hosts' progress (`timeline`), its events and past runs.
+pub fn operation(value: &Value) -> String {
+    let Some(map) = value.as_object() else {
+        return cell(value);
+    };
+    let nested = ["timeline", "events", "history"];
+    let summary: serde_json::Map<String, Value> = map
+        .iter()
+        .filter(|(k, _)| !nested.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut out = record(&Value::Object(summary));
+    let empty = Vec::new();
+    let list = |m: &str| value.get(m).and_then(Value::as_array).unwrap_or(&empty);
+    let text = |v: &Value, m: &str| v.get(m).map(cell).unwrap_or_default();
+    let timeline = list("timeline");
+    if !timeline.is_empty() {
+        let mut table = new_table();
+        table.set_header(vec![
+            "HOST", "STATE", "PHASE", "STARTED", "FINISHED", "REASON",
+        ]);
+        for host in timeline {
+            let phases = host
+                .get("phases")
+                .and_then(Value::as_array)
+                .unwrap_or(&empty);
+            let state = text(host, "state");
+            let phase = match text(host, "failed_phase") {
+                f if !f.is_empty() => f,
+                _ => phases.last().map(|p| text(p, "phase")).unwrap_or_default(),
+            };
+            let started = phases
+                .first()
+                .map(|p| text(p, "started_at"))
+                .unwrap_or_default();
+            let finished = match state.as_str() {
+                "in_process" => String::new(),
+                _ => phases
+                    .last()
+                    .map(|p| text(p, "finished_at"))
+                    .unwrap_or_default(),
+            };
+            table.add_row(vec![
+                text(host, "host"),
+                state,
+                phase,
+                started,
+                finished,
+                text(host, "reason"),
+            ]);
+        }
+        out.push_str("\n\n");
+        out.push_str(&finish(&table));
+    }
+    let events = list("events");
+    if !events.is_empty() {
+        out.push_str("\n\n");
+        out.push_str(&rows(
+            &[("AT", "at"), ("EVENT", "event")],
+            "events",
+            &json!(events),
+        ));
+    }
+    let history = list("history");
+    if !history.is_empty() {
+        out.push_str("\n\nPAST RUNS\n");
+        out.push_str(&rows(
+            &[
+                ("STARTED", "started_at"),
+                ("BY", "started_by"),
+                ("STATUS", "status"),
+                ("DONE", "done"),
+                ("FAILED", "failed_hosts"),
+                ("MEAN HOST MS", "mean_host_ms"),
+            ],
+            "past runs",
+            &json!(history),
+        ));
+    }
+    out
+}
+
 /// A list of names (or addresses) as a one-column table; `what` names the
 /// items when there are none (e.g. `clusters`).
 pub fn names(header: &str, what: &str, value: &Value) -> String {
@@ -152,6 +235,32 @@ mod tests {
         assert!(lines[0].starts_with("FIELD"), "{text}");
         assert!(text.contains("hosts.total"), "{text}");
         assert!(text.contains("a, b"), "{text}");
+    }
+
+    #[test]
+    fn an_operation_shows_its_hosts_events_and_past_runs() {
+        let text = operation(&json!({"name": "c", "status": "failed", "restarted": ["a"],
+                "timeline": [
+                    {"host": "a", "state": "done", "phases": [
+                        {"phase": "run", "started_at": "t1", "finished_at": "t2"}]},
+                    {"host": "b", "state": "failed", "failed_phase": "drain", "reason": "pods stayed",
+                        "phases": [{"phase": "drain", "started_at": "t3", "finished_at": "t4"}]}],
+                "events": [{"at": "t0", "event": "paused"}],
+                "history": [{"status": "finished", "started_at": "t", "started_by": "ops", "done": 2}]}));
+        assert!(!text.contains("timeline"), "{text}");
+        let b = text.lines().find(|l| l.starts_with('b')).unwrap();
+        for w in ["failed", "drain", "t3", "t4", "pods stayed"] {
+            assert!(b.contains(w), "{w}: {text}");
+        }
+        assert!(
+            text.contains("paused") && text.contains("PAST RUNS"),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.contains("ops") && l.contains("finished")),
+            "{text}"
+        );
     }
 
     #[test]

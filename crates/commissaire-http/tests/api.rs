@@ -23,6 +23,10 @@ fn endpoints() -> Vec<(&'static str, &'static str)> {
         ("DELETE", "/api/v0/cluster/honeynut/hosts/192.168.152.110"),
         ("GET", "/api/v0/cluster/honeynut/restart"),
         ("PUT", "/api/v0/cluster/honeynut/restart"),
+        ("PUT", "/api/v0/cluster/honeynut/restart/pause"),
+        ("PUT", "/api/v0/cluster/honeynut/restart/resume"),
+        ("GET", "/api/v0/cluster/honeynut/rolling"),
+        ("PUT", "/api/v0/cluster/honeynut/rolling"),
         ("GET", "/api/v0/cluster/honeynut/upgrade"),
         ("PUT", "/api/v0/cluster/honeynut/upgrade"),
         ("GET", "/api/v0/cluster/honeynut/deploy"),
@@ -633,6 +637,206 @@ async fn cluster_operations_are_recorded_and_handed_to_clusterexec() {
         keys.contains(&"jobs.clusterexec.upgrade".to_string()),
         "{keys:?}"
     );
+}
+
+/// Marks an operation record ended, as clusterexec would.
+async fn end_operation(s: &Stack, model: &str, name: &str, status: &str) {
+    let t = Duration::from_secs(5);
+    let key = json!({"model_type_name": model, "model_json_data": {"name": name}});
+    let mut rec = s.bus.request("storage.get", key, t).await.unwrap();
+    rec["status"] = json!(status);
+    rec["finished_at"] = json!(commissaire_models::now_iso());
+    rec["timeline"] = json!([{"host": "10.1.0.1", "state": "done", "phases": [
+        {"phase": "run", "started_at": "2026-01-01T00:00:00.000000", "finished_at": "2026-01-01T00:00:02.500000"}]}]);
+    s.bus
+        .request(
+            "storage.save",
+            json!({"model_type_name": model, "model_json_data": rec}),
+            t,
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn operations_take_budgets_and_an_order_and_are_paused_resumed_and_cancelled() {
+    let s = Stack::start().await;
+    s.put("/api/v0/cluster/c", json!({})).await;
+    for h in ["10.1.0.1", "10.1.0.2", "10.1.0.3"] {
+        let (status, _) = s
+            .put(
+                &format!("/api/v0/host/{h}"),
+                json!({"ssh_priv_key": KEY, "cluster": "c"}),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    // Bad input: 400 naming the member.
+    for (body, field) in [
+        (json!({"batch_size": 0}), "batch_size"),
+        (json!({"batch_size": "150%"}), "batch_size"),
+        (json!({"batch_size": "half"}), "batch_size"),
+        (json!({"max_failures": -1}), "max_failures"),
+        (json!({"order": "10.1.0.1"}), "order"),
+        (json!({"order": ["10.9.9.9"]}), "order[0]"),
+        (json!({"order": ["10.1.0.1", "10.1.0.1"]}), "order[1]"),
+        (
+            json!({"order": ["10.1.0.2"], "last": ["10.1.0.3", "10.1.0.2"]}),
+            "last[1]",
+        ),
+    ] {
+        let (status, reply) = s.put("/api/v0/cluster/c/restart", body.clone()).await;
+        assert_eq!(
+            (status, reply["field"].as_str()),
+            (400, Some(field)),
+            "{body}: {reply}"
+        );
+    }
+    // Nothing in process: pause and resume are 404 (never started) or 409.
+    for verb in ["pause", "resume"] {
+        let (status, _) = s
+            .send("PUT", &format!("/api/v0/cluster/c/restart/{verb}"), None)
+            .await;
+        assert_eq!(status, 404, "{verb}");
+    }
+    let (status, rec) = s
+        .put(
+            "/api/v0/cluster/c/restart",
+            json!({"batch_size": "50%", "max_failures": 1, "order": ["10.1.0.2"], "last": ["10.1.0.1"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{rec}");
+    assert_eq!(
+        (rec["batch_size"].clone(), rec["max_failures"].clone()),
+        (json!("50%"), json!(1))
+    );
+    assert_eq!(
+        (rec["order"].clone(), rec["last"].clone()),
+        (json!(["10.1.0.2"]), json!(["10.1.0.1"]))
+    );
+    assert_eq!(rec["started_by"], common::USER, "who started it");
+    // Pause, again (no change), resume, cancel: 202 with the record.
+    let (status, rec) = s.send("PUT", "/api/v0/cluster/c/restart/pause", None).await;
+    assert_eq!(
+        (status, rec["pause_requested"].clone()),
+        (202, json!(true)),
+        "{rec}"
+    );
+    let (status, again) = s.send("PUT", "/api/v0/cluster/c/restart/pause", None).await;
+    assert_eq!(
+        (status, again["events"].clone()),
+        (202, rec["events"].clone())
+    );
+    let (status, rec) = s
+        .send("PUT", "/api/v0/cluster/c/restart/resume", None)
+        .await;
+    assert_eq!(status, 202);
+    assert!(rec.get("pause_requested").is_none(), "{rec}");
+    let (status, rec) = s.send("DELETE", "/api/v0/cluster/c/restart", None).await;
+    assert_eq!(
+        (status, rec["cancel_requested"].clone()),
+        (202, json!(true))
+    );
+    let events: Vec<&str> = rec["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    let u = common::USER;
+    assert_eq!(
+        events,
+        [
+            format!("pause requested by {u}"),
+            format!("resume requested by {u}"),
+            format!("cancel requested by {u}")
+        ]
+    );
+    // Ended: pause and resume are 409; a new run keeps the last one in history.
+    end_operation(&s, "ClusterRestart", "c", "cancelled").await;
+    for verb in ["pause", "resume"] {
+        let (status, reply) = s
+            .send("PUT", &format!("/api/v0/cluster/c/restart/{verb}"), None)
+            .await;
+        assert_eq!(status, 409, "{verb}: {reply}");
+        assert!(
+            reply["error"].as_str().unwrap().contains("not in process"),
+            "{reply}"
+        );
+    }
+    let (status, rec) = s.send("PUT", "/api/v0/cluster/c/restart", None).await;
+    assert_eq!(status, 201);
+    let past = &rec["history"][0];
+    assert_eq!(
+        (past["status"].as_str(), past["started_by"].as_str()),
+        (Some("cancelled"), Some(u)),
+        "{rec}"
+    );
+    assert_eq!(past["mean_host_ms"], 2500);
+    assert!(
+        rec.get("timeline").is_none() && rec.get("events").is_none(),
+        "a new run starts clean: {rec}"
+    );
+}
+
+#[tokio::test]
+async fn a_cluster_s_rolling_defaults_are_kept_checked_and_used() {
+    let s = Stack::start().await;
+    s.put("/api/v0/cluster/c", json!({})).await;
+    s.put(
+        "/api/v0/host/10.1.0.1",
+        json!({"ssh_priv_key": KEY, "cluster": "c"}),
+    )
+    .await;
+    assert_eq!(s.get("/api/v0/cluster/c/rolling").await, (200, json!({})));
+    assert_eq!(s.get("/api/v0/cluster/nope/rolling").await.0, 404);
+    let defaults =
+        json!({"batch_size": "25%", "max_failures": 2, "last": ["10.1.0.1"], "keep_runs": 3});
+    assert_eq!(
+        s.put("/api/v0/cluster/c/rolling", defaults.clone()).await,
+        (200, defaults.clone())
+    );
+    assert_eq!(
+        s.get("/api/v0/cluster/c/rolling").await,
+        (200, defaults.clone())
+    );
+    assert_eq!(s.get("/api/v0/cluster/c").await.1["rolling"], defaults);
+    for (body, field) in [
+        (json!({"batch_size": 0}), "batch_size"),
+        (json!({"keep_runs": 101}), "keep_runs"),
+        (json!({"last": [3]}), "last"),
+        (json!({"window": {}}), "window"),
+    ] {
+        let (status, reply) = s.put("/api/v0/cluster/c/rolling", body.clone()).await;
+        assert_eq!(
+            (status, reply["field"].as_str()),
+            (400, Some(field)),
+            "{body}: {reply}"
+        );
+    }
+    // An operation without `last` takes the cluster's.
+    let (_, rec) = s.send("PUT", "/api/v0/cluster/c/upgrade", None).await;
+    assert_eq!(rec["last"], json!(["10.1.0.1"]));
+    // keep_runs bounds the history.
+    for _ in 0..5 {
+        end_operation(&s, "ClusterUpgrade", "c", "finished").await;
+        s.send("PUT", "/api/v0/cluster/c/upgrade", None).await;
+    }
+    let rec = s.get("/api/v0/cluster/c/upgrade").await.1;
+    assert_eq!(rec["history"].as_array().unwrap().len(), 3, "{rec}");
+    // Adding a host keeps the defaults (the cluster is updated, not replaced).
+    s.put(
+        "/api/v0/host/10.1.0.2",
+        json!({"ssh_priv_key": KEY, "cluster": "c"}),
+    )
+    .await;
+    assert_eq!(s.get("/api/v0/cluster/c/rolling").await, (200, defaults));
+    // Empty body: the defaults are unset.
+    assert_eq!(
+        s.put("/api/v0/cluster/c/rolling", json!({})).await,
+        (200, json!({}))
+    );
+    assert!(s.get("/api/v0/cluster/c").await.1.get("rolling").is_none());
 }
 
 #[tokio::test]

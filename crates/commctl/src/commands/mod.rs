@@ -1,21 +1,17 @@
 //! The commands that talk to the server (`host ...` in [`host`]).
 
-use std::io::IsTerminal;
-use std::time::Duration;
-
 use serde_json::{Map, Value, json};
 
-use crate::cli::{
-    ClusterCommand, ContainerManagerCommand, DeployCommand, NetworkCommand, OperationCommand,
-    StatusArgs, UpgradeCommand,
-};
+use crate::cli::{ClusterCommand, ContainerManagerCommand, NetworkCommand};
 use crate::client::Client;
 use crate::error::{CliError, CliResult, exit};
 use crate::output::{self, emit};
 
 mod host;
+mod operation;
 
 pub use host::host;
+pub use operation::{Operation, operation_status};
 
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,201 +146,12 @@ pub fn cluster(ctx: &Ctx, command: &ClusterCommand) -> CliResult<i32> {
             let reply = c.get(&["api", "v0", "clusters"])?;
             ctx.show(&reply, |v| output::names("NAME", "clusters", v));
         }
-        ClusterCommand::Deploy(DeployCommand::Start { name, version }) => {
-            let reply = c.put(
-                &["api", "v0", "cluster", name, "deploy"],
-                &json!({"version": version}),
-            )?;
-            ctx.show_record(&reply);
-        }
-        ClusterCommand::Deploy(DeployCommand::Status(args)) => {
-            return operation_status(ctx, Operation::Deploy, args);
-        }
-        ClusterCommand::Restart(OperationCommand::Start { name }) => {
-            let reply = c.put(&["api", "v0", "cluster", name, "restart"], &json!({}))?;
-            ctx.show_record(&reply);
-        }
-        ClusterCommand::Restart(OperationCommand::Status(args)) => {
-            return operation_status(ctx, Operation::Restart, args);
-        }
-        ClusterCommand::Upgrade(UpgradeCommand::Start { name, version }) => {
-            if version.is_some() {
-                eprintln!(
-                    "note: upgrades take no version (the hosts' own update source decides); VERSION is ignored"
-                );
-            }
-            let reply = c.put(&["api", "v0", "cluster", name, "upgrade"], &json!({}))?;
-            ctx.show_record(&reply);
-        }
-        ClusterCommand::Upgrade(UpgradeCommand::Status(args)) => {
-            return operation_status(ctx, Operation::Upgrade, args);
-        }
+        ClusterCommand::Deploy(command) => return operation::deploy(ctx, command),
+        ClusterCommand::Restart(command) => return operation::restart(ctx, command),
+        ClusterCommand::Upgrade(command) => return operation::upgrade(ctx, command),
+        ClusterCommand::Rolling(command) => return operation::rolling(ctx, command),
     }
     Ok(exit::OK)
-}
-
-/// A cluster operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    /// `deploy`
-    Deploy,
-    /// `restart`
-    Restart,
-    /// `upgrade`
-    Upgrade,
-}
-
-impl Operation {
-    /// The path segment.
-    pub fn segment(self) -> &'static str {
-        match self {
-            Operation::Deploy => "deploy",
-            Operation::Restart => "restart",
-            Operation::Upgrade => "upgrade",
-        }
-    }
-
-    /// The record member listing the hosts done.
-    pub fn done_member(self) -> &'static str {
-        match self {
-            Operation::Deploy => "deployed",
-            Operation::Restart => "restarted",
-            Operation::Upgrade => "upgraded",
-        }
-    }
-
-    /// A noun for messages.
-    pub fn noun(self) -> &'static str {
-        match self {
-            Operation::Deploy => "deployment",
-            Operation::Restart => "restart",
-            Operation::Upgrade => "upgrade",
-        }
-    }
-}
-
-fn string_list(record: &Value, member: &str) -> Vec<String> {
-    record
-        .get(member)
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .map(|i| {
-                    i.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| i.to_string())
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn status_of(record: &Value) -> &str {
-    record.get("status").and_then(Value::as_str).unwrap_or("")
-}
-
-/// `cluster {deploy,restart,upgrade} status NAME [--watch]`
-pub fn operation_status(ctx: &Ctx, op: Operation, args: &StatusArgs) -> CliResult<i32> {
-    let c = ctx.client;
-    let path = ["api", "v0", "cluster", args.name.as_str(), op.segment()];
-    if !args.watch {
-        let reply = c.get(&path)?;
-        ctx.show_record(&reply);
-        return Ok(exit::OK);
-    }
-    if !(args.interval.is_finite() && args.interval > 0.0) {
-        return Err(CliError::Input(
-            "--interval must be a positive number of seconds".into(),
-        ));
-    }
-    let interval = Duration::from_secs_f64(args.interval.max(0.05));
-    // The cluster's size, for the bar's length (the record only lists hosts
-    // already started).
-    let cluster_total = c
-        .get(&["api", "v0", "cluster", args.name.as_str()])
-        .ok()
-        .and_then(|v| v.pointer("/hosts/total").and_then(Value::as_u64));
-    let bar = indicatif::ProgressBar::new(cluster_total.unwrap_or(0));
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} {prefix} [{bar:30}] {pos}/{len} hosts {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("{} of {}", op.noun(), args.name));
-    bar.enable_steady_tick(Duration::from_millis(120));
-    let plain = !std::io::stderr().is_terminal();
-    let mut last_line = String::new();
-    let record = loop {
-        let record = c.get(&path)?;
-        let done = string_list(&record, op.done_member());
-        let in_process = string_list(&record, "in_process");
-        let total = cluster_total
-            .unwrap_or(0)
-            .max((done.len() + in_process.len()) as u64);
-        let status = status_of(&record).to_string();
-        bar.set_length(total);
-        bar.set_position(done.len() as u64);
-        let msg = if in_process.is_empty() {
-            format!("({status})")
-        } else {
-            format!("({status}: {})", in_process.join(", "))
-        };
-        bar.set_message(msg.clone());
-        bar.tick();
-        if plain {
-            let line = format!(
-                "{} of cluster '{}': {}/{} hosts {msg}",
-                op.noun(),
-                args.name,
-                done.len(),
-                total
-            );
-            if line != last_line {
-                eprintln!("{line}");
-                last_line = line;
-            }
-        }
-        if status != "in_process" {
-            break record;
-        }
-        std::thread::sleep(interval);
-    };
-    bar.finish_and_clear();
-    ctx.show_record(&record);
-    // Newer servers name the failed hosts and a reason; older records leave
-    // the failed host in `in_process`.
-    let mut failed = string_list(&record, "failed_hosts");
-    if failed.is_empty() {
-        failed = string_list(&record, "in_process");
-    }
-    let mut detail = if failed.is_empty() {
-        String::new()
-    } else {
-        format!(" (at host {})", failed.join(", "))
-    };
-    if let Some(reason) = record
-        .get("reason")
-        .and_then(Value::as_str)
-        .filter(|r| !r.is_empty())
-    {
-        detail.push_str(&format!(": {reason}"));
-    }
-    match status_of(&record) {
-        "finished" => Ok(exit::OK),
-        "failed" => Err(CliError::OperationFailed(format!(
-            "the {} of cluster '{}' failed{detail}",
-            op.noun(),
-            args.name
-        ))),
-        other => Err(CliError::OperationFailed(format!(
-            "the {} of cluster '{}' ended with status '{other}'{detail}",
-            op.noun(),
-            args.name
-        ))),
-    }
 }
 
 /// The create/delete/get/list commands shared by networks and container managers.
