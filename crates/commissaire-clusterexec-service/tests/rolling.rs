@@ -352,82 +352,12 @@ async fn a_killed_clusterexec_is_taken_over_within_the_lease() {
 /// (the containermgr service against the stand-in Kubernetes API).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_managed_cluster_is_cordoned_drained_and_uncordoned_around_each_host() {
-    use commissaire_testkit::kube::{FakePod, StandInKube};
     let _hosts = HOSTS_LOCK.lock().await;
     let stack = Stack::start().await;
     let markers = Markers::new();
-    let kube = StandInKube::start("exec-token").await;
-    kube.state.lock().unwrap().ready_on_register = true;
-    let containermgr = std::sync::Arc::new(
-        commissaire_containermgr_service::ContainerManagerService::new(stack.bus.clone()),
-    );
-    let _cm = commissaire_service::run(containermgr, stack.bus.clone(), 4)
-        .await
-        .unwrap();
-    let cm =
-        json!({"type": "kubernetes", "options": {"server_url": kube.url, "token": "exec-token"}});
-    assert_eq!(stack.put("/api/v0/containermanager/k8s", cm).await.0, 201);
-    assert_eq!(
-        stack
-            .put(
-                "/api/v0/cluster/managed",
-                json!({"container_manager": "k8s"})
-            )
-            .await
-            .0,
-        201
-    );
     let hosts = &HOSTS[..2];
-    let key = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        std::fs::read(commissaire_testkit::ssh_key()).unwrap(),
-    );
-    for h in hosts {
-        stack
-            .put(&format!("/api/v0/host/{h}"), json!({"ssh_priv_key": key}))
-            .await;
-        let mut host = stack
-            .bus
-            .request(
-                "storage.get",
-                json!({"model_type_name": "Host", "model_json_data": {"address": h}}),
-                Duration::from_secs(5),
-            )
-            .await
-            .unwrap();
-        host["status"] = json!("disassociated");
-        stack
-            .bus
-            .request(
-                "storage.save",
-                json!({"model_type_name": "Host", "model_json_data": host}),
-                Duration::from_secs(5),
-            )
-            .await
-            .unwrap();
-        // The host joins; no investigator runs here, so its node is
-        // registered as the investigator's join would.
-        let (s, b) = stack
-            .put(&format!("/api/v0/cluster/managed/hosts/{h}"), json!({}))
-            .await;
-        assert_eq!(s, 200, "{b}");
-        stack
-            .bus
-            .request(
-                "container.register_node",
-                json!(["k8s", h]),
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap();
-        kube.state.lock().unwrap().pods.push(FakePod {
-            namespace: "default".into(),
-            name: format!("app-on-{h}"),
-            node: h.to_string(),
-            daemonset: false,
-        });
-    }
-    assert_eq!(kube.state.lock().unwrap().nodes.len(), 2);
+    let managed = stack.managed_cluster("managed", hosts).await;
+    let kube = &managed.kube;
     let exec = stack
         .clusterexec(&exec_config(&markers, "drainer", 10.0))
         .await;

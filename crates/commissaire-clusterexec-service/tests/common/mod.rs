@@ -389,3 +389,82 @@ pub fn epoch_now() -> f64 {
         .unwrap()
         .as_secs_f64()
 }
+
+/// A cluster with a container manager: the stand-in Kubernetes API (nodes
+/// Ready once registered), the containermgr service on the stack's bus,
+/// and the hosts joined with their nodes registered, one pod on each.
+pub struct Managed {
+    pub kube: commissaire_testkit::kube::StandInKube,
+    _containermgr: commissaire_service::ServiceHandle,
+}
+
+impl Stack {
+    /// Creates cluster `name` of `hosts` on a container manager `k8s` (see [`Managed`]).
+    pub async fn managed_cluster(&self, name: &str, hosts: &[&str]) -> Managed {
+        use commissaire_testkit::kube::{FakePod, StandInKube};
+        let kube = StandInKube::start("exec-token").await;
+        kube.state.lock().unwrap().ready_on_register = true;
+        let containermgr = std::sync::Arc::new(
+            commissaire_containermgr_service::ContainerManagerService::new(self.bus.clone()),
+        );
+        let containermgr = commissaire_service::run(containermgr, self.bus.clone(), 4)
+            .await
+            .unwrap();
+        let cm = json!({"type": "kubernetes",
+            "options": {"server_url": kube.url, "token": "exec-token"}});
+        assert_eq!(self.put("/api/v0/containermanager/k8s", cm).await.0, 201);
+        let (s, b) = self
+            .put(
+                &format!("/api/v0/cluster/{name}"),
+                json!({"container_manager": "k8s"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let key = base64::engine::general_purpose::STANDARD
+            .encode(std::fs::read(testkit::ssh_key()).unwrap());
+        let t = Duration::from_secs(10);
+        for h in hosts {
+            self.put(&format!("/api/v0/host/{h}"), json!({"ssh_priv_key": key}))
+                .await;
+            let mut host = self
+                .bus
+                .request(
+                    "storage.get",
+                    json!({"model_type_name": "Host", "model_json_data": {"address": h}}),
+                    t,
+                )
+                .await
+                .unwrap();
+            host["status"] = json!("disassociated");
+            self.bus
+                .request(
+                    "storage.save",
+                    json!({"model_type_name": "Host", "model_json_data": host}),
+                    t,
+                )
+                .await
+                .unwrap();
+            // The host joins; no investigator runs here, so its node is
+            // registered as the investigator's join would.
+            let (s, b) = self
+                .put(&format!("/api/v0/cluster/{name}/hosts/{h}"), json!({}))
+                .await;
+            assert_eq!(s, 200, "{b}");
+            self.bus
+                .request("container.register_node", json!(["k8s", h]), t)
+                .await
+                .unwrap();
+            kube.state.lock().unwrap().pods.push(FakePod {
+                namespace: "default".into(),
+                name: format!("app-on-{h}"),
+                node: h.to_string(),
+                daemonset: false,
+            });
+        }
+        assert_eq!(kube.state.lock().unwrap().nodes.len(), hosts.len());
+        Managed {
+            kube,
+            _containermgr: containermgr,
+        }
+    }
+}

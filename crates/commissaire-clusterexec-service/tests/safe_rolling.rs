@@ -1,0 +1,239 @@
+//! Rolling a cluster safely, on the testbed's sshd hosts through the REST
+//! server: each host's phases in the record, pause / resume / cancel
+//! between hosts, and a crashed clusterexec whose successor uncordons only
+//! the nodes the operation cordoned (the stand-in Kubernetes API stands in
+//! for a cluster: no kubelet runs here).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{HOSTS, HOSTS_LOCK, Markers, Stack, exec_config, seconds_between, strs};
+use serde_json::{Value, json};
+
+/// Polls the operation until `done(record)`; panics after `within`.
+async fn wait_for(
+    stack: &Stack,
+    path: &str,
+    within: Duration,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let (_, r) = stack.get(path).await;
+        if done(&r) {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "never {what}: {r}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn phases(entry: &Value) -> Vec<String> {
+    entry["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn events(record: &Value) -> Vec<String> {
+    record["events"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .map(|e| e["event"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_roll_records_each_host_s_phases_and_is_paused_resumed_and_cancelled() {
+    let _hosts = HOSTS_LOCK.lock().await;
+    let stack = Stack::start().await;
+    let markers = Markers::new();
+    let hosts = &HOSTS[..3];
+    stack.cluster("safe", hosts).await;
+    let exec = stack
+        .clusterexec(&exec_config(&markers, "steady", 10.0))
+        .await;
+    let path = "/api/v0/cluster/safe/restart";
+    let (s, b) = stack.put(path, json!({})).await;
+    assert_eq!(s, 201, "{b}");
+    wait_for(
+        &stack,
+        path,
+        Duration::from_secs(60),
+        "at the first host",
+        |r| strs(&r["in_process"]) == [hosts[0]],
+    )
+    .await;
+    let (s, r) = stack.send("PUT", &format!("{path}/pause"), None).await;
+    assert_eq!((s, r["pause_requested"].clone()), (202, json!(true)), "{r}");
+
+    // The host in process finishes; then the roll waits between hosts.
+    let paused = wait_for(&stack, path, Duration::from_secs(90), "paused", |r| {
+        r["waiting"] == "paused on request"
+    })
+    .await;
+    assert_eq!(strs(&paused["restarted"]), [hosts[0]], "{paused}");
+    assert_eq!(paused["in_process"], json!([]));
+    assert_eq!(paused["status"], "in_process");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let started: Vec<String> = markers
+        .lines("restart.log")
+        .into_iter()
+        .filter(|w| w[1] == "start")
+        .map(|w| w[0].clone())
+        .collect();
+    assert_eq!(started, [hosts[0]], "no host restarts while paused");
+
+    // Resume: the next host goes; cancel while it runs stops after it.
+    let (s, _) = stack.send("PUT", &format!("{path}/resume"), None).await;
+    assert_eq!(s, 202);
+    wait_for(&stack, path, Duration::from_secs(30), "resumed", |r| {
+        strs(&r["in_process"]) == [hosts[1]]
+    })
+    .await;
+    let (s, _) = stack.delete(path).await;
+    assert_eq!(s, 202);
+    let (end, _) = stack
+        .wait_end("safe", "restart", Duration::from_secs(90))
+        .await;
+    assert_eq!(end["status"], "cancelled", "{end}");
+    assert_eq!(strs(&end["restarted"]), &hosts[..2]);
+    assert!(end.get("waiting").is_none(), "{end}");
+    assert_eq!(
+        events(&end),
+        [
+            "pause requested by anonymous",
+            "paused",
+            "resume requested by anonymous",
+            "resumed",
+            "cancel requested by anonymous",
+        ],
+        "{end}"
+    );
+
+    // Each restarted host's timeline: the playbook ran, the host went down
+    // (the test restart keeps sshd down for DOWN_SECONDS) and came back up.
+    let timeline = end["timeline"].as_array().unwrap();
+    assert_eq!(timeline.len(), 2, "{end}");
+    for (entry, host) in timeline.iter().zip(hosts) {
+        assert_eq!(entry["host"], *host);
+        assert_eq!(entry["state"], "done", "{entry}");
+        assert_eq!(phases(entry), ["run", "down", "up"], "{entry}");
+        let p = &entry["phases"];
+        for i in 0..3 {
+            assert!(
+                seconds_between(&p[i]["started_at"], &p[i]["finished_at"]) >= 0.0,
+                "{entry}"
+            );
+        }
+        let down = seconds_between(&p[1]["started_at"], &p[1]["finished_at"]);
+        assert!(
+            down >= common::DOWN_SECONDS as f64 - 0.5,
+            "down for {down:.2}s: {entry}"
+        );
+    }
+    // A new run keeps this one in its history.
+    let (s, next) = stack.put(path, json!({"batch_size": "100%"})).await;
+    assert_eq!(s, 201, "{next}");
+    assert_eq!(next["history"][0]["status"], "cancelled", "{next}");
+    assert_eq!(next["history"][0]["done"], 2);
+    assert!(next["history"][0]["mean_host_ms"].as_u64().unwrap() >= 1000);
+    let (end, _) = stack
+        .wait_end("safe", "restart", Duration::from_secs(90))
+        .await;
+    assert_eq!(end["status"], "finished", "{end}");
+    exec.shutdown().await;
+}
+
+/// Of three nodes, the operator cordoned the third before the roll. The
+/// first clusterexec is killed while it works on the second host (its node
+/// cordoned by the operation); the replica taking over finishes the roll,
+/// uncordons the first two nodes, and leaves the third cordoned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crashed_clusterexec_resumes_and_uncordons_only_what_the_operation_cordoned() {
+    let _hosts = HOSTS_LOCK.lock().await;
+    let stack = Stack::start().await;
+    let markers = Markers::new();
+    let hosts = &HOSTS[..3];
+    let managed = stack.managed_cluster("kept", hosts).await;
+    let kube = &managed.kube;
+    kube.state
+        .lock()
+        .unwrap()
+        .nodes
+        .get_mut(hosts[2])
+        .unwrap()
+        .unschedulable = true;
+    let lease = 6.0;
+    let mut first =
+        stack.clusterexec_binary(&exec_config(&markers, "doomed", lease), markers.path());
+    let path = "/api/v0/cluster/kept/restart";
+    let (s, b) = stack.put(path, json!({})).await;
+    assert_eq!(s, 201, "{b}");
+    let seen = wait_for(
+        &stack,
+        path,
+        Duration::from_secs(90),
+        "at the second host, its node cordoned",
+        |r| {
+            strs(&r["in_process"]) == [hosts[1]]
+                && r["timeline"][1]["cordoned"] == true
+                && r["timeline"][1]["phases"]
+                    .as_array()
+                    .is_some_and(|p| p.len() >= 3)
+        },
+    )
+    .await;
+    assert_eq!(seen["owner"], "doomed");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(
+        kube.state.lock().unwrap().nodes[hosts[1]].unschedulable,
+        "the killed replica left the second node cordoned"
+    );
+
+    let heir = stack
+        .clusterexec(&exec_config(&markers, "heir", lease))
+        .await;
+    let (end, _) = stack
+        .wait_end("kept", "restart", Duration::from_secs(180))
+        .await;
+    assert_eq!(end["status"], "finished", "{end}");
+    assert_eq!(strs(&end["restarted"]), hosts);
+    assert!(
+        events(&end).contains(&"taken over from 'doomed' by 'heir'".to_string()),
+        "{end}"
+    );
+    let cordoned: Vec<bool> = end["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["cordoned"] == true)
+        .collect();
+    assert_eq!(cordoned, [true, true, false], "{end}");
+    let state = kube.state.lock().unwrap();
+    assert!(!state.nodes[hosts[0]].unschedulable);
+    assert!(
+        !state.nodes[hosts[1]].unschedulable,
+        "uncordoned by the heir"
+    );
+    assert!(
+        state.nodes[hosts[2]].unschedulable,
+        "left as the operator had it"
+    );
+    let third = format!("PATCH /api/v1/nodes/{}", hosts[2]);
+    assert!(
+        !state.requests.contains(&third),
+        "the third node was never patched: {:#?}",
+        state.requests
+    );
+    drop(state);
+    heir.shutdown().await;
+}
