@@ -33,7 +33,7 @@ command -v cargo >/dev/null 2>&1 || { echo "test.sh: cargo not found on PATH" >&
 [ -n "${PROTOC:-}" ] || { [ -x /usr/bin/protoc ] && export PROTOC=/usr/bin/protoc; }   # etcd-client's build.rs
 
 # On a fresh machine, install what the test bed needs first (Debian packages).
-for tool in etcd redis-server /usr/lib/rabbitmq/bin/rabbitmq-server /usr/sbin/sshd ansible-playbook protoc openssl curl; do
+for tool in etcd redis-server /usr/lib/rabbitmq/bin/rabbitmq-server /usr/sbin/sshd ansible-playbook protoc openssl curl prometheus; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     echo "test.sh: $tool is missing; installing the test bed's packages" >&2
     bash "$ROOT/scripts/install-deps.sh" || exit 1

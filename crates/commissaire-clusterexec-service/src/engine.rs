@@ -10,7 +10,10 @@ use tokio::time::Instant;
 use commissaire_ansible::{PlaybookRunner, Target, merged_vars};
 use commissaire_bus::{Bus, RpcError};
 use commissaire_host_access::HostAccess;
-use commissaire_models::{Cluster, Host, HostCreds, OperationStatus, now_iso, roll_order};
+use commissaire_models::{
+    Cluster, Host, HostCreds, MaintenanceWindow, OperationStatus, WindowState, now_iso, roll_order,
+    window_state,
+};
 use commissaire_service::{Methods, Service};
 use commissaire_storage_client::{StorageCallError, StorageClient, retry_while_unavailable};
 use serde_json::{Value, json};
@@ -67,12 +70,30 @@ const PAUSE_POLL: Duration = Duration::from_secs(1);
 /// The `waiting` of a roll paused on request.
 const PAUSED: &str = "paused on request";
 
+/// Why a roll must wait before its next step, if it must: paused on
+/// request, or outside the cluster's maintenance windows.
+fn wait_reason(rec: &OpRecord, windows: WindowState) -> Option<String> {
+    if rec.details.pause_requested {
+        return Some(PAUSED.into());
+    }
+    match windows {
+        WindowState::Closed(Some(next)) => Some(format!(
+            "outside the maintenance windows (the next opens at {})",
+            next.format("%Y-%m-%dT%H:%M:%SZ")
+        )),
+        WindowState::Closed(None) => {
+            Some("outside the maintenance windows (none opens within a week)".into())
+        }
+        WindowState::Always | WindowState::OpenUntil(_) => None,
+    }
+}
+
 /// What the check between two steps of a roll decided.
 enum Between {
     /// Go on with the next hosts (the record as written).
     Go(OpRecord),
-    /// Wait: the roll is paused.
-    Wait,
+    /// Wait, for this reason (the record's `waiting`).
+    Wait(String),
     /// The operation ended (cancelled).
     Ended(OpRecord),
 }
@@ -450,12 +471,17 @@ impl Inner {
             already_done = record.done.len(), batch, max_failures, "running");
         let version = record.version.clone();
         let mut lost = lease.lost_signal();
+        let mut windows = cluster.rolling.windows.clone();
         for chunk in pending.chunks(batch) {
             let rec = loop {
-                match self.between_steps(lease, chunk).await? {
+                let now = self.windows_now(&name, &mut windows).await;
+                match self.between_steps(lease, chunk, now).await? {
                     Between::Go(rec) => break rec,
                     Between::Ended(rec) => return Ok(rec),
-                    Between::Wait => self.wait_unpaused(kind, &name, &mut lost).await?,
+                    Between::Wait(why) => {
+                        self.wait_while(kind, &name, &why, &mut windows, &mut lost)
+                            .await?
+                    }
                 }
             };
             let work = futures::future::join_all(chunk.iter().map(|address| {
@@ -514,10 +540,29 @@ impl Inner {
             .1)
     }
 
-    /// Before each step: ends the operation if cancel was asked for, pauses
-    /// it if pause was (saying so in `waiting` and `events`), else records
-    /// `chunk` in process (and, after a pause, that it resumed).
-    async fn between_steps(&self, lease: &Lease, chunk: &[String]) -> Result<Between, ExecError> {
+    /// The cluster's maintenance windows now (read again before each step:
+    /// an operator may change them mid-roll; `windows` keeps the last read
+    /// for when storage does not answer).
+    async fn windows_now(&self, name: &str, windows: &mut Vec<MaintenanceWindow>) -> WindowState {
+        match self.storage.get::<Cluster>(json!({"name": name})).await {
+            Ok(c) => *windows = c.rolling.windows,
+            Err(e) => {
+                tracing::debug!(cluster = name, error = %e, "could not read the cluster's windows; using the last ones read")
+            }
+        }
+        window_state(windows, chrono::Utc::now())
+    }
+
+    /// Before each step: ends the operation if cancel was asked for, makes
+    /// it wait if it was paused or is outside the maintenance windows
+    /// (saying why in `waiting` and `events`), else records `chunk` in
+    /// process (and, after a wait, that it resumed).
+    async fn between_steps(
+        &self,
+        lease: &Lease,
+        chunk: &[String],
+        windows: WindowState,
+    ) -> Result<Between, ExecError> {
         let at = now_iso();
         let (decision, rec) = lease
             .update(|r| {
@@ -526,16 +571,21 @@ impl Inner {
                     r.details.waiting.clear();
                     r.details.waiting_since.clear();
                     r.end(OperationStatus::Cancelled, Some("cancelled on request"));
-                    return 2;
+                    return None;
                 }
-                if r.details.pause_requested {
+                if let Some(why) = wait_reason(r, windows) {
                     r.in_process.clear();
-                    if r.details.waiting.is_empty() {
-                        r.details.waiting = PAUSED.into();
+                    if r.details.waiting != why {
+                        let event = if why == PAUSED {
+                            "paused".to_string()
+                        } else {
+                            format!("waiting: {why}")
+                        };
+                        r.details.waiting = why.clone();
                         r.details.waiting_since = at.clone();
-                        r.details.add_event(&at, "paused");
+                        r.details.add_event(&at, &event);
                     }
-                    return 1;
+                    return Some(Some(why));
                 }
                 if !r.details.waiting.is_empty() {
                     r.details.waiting.clear();
@@ -543,22 +593,25 @@ impl Inner {
                     r.details.add_event(&at, "resumed");
                 }
                 r.in_process = chunk.to_vec();
-                0
+                Some(None)
             })
             .await?;
         Ok(match decision {
-            0 => Between::Go(rec),
-            1 => Between::Wait,
-            _ => Between::Ended(rec),
+            Some(None) => Between::Go(rec),
+            Some(Some(why)) => Between::Wait(why),
+            None => Between::Ended(rec),
         })
     }
 
-    /// While paused: reads the record (without writing it; the renewal
-    /// keeps the lease) until pause is no longer asked for or cancel is.
-    async fn wait_unpaused(
+    /// While the roll waits for `why`: reads the record and the cluster's
+    /// windows every [`PAUSE_POLL`] (without writing: the renewal keeps the
+    /// lease) until the reason to wait changed or cancel was asked for.
+    async fn wait_while(
         &self,
         kind: OpKind,
         name: &str,
+        why: &str,
+        windows: &mut Vec<MaintenanceWindow>,
         lost: &mut watch::Receiver<bool>,
     ) -> Result<(), ExecError> {
         loop {
@@ -568,16 +621,19 @@ impl Inner {
                     return Err(ExecError::LeaseLost {
                         op: kind.as_str(),
                         cluster: name.to_string(),
-                        why: "the lease was lost while paused".into(),
+                        why: format!("the lease was lost while {why}"),
                     });
                 }
             }
+            let now = self.windows_now(name, windows).await;
             match self.ops.get(kind, name).await {
-                Ok(Some(s)) if s.rec.details.pause_requested && !s.rec.cancel_requested => {}
-                // Resumed, cancelled, or gone: the next update says which.
+                Ok(Some(s))
+                    if !s.rec.cancel_requested
+                        && wait_reason(&s.rec, now).as_deref() == Some(why) => {}
+                // Resumed, cancelled, the window opened, or gone: the next update says which.
                 Ok(_) => return Ok(()),
                 Err(e) => {
-                    tracing::debug!(op = kind.as_str(), cluster = name, error = %e, "could not look at a paused operation")
+                    tracing::debug!(op = kind.as_str(), cluster = name, error = %e, "could not look at a waiting operation")
                 }
             }
         }

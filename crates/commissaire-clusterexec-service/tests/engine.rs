@@ -847,3 +847,46 @@ async fn a_takeover_uncordons_what_the_crashed_owner_cordoned_and_nothing_else()
         "{r}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_roll_outside_the_maintenance_windows_waits_and_says_until_when() {
+    let env = Env::new().await;
+    let hosts = ["10.0.0.1", "10.0.0.2"];
+    env.cluster("c", &hosts, "").await;
+    // A window that opened an hour ago and closed a minute ago, every day:
+    // the next opening is in about 23 hours (wall-clock time).
+    let now = chrono::Utc::now();
+    let t = |m: i64| {
+        (now + chrono::Duration::minutes(m))
+            .format("%H:%M")
+            .to_string()
+    };
+    let mut cluster = env
+        .storage("get", "Cluster", json!({"name": "c"}))
+        .await
+        .unwrap();
+    cluster["rolling"] = json!({"windows": [{"start": t(-60), "end": t(-1)}]});
+    env.storage("save", "Cluster", cluster.clone())
+        .await
+        .unwrap();
+    env.op(OpKind::Restart, "c", json!({})).await;
+    let fake = FakeHosts::with(10, &[]);
+    let exec = env.exec("r1", fake.clone(), Arc::default(), json!({}));
+    exec.start(OpKind::Restart, "c").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let r = env.record(OpKind::Restart, "c").await;
+    let waiting = r["waiting"].as_str().unwrap_or_default();
+    assert!(
+        waiting.starts_with("outside the maintenance windows (the next opens at "),
+        "{r}"
+    );
+    assert!(fake.order().is_empty(), "no host outside the windows");
+    assert_eq!(r["events"][0]["event"], format!("waiting: {waiting}"));
+    // The operator drops the windows: the roll goes on at once.
+    cluster["rolling"] = json!({});
+    env.storage("save", "Cluster", cluster).await.unwrap();
+    let r = env.wait_end(OpKind::Restart, "c", T).await;
+    assert_eq!(r["status"], "finished", "{r}");
+    assert_eq!(fake.order(), hosts);
+    assert_eq!(r["events"][1]["event"], "resumed");
+}

@@ -237,3 +237,106 @@ async fn a_crashed_clusterexec_resumes_and_uncordons_only_what_the_operation_cor
     drop(state);
     heir.shutdown().await;
 }
+
+/// A roll started outside the cluster's maintenance windows waits for the
+/// first; that one closes while the first host restarts, so the roll
+/// finishes that host, waits for the second window, and resumes in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn maintenance_windows_hold_a_roll_and_a_closing_window_pauses_it_until_the_next() {
+    let _hosts = HOSTS_LOCK.lock().await;
+    let stack = Stack::start().await;
+    let markers = Markers::new();
+    let hosts = &HOSTS[..2];
+    stack.cluster("nightly", hosts).await;
+    let t0 = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let at = |s: i64| {
+        (t0 + chrono::Duration::seconds(s))
+            .format("%H:%M:%S")
+            .to_string()
+    };
+    // Whole seconds, as the windows are written.
+    let epoch = |s: i64| (t0 + chrono::Duration::seconds(s)).timestamp() as f64;
+    // A restart takes longer than the first window (3 s): the playbook,
+    // DOWN_SECONDS down, the login; so the window closes while it runs.
+    let windows = json!({"windows": [
+        {"start": at(4), "end": at(7), "timezone": "UTC"},
+        {"start": at(16), "end": at(120)},
+    ]});
+    let (s, b) = stack.put("/api/v0/cluster/nightly/rolling", windows).await;
+    assert_eq!(s, 200, "{b}");
+    let exec = stack
+        .clusterexec(&exec_config(&markers, "night-owl", 10.0))
+        .await;
+    let path = "/api/v0/cluster/nightly/restart";
+    let (s, b) = stack.put(path, json!({})).await;
+    assert_eq!(s, 201, "{b}");
+    let before = wait_for(
+        &stack,
+        path,
+        Duration::from_secs(10),
+        "waiting for the window",
+        |r| {
+            r["waiting"]
+                .as_str()
+                .is_some_and(|w| w.starts_with("outside the maintenance windows"))
+        },
+    )
+    .await;
+    assert_eq!(before["in_process"], json!([]), "{before}");
+    let (end, _) = stack
+        .wait_end("nightly", "restart", Duration::from_secs(150))
+        .await;
+    assert_eq!(end["status"], "finished", "{end}");
+    // When each host's step began (its first phase), against the windows.
+    let began = |i: usize| {
+        let t = end["timeline"][i]["phases"][0]["started_at"]
+            .as_str()
+            .unwrap();
+        commissaire_models::parse_iso(t)
+            .unwrap()
+            .and_utc()
+            .timestamp_millis() as f64
+            / 1000.0
+    };
+    let (first, second) = (began(0), began(1));
+    assert!(
+        first >= epoch(4) && first < epoch(7),
+        "first host in the first window: {first} vs {}",
+        epoch(4)
+    );
+    assert!(
+        second >= epoch(16),
+        "second host only once the second window opened: {second} vs {}",
+        epoch(16)
+    );
+    let first_done = end["timeline"][0]["phases"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["finished_at"]
+        .clone();
+    let first_done = commissaire_models::parse_iso(first_done.as_str().unwrap())
+        .unwrap()
+        .and_utc()
+        .timestamp() as f64;
+    assert!(
+        first_done >= epoch(6),
+        "the first host outlasted its window and was finished: {end}"
+    );
+    let events = events(&end);
+    let waits: Vec<&String> = events
+        .iter()
+        .filter(|e| e.starts_with("waiting: outside"))
+        .collect();
+    assert_eq!(waits.len(), 2, "{events:?}");
+    assert!(
+        waits[1].contains(&at(16)),
+        "the record said when the next window opens: {events:?}"
+    );
+    assert_eq!(
+        events.iter().filter(|e| *e == "resumed").count(),
+        2,
+        "{events:?}"
+    );
+    exec.shutdown().await;
+}

@@ -2,7 +2,7 @@
 //! (batch size and failure budget as counts or percents, hosts rolled last,
 //! past runs kept), which each operation's request may override.
 
-use commissaire_models::RollingDefaults;
+use commissaire_models::{MaintenanceWindow, RollingDefaults};
 use serde_json::{Map, Value, json};
 
 use super::input::*;
@@ -11,7 +11,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::Name;
 
 /// The members `PUT /cluster/NAME/rolling` accepts.
-const MEMBERS: [&str; 4] = ["batch_size", "max_failures", "last", "keep_runs"];
+const MEMBERS: [&str; 5] = ["batch_size", "max_failures", "last", "keep_runs", "windows"];
 
 /// Reads a rolling-defaults body; every error is a 400 naming the member.
 fn parse(body: &Map<String, Value>) -> ApiResult<RollingDefaults> {
@@ -28,11 +28,36 @@ fn parse(body: &Map<String, Value>) -> ApiResult<RollingDefaults> {
         max_failures: optional_budget(body, "max_failures", 0)?,
         last: optional_hosts(body, "last", None, "")?,
         keep_runs,
+        windows: windows(body)?,
     };
     rolling
         .check()
         .map_err(|(field, why)| ApiError::bad_request(format!("{field} {why}")).field(field))?;
     Ok(rolling)
+}
+
+/// The `windows` member: a list of `{days, start, end, timezone}`.
+fn windows(body: &Map<String, Value>) -> ApiResult<Vec<MaintenanceWindow>> {
+    let items = match body.get("windows") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "windows must be a list of {\"days\", \"start\", \"end\", \"timezone\"}",
+            )
+            .field("windows"));
+        }
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            serde_json::from_value::<MaintenanceWindow>(item.clone()).map_err(|e| {
+                ApiError::bad_request(format!("windows[{i}] is invalid: {e}"))
+                    .field(format!("windows[{i}]"))
+            })
+        })
+        .collect()
 }
 
 impl Api {
@@ -82,6 +107,19 @@ mod tests {
             (json!({"last": "a"}), "last"),
             (json!({"last": ["a", "a"]}), "last[1]"),
             (json!({"batch_sise": 2}), "batch_sise"),
+            (json!({"windows": {}}), "windows"),
+            (
+                json!({"windows": [{"start": "1", "end": "2", "colour": 1}]}),
+                "windows[0]",
+            ),
+            (
+                json!({"windows": [{"start": "01:00", "end": "02:00", "timezone": "Nowhere"}]}),
+                "windows[0].timezone",
+            ),
+            (
+                json!({"windows": [{"start": "01:00", "end": "02:00"}, {"days": ["x"], "start": "01:00", "end": "02:00"}]}),
+                "windows[1].days[0]",
+            ),
         ] {
             let e = parse(&body(bad.clone())).unwrap_err();
             assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST, "{bad}");

@@ -10,6 +10,7 @@ mod operation;
 mod records;
 mod rolling;
 mod states;
+mod window;
 
 pub use cluster::*;
 pub use config::*;
@@ -19,6 +20,7 @@ pub use operation::*;
 pub use records::*;
 pub use rolling::*;
 pub use states::*;
+pub use window::*;
 
 /// Accepts `null` where a string is expected (the docs show `"finished_at": null`).
 fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {

@@ -113,6 +113,9 @@ pub struct RollingDefaults {
     /// [`RollingDefaults::KEEP_RUNS`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep_runs: Option<u32>,
+    /// When rolls may work on hosts (any one open will do; none: any time).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<super::MaintenanceWindow>,
 }
 
 impl RollingDefaults {
@@ -138,6 +141,10 @@ impl RollingDefaults {
                 "keep_runs".into(),
                 format!("must be at most {}", Self::MAX_KEEP_RUNS),
             ));
+        }
+        for (i, w) in self.windows.iter().enumerate() {
+            w.check()
+                .map_err(|(member, why)| (format!("windows[{i}].{member}"), why))?;
         }
         for (i, h) in self.last.iter().enumerate() {
             if crate::check_address("RollingDefaults", h).is_err() {
