@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 
 use crate::drain::{BusDrainer, NodeDrainer};
 use crate::executor::{AnsibleExecutor, HostExecutor};
+use crate::gates::GateRunner;
 use crate::lease::{Claim, Lease};
 use crate::phases::{LeasePhases, PhaseSink, phase};
 use crate::record::{OpKind, OpRecord, push_unique};
@@ -53,6 +54,7 @@ struct Inner {
     ops: OpStore,
     drainer: Arc<dyn NodeDrainer>,
     executor: Arc<dyn HostExecutor>,
+    gates: GateRunner,
     running: Mutex<HashMap<(OpKind, String), Running>>,
 }
 
@@ -98,6 +100,14 @@ enum Between {
     Ended(OpRecord),
 }
 
+/// What every host of one operation's run shares.
+struct Step<'a> {
+    kind: OpKind,
+    cluster: &'a Cluster,
+    version: &'a str,
+    gates: &'a commissaire_models::Gates,
+}
+
 /// How long one storage call of the engine may take: short against the lease.
 fn storage_timeout(lease: Duration) -> Duration {
     (lease / 4).clamp(Duration::from_secs(1), Duration::from_secs(10))
@@ -139,6 +149,7 @@ impl ClusterExec {
                 config,
                 drainer,
                 executor,
+                gates: GateRunner::new(),
                 running: Mutex::new(HashMap::new()),
             }),
         }
@@ -470,6 +481,12 @@ impl Inner {
         tracing::info!(op = kind.as_str(), cluster = %name, hosts = pending.len(),
             already_done = record.done.len(), batch, max_failures, "running");
         let version = record.version.clone();
+        // The request's gates, else the cluster's.
+        let gates = record
+            .details
+            .gates
+            .clone()
+            .unwrap_or_else(|| cluster.rolling.gates.clone());
         let mut lost = lease.lost_signal();
         let mut windows = cluster.rolling.windows.clone();
         for chunk in pending.chunks(batch) {
@@ -484,9 +501,15 @@ impl Inner {
                     }
                 }
             };
+            let step = Step {
+                kind,
+                cluster: &cluster,
+                version: &version,
+                gates: &gates,
+            };
             let work = futures::future::join_all(chunk.iter().map(|address| {
                 let cordoned_before = rec.details.host(address).is_some_and(|h| h.cordoned);
-                self.host_step(lease, kind, &cluster, address, &version, cordoned_before)
+                self.host_step(lease, &step, address, cordoned_before)
             }));
             let outcomes = tokio::select! {
                 outcomes = work => outcomes,
@@ -644,19 +667,18 @@ impl Inner {
     async fn host_step(
         &self,
         lease: &Arc<Lease>,
-        kind: OpKind,
-        cluster: &Cluster,
+        step: &Step<'_>,
         address: &str,
-        version: &str,
         cordoned_before: bool,
     ) -> Result<(), String> {
+        let (kind, cluster) = (step.kind, step.cluster);
         let started = Instant::now();
         let phases = LeasePhases {
             lease: lease.clone(),
             host: address.to_string(),
         };
         let result = self
-            .host_step_inner(kind, cluster, address, version, cordoned_before, &phases)
+            .host_step_inner(step, address, cordoned_before, &phases)
             .await;
         phases
             .end(result.as_ref().map(drop).map_err(String::as_str))
@@ -677,13 +699,12 @@ impl Inner {
     /// (a replica that crashed did), so it is this operation's to uncordon.
     async fn host_step_inner(
         &self,
-        kind: OpKind,
-        cluster: &Cluster,
+        step: &Step<'_>,
         address: &str,
-        version: &str,
         cordoned_before: bool,
         phases: &LeasePhases,
     ) -> Result<(), String> {
+        let (kind, cluster, version) = (step.kind, step.cluster, step.version);
         let key = json!({"address": address});
         let host: Host = self
             .read_patiently(&key, "the host record does not exist", "the host record")
@@ -741,10 +762,17 @@ impl Inner {
                 .wait_ready(cm, address)
                 .await
                 .map_err(|e| e.0)?;
-            if ours {
-                phases.enter(phase::UNCORDON).await;
-                self.drainer.uncordon(cm, address).await.map_err(|e| e.0)?;
-            }
+        }
+        // A host failing a gate stays cordoned, as one whose playbook failed.
+        if !step.gates.is_empty() {
+            phases.enter(phase::GATES).await;
+            self.gates
+                .run(step.gates, self.executor.as_ref(), &target)
+                .await?;
+        }
+        if ours {
+            phases.enter(phase::UNCORDON).await;
+            self.drainer.uncordon(cm, address).await.map_err(|e| e.0)?;
         }
         Ok(())
     }

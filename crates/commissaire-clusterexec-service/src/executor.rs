@@ -1,11 +1,14 @@
 //! Running an operation's playbook on one host (and, for a restart,
 //! waiting natively for the host to go down and come back).
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use commissaire_ansible::{HostOutcome, PlaybookRunner, Target};
 use commissaire_host_access::HostAccess;
 use serde_json::{Map, Value, json};
 
+use crate::gates::output_tail;
 use crate::phases::PhaseSink;
 use crate::record::OpKind;
 use crate::wait::{RestartVia, RestartWaits, detached_restart_command, wait_down_and_back};
@@ -22,6 +25,10 @@ pub trait HostExecutor: Send + Sync {
         vars: Map<String, Value>,
         phases: &dyn PhaseSink,
     ) -> Result<(), String>;
+
+    /// Runs a health check `command` on `target` within `timeout`; `Err`
+    /// says how it failed (exit status and the end of its output).
+    async fn check(&self, target: &Target, command: &str, timeout: Duration) -> Result<(), String>;
 }
 
 /// A [`HostExecutor`] running `restart.yaml`, `upgrade.yaml` or
@@ -63,6 +70,28 @@ impl AnsibleExecutor {
 
 #[async_trait]
 impl HostExecutor for AnsibleExecutor {
+    async fn check(&self, target: &Target, command: &str, timeout: Duration) -> Result<(), String> {
+        let access = self
+            .access
+            .as_ref()
+            .ok_or("health check commands need the host's SSH session")?;
+        let out = access
+            .run(&target.address, command, timeout)
+            .await
+            .map_err(|e| e.to_string())?;
+        if out.success() {
+            return Ok(());
+        }
+        let status = match out.status {
+            Some(code) => format!("exit {code}"),
+            None => "killed by a signal".to_string(),
+        };
+        Err(format!(
+            "{status}: {}",
+            output_tail(&out.stdout, &out.stderr)
+        ))
+    }
+
     async fn run(
         &self,
         op: OpKind,

@@ -46,6 +46,7 @@ mod drain;
 mod engine;
 mod error;
 mod executor;
+mod gates;
 mod lease;
 mod phases;
 mod record;

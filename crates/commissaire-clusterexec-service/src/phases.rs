@@ -24,6 +24,8 @@ pub mod phase {
     pub const UP: &str = "up";
     /// Waiting for the node to report Ready.
     pub const NODE_READY: &str = "node_ready";
+    /// The health gates (check commands, Prometheus alerts).
+    pub const GATES: &str = "gates";
     /// Making the node schedulable again.
     pub const UNCORDON: &str = "uncordon";
 }

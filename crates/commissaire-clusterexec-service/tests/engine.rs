@@ -30,10 +30,26 @@ struct FakeHosts {
     failing: HashSet<String>,
     runs: Mutex<Vec<(String, Instant, Instant)>>,
     vars: Mutex<Vec<Map<String, Value>>>,
+    /// Hosts whose health checks fail.
+    sick: Mutex<HashSet<String>>,
+    /// Every health check run: (address, command).
+    checks: Mutex<Vec<(String, String)>>,
 }
 
 #[async_trait]
 impl HostExecutor for FakeHosts {
+    async fn check(&self, target: &Target, command: &str, _: Duration) -> Result<(), String> {
+        self.checks
+            .lock()
+            .unwrap()
+            .push((target.address.clone(), command.to_string()));
+        if self.sick.lock().unwrap().contains(&target.address) {
+            Err("exit 1: unhealthy".into())
+        } else {
+            Ok(())
+        }
+    }
+
     async fn run(
         &self,
         _: OpKind,
@@ -889,4 +905,51 @@ async fn a_roll_outside_the_maintenance_windows_waits_and_says_until_when() {
     assert_eq!(r["status"], "finished", "{r}");
     assert_eq!(fake.order(), hosts);
     assert_eq!(r["events"][1]["event"], "resumed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_health_gate_fails_the_host_with_its_output_and_stops_the_roll() {
+    let env = Env::new().await;
+    let hosts = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
+    env.cluster("c", &hosts, "kube").await;
+    let mut cluster = env
+        .storage("get", "Cluster", json!({"name": "c"}))
+        .await
+        .unwrap();
+    cluster["rolling"] = json!({"gates": {"commands": [
+        {"command": "check-health", "retries": 2, "interval_seconds": 1}]}});
+    env.storage("save", "Cluster", cluster).await.unwrap();
+    env.op(OpKind::Restart, "c", json!({})).await;
+    let fake = FakeHosts::with(10, &[]);
+    fake.sick.lock().unwrap().insert("10.0.0.2".into());
+    let drainer = FakeDrainer::with_cordoned(&[]);
+    let exec = env.exec("r1", fake.clone(), drainer.clone(), json!({}));
+    exec.start(OpKind::Restart, "c").await.unwrap();
+    let r = env.wait_end(OpKind::Restart, "c", T).await;
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(strs(&r["restarted"]), ["10.0.0.1"]);
+    assert_eq!(
+        r["reason"],
+        "10.0.0.2: health check 'check-health' failed (3 tries): exit 1: unhealthy"
+    );
+    let failed = &r["timeline"][1];
+    assert_eq!(failed["failed_phase"], "gates", "{r}");
+    let checks = fake.checks.lock().unwrap().clone();
+    assert_eq!(
+        checks.iter().filter(|c| c.0 == "10.0.0.2").count(),
+        3,
+        "{checks:?}"
+    );
+    assert_eq!(fake.order(), ["10.0.0.1", "10.0.0.2"], "the roll stopped");
+    assert!(
+        drainer.is("10.0.0.2"),
+        "a host failing its gate stays cordoned"
+    );
+    assert!(!drainer.is("10.0.0.1"));
+
+    // A request's gates win over the cluster's: none here.
+    env.op(OpKind::Restart, "c", json!({"gates": {}})).await;
+    exec.start(OpKind::Restart, "c").await.unwrap();
+    let r = env.wait_end(OpKind::Restart, "c", T).await;
+    assert_eq!(r["status"], "finished", "{r}");
 }

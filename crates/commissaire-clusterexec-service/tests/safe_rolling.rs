@@ -218,6 +218,7 @@ async fn a_crashed_clusterexec_resumes_and_uncordons_only_what_the_operation_cor
         .map(|h| h["cordoned"] == true)
         .collect();
     assert_eq!(cordoned, [true, true, false], "{end}");
+    heir.shutdown().await;
     let state = kube.state.lock().unwrap();
     assert!(!state.nodes[hosts[0]].unschedulable);
     assert!(
@@ -234,8 +235,6 @@ async fn a_crashed_clusterexec_resumes_and_uncordons_only_what_the_operation_cor
         "the third node was never patched: {:#?}",
         state.requests
     );
-    drop(state);
-    heir.shutdown().await;
 }
 
 /// A roll started outside the cluster's maintenance windows waits for the
@@ -338,5 +337,104 @@ async fn maintenance_windows_hold_a_roll_and_a_closing_window_pauses_it_until_th
         2,
         "{events:?}"
     );
+    exec.shutdown().await;
+}
+
+/// The test's alerting rule: fires while the endpoint says so.
+const GATE_RULES: &str = "groups:
+  - name: commissaire-test
+    rules:
+      - alert: CommissaireGateTest
+        expr: commissaire_gate_test > 0
+        labels:
+          severity: critical
+";
+
+/// Health gates on the sshd hosts and a real Prometheus: a check command
+/// failing on one host stops the roll with its output, a firing alert
+/// stops it naming the alert, and once both are healthy the roll passes
+/// every gate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn health_gates_stop_the_roll_with_the_failing_check_s_output() {
+    use commissaire_testkit::prometheus::{MetricsEndpoint, TestPrometheus};
+    let _hosts = HOSTS_LOCK.lock().await;
+    let stack = Stack::start().await;
+    let markers = Markers::new();
+    let hosts = &HOSTS[..3];
+    stack.cluster("gated", hosts).await;
+    let metrics = MetricsEndpoint::start("commissaire_gate_test 0\n").await;
+    let prometheus = tokio::task::block_in_place(|| {
+        TestPrometheus::start(&[metrics.address.as_str()], GATE_RULES)
+    });
+    // The hosts are this machine: the command tells them apart by the
+    // address the SSH connection came in on.
+    let dir = markers.path().display().to_string();
+    let command = format!("test ! -e {dir}/sick-$(echo $SSH_CONNECTION | cut -d' ' -f3)");
+    let gates = json!({
+        "commands": [{"command": command, "retries": 1, "interval_seconds": 0.5, "timeout_seconds": 10}],
+        "prometheus": {"url": prometheus.url, "alerts": "CommissaireGate.*", "retries": 1, "interval_seconds": 0.5},
+    });
+    let (s, b) = stack
+        .put("/api/v0/cluster/gated/rolling", json!({"gates": gates}))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let exec = stack
+        .clusterexec(&exec_config(&markers, "gatekeeper", 10.0))
+        .await;
+    let path = "/api/v0/cluster/gated/upgrade";
+
+    // 1. The third host's check command fails: the roll stops there.
+    let sick = markers.path().join(format!("sick-{}", hosts[2]));
+    std::fs::write(&sick, "").unwrap();
+    assert_eq!(stack.put(path, json!({})).await.0, 201);
+    let (end, _) = stack
+        .wait_end("gated", "upgrade", Duration::from_secs(120))
+        .await;
+    assert_eq!(end["status"], "failed", "{end}");
+    assert_eq!(strs(&end["upgraded"]), &hosts[..2]);
+    let reason = end["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(&format!("{}: health check 'test ! -e", hosts[2]))
+            && reason.contains("failed (2 tries): exit 1"),
+        "{reason}"
+    );
+    assert_eq!(end["timeline"][2]["failed_phase"], "gates", "{end}");
+    for entry in &end["timeline"].as_array().unwrap()[..2] {
+        assert_eq!(phases(entry), ["run", "gates"], "{entry}");
+    }
+
+    // 2. Healthy hosts, but the alert fires: the first host fails the
+    // Prometheus gate, which names the alert.
+    std::fs::remove_file(&sick).unwrap();
+    metrics.set("commissaire_gate_test 1\n");
+    tokio::task::block_in_place(|| {
+        prometheus.wait_alert("CommissaireGateTest", true, Duration::from_secs(30))
+    });
+    assert_eq!(stack.put(path, json!({})).await.0, 201);
+    let (end, _) = stack
+        .wait_end("gated", "upgrade", Duration::from_secs(120))
+        .await;
+    assert_eq!(end["status"], "failed", "{end}");
+    let reason = end["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(&format!(
+            "{}: health check prometheus failed (2 tries): firing alerts: CommissaireGateTest{{",
+            hosts[0]
+        )) && reason.contains("severity=\"critical\""),
+        "{reason}"
+    );
+    assert!(!reason.contains(&prometheus.url), "{reason}");
+
+    // 3. The alert resolved: every host passes its gates.
+    metrics.set("commissaire_gate_test 0\n");
+    tokio::task::block_in_place(|| {
+        prometheus.wait_alert("CommissaireGateTest", false, Duration::from_secs(30))
+    });
+    assert_eq!(stack.put(path, json!({})).await.0, 201);
+    let (end, _) = stack
+        .wait_end("gated", "upgrade", Duration::from_secs(120))
+        .await;
+    assert_eq!(end["status"], "finished", "{end}");
+    assert_eq!(strs(&end["upgraded"]), hosts);
     exec.shutdown().await;
 }

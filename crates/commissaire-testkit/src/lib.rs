@@ -6,6 +6,7 @@
 
 pub mod daemons;
 pub mod kube;
+pub mod prometheus;
 
 use std::process::Command;
 

@@ -106,6 +106,7 @@ impl Api {
         if last.is_empty() {
             last = cluster.rolling.last.clone();
         }
+        let gates = super::rolling::optional_gates(&body)?;
         let kind = op.kind();
         let key = json!({"name": name});
         let existing = match self.storage.get_value(kind.name(), key.clone()).await {
@@ -129,6 +130,9 @@ impl Api {
         }
         if !last.is_empty() {
             record["last"] = json!(last);
+        }
+        if let Some(gates) = gates {
+            record["gates"] = json!(gates);
         }
         let history = history_with(op, &existing, cluster.rolling.keep_runs());
         if !history.is_empty() {

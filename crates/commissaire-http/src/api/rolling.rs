@@ -2,7 +2,7 @@
 //! (batch size and failure budget as counts or percents, hosts rolled last,
 //! past runs kept), which each operation's request may override.
 
-use commissaire_models::{MaintenanceWindow, RollingDefaults};
+use commissaire_models::{Gates, MaintenanceWindow, RollingDefaults};
 use serde_json::{Map, Value, json};
 
 use super::input::*;
@@ -11,7 +11,14 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::Name;
 
 /// The members `PUT /cluster/NAME/rolling` accepts.
-const MEMBERS: [&str; 5] = ["batch_size", "max_failures", "last", "keep_runs", "windows"];
+const MEMBERS: [&str; 6] = [
+    "batch_size",
+    "max_failures",
+    "last",
+    "keep_runs",
+    "windows",
+    "gates",
+];
 
 /// Reads a rolling-defaults body; every error is a 400 naming the member.
 fn parse(body: &Map<String, Value>) -> ApiResult<RollingDefaults> {
@@ -29,11 +36,26 @@ fn parse(body: &Map<String, Value>) -> ApiResult<RollingDefaults> {
         last: optional_hosts(body, "last", None, "")?,
         keep_runs,
         windows: windows(body)?,
+        gates: optional_gates(body)?.unwrap_or_default(),
     };
     rolling
         .check()
         .map_err(|(field, why)| ApiError::bad_request(format!("{field} {why}")).field(field))?;
     Ok(rolling)
+}
+
+/// The `gates` member: `{"commands": [...], "prometheus": {...}}`, checked;
+/// errors name the member (`gates.prometheus.url`).
+pub(super) fn optional_gates(body: &Map<String, Value>) -> ApiResult<Option<Gates>> {
+    let Some(value) = body.get("gates").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let gates: Gates = serde_json::from_value(value.clone())
+        .map_err(|e| ApiError::bad_request(format!("gates is invalid: {e}")).field("gates"))?;
+    gates.check().map_err(|(member, why)| {
+        ApiError::bad_request(format!("gates.{member} {why}")).field(format!("gates.{member}"))
+    })?;
+    Ok(Some(gates))
 }
 
 /// The `windows` member: a list of `{days, start, end, timezone}`.
@@ -108,6 +130,14 @@ mod tests {
             (json!({"last": ["a", "a"]}), "last[1]"),
             (json!({"batch_sise": 2}), "batch_sise"),
             (json!({"windows": {}}), "windows"),
+            (
+                json!({"gates": {"commands": [{"command": "true", "retries": "x"}]}}),
+                "gates",
+            ),
+            (
+                json!({"gates": {"prometheus": {"url": "nowhere"}}}),
+                "gates.prometheus.url",
+            ),
             (
                 json!({"windows": [{"start": "1", "end": "2", "colour": 1}]}),
                 "windows[0]",

@@ -4,6 +4,7 @@ use serde::{Deserialize, Deserializer};
 
 mod cluster;
 mod config;
+mod gates;
 mod host;
 mod lists;
 mod operation;
@@ -14,6 +15,7 @@ mod window;
 
 pub use cluster::*;
 pub use config::*;
+pub use gates::*;
 pub use host::*;
 pub use lists::*;
 pub use operation::*;

@@ -116,6 +116,9 @@ pub struct RollingDefaults {
     /// When rolls may work on hosts (any one open will do; none: any time).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub windows: Vec<super::MaintenanceWindow>,
+    /// What must hold after each host before the next (a request's `gates` wins).
+    #[serde(skip_serializing_if = "super::Gates::is_empty")]
+    pub gates: super::Gates,
 }
 
 impl RollingDefaults {
@@ -142,6 +145,9 @@ impl RollingDefaults {
                 format!("must be at most {}", Self::MAX_KEEP_RUNS),
             ));
         }
+        self.gates
+            .check()
+            .map_err(|(member, why)| (format!("gates.{member}"), why))?;
         for (i, w) in self.windows.iter().enumerate() {
             w.check()
                 .map_err(|(member, why)| (format!("windows[{i}].{member}"), why))?;
@@ -301,6 +307,9 @@ pub struct RollDetails {
     /// cluster's default).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub last: Vec<String>,
+    /// The request's health gates, instead of the cluster's (absent: the cluster's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gates: Option<super::Gates>,
     /// Set by `PUT .../pause`, cleared by `PUT .../resume`: the roll stops
     /// between hosts until resumed.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
