@@ -208,6 +208,17 @@ pub enum DeployCommand {
     },
     /// Show the state of the latest deployment
     Status(StatusArgs),
+    /// Show what a deployment would do (dry run: hosts, batches, gates, evictions), changing nothing
+    Plan {
+        /// Name of the cluster
+        name: String,
+        /// Version to deploy
+        #[arg(id = "deploy_version", value_name = "VERSION")]
+        version: String,
+        /// How it would roll
+        #[command(flatten)]
+        roll: RollArgs,
+    },
     /// Pause the deployment in process after the hosts it is working on
     Pause(NameArg),
     /// Resume a paused deployment
@@ -236,6 +247,14 @@ pub enum OperationCommand {
     },
     /// Show the state of the latest operation
     Status(StatusArgs),
+    /// Show what the operation would do (dry run: hosts, batches, gates, evictions), changing nothing
+    Plan {
+        /// Name of the cluster
+        name: String,
+        /// How it would roll
+        #[command(flatten)]
+        roll: RollArgs,
+    },
     /// Pause the operation in process after the hosts it is working on
     Pause(NameArg),
     /// Resume a paused operation
@@ -260,6 +279,14 @@ pub enum UpgradeCommand {
     },
     /// Show the state of the latest upgrade
     Status(StatusArgs),
+    /// Show what an upgrade would do (dry run: hosts, batches, gates, evictions), changing nothing
+    Plan {
+        /// Name of the cluster
+        name: String,
+        /// How it would roll
+        #[command(flatten)]
+        roll: RollArgs,
+    },
     /// Pause the upgrade in process after the hosts it is working on
     Pause(NameArg),
     /// Resume a paused upgrade

@@ -177,6 +177,76 @@ pub fn operation(value: &Value) -> String {
     out
 }
 
+/// A dry-run plan: the budgets, window and estimate, then one row per
+/// host (BATCH, HOST, STATUS, NODE, EVICTIONS), then the gates.
+pub fn plan(value: &Value) -> String {
+    let text = |v: &Value| match v {
+        Value::Null => "-".to_string(),
+        other => cell(other),
+    };
+    let budget = |b: &Value| {
+        format!(
+            "{} host(s) ({}: {})",
+            text(&b["hosts"]),
+            text(&b["from"]),
+            match &b["value"] {
+                Value::Null => b["note"].as_str().unwrap_or("-").to_string(),
+                v => cell(v),
+            }
+        )
+    };
+    let mut out = format!(
+        "Plan of the {} of cluster '{}' (dry run: nothing was changed)\n",
+        text(&value["operation"]),
+        text(&value["cluster"])
+    );
+    out.push_str(&format!("batch size:   {}\n", budget(&value["batch_size"])));
+    out.push_str(&format!(
+        "max failures: {}\n",
+        budget(&value["max_failures"])
+    ));
+    out.push_str(&format!("window:       {}\n", text(&value["window"])));
+    let estimate = match &value["estimate"] {
+        Value::Null => "none (no earlier run to time)".to_string(),
+        e => format!(
+            "{} s ({} s per host, from {} run(s))",
+            text(&e["seconds"]),
+            text(&e["mean_host_seconds"]),
+            text(&e["from_runs"])
+        ),
+    };
+    out.push_str(&format!("estimate:     {estimate}\n"));
+    if let Some(note) = value["note"].as_str() {
+        out.push_str(&format!("note:         {note}\n"));
+    }
+    out.push('\n');
+    let mut table = new_table();
+    table.set_header(vec!["BATCH", "HOST", "STATUS", "NODE", "EVICTIONS"]);
+    for row in value["hosts"].as_array().into_iter().flatten() {
+        let evictions = match &row["evictions"] {
+            Value::Array(p) if p.is_empty() => "none".to_string(),
+            other => text(other),
+        };
+        table.add_row(vec![
+            text(&row["batch"]),
+            text(&row["host"]),
+            text(&row["status"]),
+            text(&row["node"]),
+            evictions,
+        ]);
+    }
+    out.push_str(&finish(&table));
+    let gates = value["gates"].as_array().cloned().unwrap_or_default();
+    out.push_str("\n\nGates after each host: ");
+    if gates.is_empty() {
+        out.push_str("none");
+    }
+    for g in &gates {
+        out.push_str(&format!("\n  {}: {}", text(&g["gate"]), text(&g["what"])));
+    }
+    out
+}
+
 /// A list of names (or addresses) as a one-column table; `what` names the
 /// items when there are none (e.g. `clusters`).
 pub fn names(header: &str, what: &str, value: &Value) -> String {
@@ -259,6 +329,27 @@ mod tests {
         assert!(
             text.lines()
                 .any(|l| l.contains("ops") && l.contains("finished")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_plan_shows_budgets_hosts_and_gates() {
+        let text = plan(&json!({"operation": "restart", "cluster": "c",
+            "batch_size": {"value": "50%", "from": "request", "hosts": 2},
+            "max_failures": {"value": null, "from": "clusterexec's setting", "hosts": 0, "note": "0 unless configured"},
+            "window": "no maintenance windows", "estimate": null,
+            "hosts": [{"host": "h1", "batch": 1, "status": "active", "node": "schedulable", "evictions": ["default/a"]}],
+            "gates": [{"gate": "node_ready", "what": "the node reports Ready"}]}));
+        assert!(text.contains("2 host(s) (request: 50%)"), "{text}");
+        assert!(text.contains("0 unless configured"), "{text}");
+        let row = text.lines().find(|l| l.contains("h1")).unwrap();
+        assert!(
+            row.contains("schedulable") && row.contains("default/a"),
+            "{text}"
+        );
+        assert!(
+            text.contains("node_ready: the node reports Ready"),
             "{text}"
         );
     }

@@ -990,3 +990,122 @@ fn usage_help_completions_and_man() {
     assert!(mandir.join("commctl.1").exists());
     assert!(mandir.join("commctl-host-ssh.1").exists());
 }
+
+#[test]
+fn rolling_operations_are_started_with_budgets_planned_paused_resumed_and_cancelled() {
+    let s = Stack::start();
+    s.commctl(&["cluster", "create", "r"]).expect(0);
+    let key = s.write("key", "KEY");
+    for address in ["10.9.1.1", "10.9.1.2", "10.9.1.3"] {
+        s.commctl(&["host", "create", "-c", "r", address, key.to_str().unwrap()])
+            .expect(0);
+    }
+    // Defaults on the cluster.
+    let out = s
+        .commctl(&[
+            "cluster",
+            "rolling",
+            "set",
+            "r",
+            "--batch-size",
+            "50%",
+            "--last",
+            "10.9.1.1",
+        ])
+        .expect(0);
+    assert!(out.stdout.contains("50%"), "{out:?}");
+    let got = s
+        .commctl(&["--json", "cluster", "rolling", "get", "r"])
+        .expect(0)
+        .json();
+    assert_eq!(got, json!({"batch_size": "50%", "last": ["10.9.1.1"]}));
+    s.commctl(&["cluster", "rolling", "set", "r", "--batch-size", "0"])
+        .expect(BAD_REQUEST);
+
+    // The plan, as a table, changes nothing.
+    let out = s
+        .commctl(&[
+            "cluster",
+            "restart",
+            "plan",
+            "r",
+            "--max-failures",
+            "1",
+            "--order",
+            "10.9.1.3",
+        ])
+        .expect(0);
+    assert!(
+        out.stdout.contains("dry run: nothing was changed"),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("1 host(s) (request: 1)"), "{out:?}");
+    let rows: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("10.9.1."))
+        .collect();
+    assert_eq!(rows.len(), 3, "{out:?}");
+    assert!(
+        rows[0].contains("10.9.1.3") && rows[2].contains("10.9.1.1"),
+        "{out:?}"
+    );
+    s.commctl(&["cluster", "restart", "status", "r"])
+        .expect(NOT_FOUND);
+
+    // Start with flags; a bad percent is the server's 400.
+    s.commctl(&["cluster", "restart", "start", "r", "--batch-size", "150%"])
+        .expect(BAD_REQUEST);
+    let rec = s
+        .commctl(&[
+            "--json",
+            "cluster",
+            "restart",
+            "start",
+            "r",
+            "--batch-size",
+            "2",
+            "--max-failures",
+            "34%",
+            "--order",
+            "10.9.1.2,10.9.1.3",
+        ])
+        .expect(0)
+        .json();
+    assert_eq!(
+        (rec["batch_size"].clone(), rec["max_failures"].clone()),
+        (json!(2), json!("34%"))
+    );
+    assert_eq!(rec["order"], json!(["10.9.1.2", "10.9.1.3"]));
+    assert_eq!(rec["started_by"], common::USER);
+    // Pause, resume, cancel.
+    let out = s.commctl(&["cluster", "restart", "pause", "r"]).expect(0);
+    assert!(out.stdout.contains("to pause"), "{out:?}");
+    let rec = s
+        .commctl(&["--json", "cluster", "restart", "status", "r"])
+        .expect(0)
+        .json();
+    assert_eq!(rec["pause_requested"], true);
+    s.commctl(&["cluster", "restart", "resume", "r"]).expect(0);
+    s.commctl(&["cluster", "restart", "cancel", "r"]).expect(0);
+    let out = s.commctl(&["cluster", "restart", "status", "r"]).expect(0);
+    for event in [
+        "pause requested by a",
+        "resume requested by a",
+        "cancel requested by a",
+    ] {
+        assert!(out.stdout.contains(event), "{event}: {out:?}");
+    }
+    // Nothing in process: the verbs are conflicts.
+    s.save(
+        "ClusterRestart",
+        json!({"name": "r", "status": "cancelled", "restarted": [], "in_process": [],
+            "started_at": DATE, "finished_at": DATE}),
+    );
+    for verb in ["pause", "resume", "cancel"] {
+        s.commctl(&["cluster", "restart", verb, "r"])
+            .expect(CONFLICT);
+    }
+    s.commctl(&["cluster", "upgrade", "pause", "r"])
+        .expect(NOT_FOUND);
+}

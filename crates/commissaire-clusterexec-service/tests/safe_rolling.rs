@@ -438,3 +438,64 @@ async fn health_gates_stop_the_roll_with_the_failing_check_s_output() {
     assert_eq!(strs(&end["upgraded"]), hosts);
     exec.shutdown().await;
 }
+
+/// The dry run of a managed cluster's restart lists the hosts in order and
+/// batches, each node's state and the pods a drain would evict (from the
+/// container manager), and touches nothing: no record, no node patched,
+/// no pod evicted, no host restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dry_run_plans_the_batches_and_evictions_and_changes_nothing() {
+    let _hosts = HOSTS_LOCK.lock().await;
+    let stack = Stack::start().await;
+    let markers = Markers::new();
+    let hosts = &HOSTS[..3];
+    let managed = stack.managed_cluster("planned", hosts).await;
+    let kube = &managed.kube;
+    kube.state
+        .lock()
+        .unwrap()
+        .nodes
+        .get_mut(hosts[1])
+        .unwrap()
+        .unschedulable = true;
+    let exec = stack
+        .clusterexec(&exec_config(&markers, "planner", 10.0))
+        .await;
+    let requests_before = kube.state.lock().unwrap().requests.len();
+    let (s, plan) = stack
+        .put(
+            "/api/v0/cluster/planned/restart",
+            json!({"dry_run": true, "batch_size": 2, "last": [hosts[0]]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{plan}");
+    assert_eq!(plan["batches"], json!([[hosts[1], hosts[2]], [hosts[0]]]));
+    let rows = plan["hosts"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    for row in rows {
+        let h = row["host"].as_str().unwrap();
+        assert_eq!(
+            row["evictions"],
+            json!([format!("default/app-on-{h}")]),
+            "{plan}"
+        );
+    }
+    assert_eq!(rows[0]["node"], "cordoned (it stays cordoned)", "{plan}");
+    assert_eq!(rows[1]["node"], "schedulable", "{plan}");
+    assert_eq!(plan["gates"][0]["gate"], "node_ready", "{plan}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(stack.get("/api/v0/cluster/planned/restart").await.0, 404);
+    let state = kube.state.lock().unwrap();
+    let writes: Vec<&String> = state.requests[requests_before..]
+        .iter()
+        .filter(|r| !r.starts_with("GET "))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "the dry run changed the cluster: {writes:?}"
+    );
+    assert_eq!(state.pods.len(), 3, "no pod was evicted");
+    drop(state);
+    assert!(markers.lines("restart.log").is_empty(), "no host restarted");
+    exec.shutdown().await;
+}

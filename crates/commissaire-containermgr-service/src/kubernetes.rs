@@ -253,6 +253,15 @@ impl ContainerManager for KubernetesManager {
         self.set_unschedulable(address, false).await
     }
 
+    async fn evictable_pods(&self, address: &str) -> Result<Vec<String>, CmError> {
+        Ok(self
+            .pods_on(address)
+            .await?
+            .into_iter()
+            .filter_map(|p| Some(format!("{}/{}", p.metadata.namespace?, p.metadata.name?)))
+            .collect())
+    }
+
     async fn drain(&self, address: &str, timeout: Duration) -> Result<usize, CmError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let pods = self.pods_on(address).await?;

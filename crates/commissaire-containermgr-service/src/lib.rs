@@ -14,6 +14,7 @@
 //! | `remove_node` | `[cm, address]` | `null` |
 //! | `cordon` / `uncordon` | `[cm, address]` | `null` |
 //! | `drain` | `[cm, address, timeout_seconds?]` | `{"evicted": n}` |
+//! | `list_pods` | `[cm, address]` | `{"pods": ["namespace/name", ...]}`: what a drain would evict now (not DaemonSet or mirror pods) |
 //!
 //! Failures are JSON-RPC -20001 errors whose `data.status` is the API's HTTP
 //! status (absent when it could not be reached).
@@ -107,6 +108,8 @@ pub trait ContainerManager: Send + Sync {
     async fn uncordon(&self, address: &str) -> Result<(), CmError>;
     /// Evicts the node's pods and waits until they are gone; returns how many were evicted.
     async fn drain(&self, address: &str, timeout: Duration) -> Result<usize, CmError>;
+    /// The pods a drain would evict now (`namespace/name`), for a dry run.
+    async fn evictable_pods(&self, address: &str) -> Result<Vec<String>, CmError>;
 }
 
 /// Builds the manager a configuration describes.
@@ -225,6 +228,10 @@ impl Service for ContainerManagerService {
             .method("uncordon", |me: Arc<Self>, p: NodeParams| async move {
                 me.manager(&p.container_manager).await?.uncordon(&p.address).await?;
                 Ok(Value::Null)
+            })
+            .method("list_pods", |me: Arc<Self>, p: NodeParams| async move {
+                let pods = me.manager(&p.container_manager).await?.evictable_pods(&p.address).await?;
+                Ok(json!({"pods": pods}))
             })
             .method("drain", |me: Arc<Self>, p: NodeParams| async move {
                 let timeout =

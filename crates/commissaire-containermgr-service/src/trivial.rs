@@ -59,4 +59,8 @@ impl ContainerManager for TrivialManager {
     async fn drain(&self, _address: &str, _timeout: Duration) -> Result<usize, CmError> {
         Ok(0)
     }
+
+    async fn evictable_pods(&self, _address: &str) -> Result<Vec<String>, CmError> {
+        Ok(Vec::new())
+    }
 }

@@ -780,6 +780,90 @@ async fn operations_take_budgets_and_an_order_and_are_paused_resumed_and_cancell
 }
 
 #[tokio::test]
+async fn a_dry_run_answers_the_plan_and_writes_nothing() {
+    let s = Stack::start().await;
+    s.put("/api/v0/cluster/c", json!({})).await;
+    let hosts = ["10.1.0.1", "10.1.0.2", "10.1.0.3", "10.1.0.4"];
+    for h in hosts {
+        s.put(
+            &format!("/api/v0/host/{h}"),
+            json!({"ssh_priv_key": KEY, "cluster": "c"}),
+        )
+        .await;
+    }
+    let gates = json!({"commands": [{"command": "systemctl is-active kubelet", "retries": 1}]});
+    let body = json!({"dry_run": true, "batch_size": "50%", "order": ["10.1.0.4"],
+        "last": ["10.1.0.1"], "gates": gates});
+    let (status, plan) = s.put("/api/v0/cluster/c/restart", body.clone()).await;
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(
+        plan["batches"],
+        json!([["10.1.0.4", "10.1.0.2"], ["10.1.0.3", "10.1.0.1"]])
+    );
+    assert_eq!(
+        plan["batch_size"],
+        json!({"value": "50%", "from": "request", "hosts": 2})
+    );
+    assert_eq!(plan["max_failures"]["from"], "clusterexec's setting");
+    assert_eq!(
+        plan["hosts"][0],
+        json!({"host": "10.1.0.4", "batch": 1, "status": "investigating"})
+    );
+    assert_eq!(
+        plan["gates"],
+        json!([{"gate": "command", "what": "systemctl is-active kubelet", "tries": 2}])
+    );
+    assert_eq!(
+        plan["window"],
+        "no maintenance windows: it would start at once"
+    );
+    assert_eq!(plan["estimate"], Value::Null, "no run to estimate from");
+    assert_eq!(
+        s.get("/api/v0/cluster/c/restart").await.0,
+        404,
+        "nothing was written"
+    );
+    // Bad input is refused as for a real start.
+    let (status, reply) = s
+        .put("/api/v0/cluster/c/restart", json!({"dry_run": "yes"}))
+        .await;
+    assert_eq!((status, reply["field"].as_str()), (400, Some("dry_run")));
+    let (status, reply) = s
+        .put(
+            "/api/v0/cluster/c/restart",
+            json!({"dry_run": true, "order": ["9.9.9.9"]}),
+        )
+        .await;
+    assert_eq!((status, reply["field"].as_str()), (400, Some("order[0]")));
+    // With a run behind it, the plan estimates from its timings; while one
+    // is in process the plan says a start would be refused.
+    assert_eq!(
+        s.send("PUT", "/api/v0/cluster/c/restart", None).await.0,
+        201
+    );
+    let (_, plan) = s
+        .put("/api/v0/cluster/c/restart", json!({"dry_run": true}))
+        .await;
+    assert!(plan["note"].as_str().unwrap().contains("409"), "{plan}");
+    end_operation(&s, "ClusterRestart", "c", "finished").await;
+    let before = s.get("/api/v0/cluster/c/restart").await.1;
+    let (_, plan) = s
+        .put("/api/v0/cluster/c/restart", json!({"dry_run": true}))
+        .await;
+    assert_eq!(plan["estimate"]["mean_host_seconds"], 2.5, "{plan}");
+    assert_eq!(
+        plan["estimate"]["seconds"], 10.0,
+        "four batches of one: {plan}"
+    );
+    assert_eq!(
+        s.get("/api/v0/cluster/c/restart").await.1,
+        before,
+        "nothing was written"
+    );
+}
+
+#[tokio::test]
 async fn a_cluster_s_rolling_defaults_are_kept_checked_and_used() {
     let s = Stack::start().await;
     s.put("/api/v0/cluster/c", json!({})).await;

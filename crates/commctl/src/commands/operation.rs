@@ -60,6 +60,11 @@ enum Action<'a> {
         body: Map<String, Value>,
         roll: &'a RollArgs,
     },
+    Plan {
+        name: &'a str,
+        body: Map<String, Value>,
+        roll: &'a RollArgs,
+    },
     Status(&'a StatusArgs),
     Control(&'a str, Control),
 }
@@ -73,6 +78,11 @@ pub fn restart(ctx: &Ctx, command: &OperationCommand) -> CliResult<i32> {
             roll,
         },
         OperationCommand::Status(args) => Action::Status(args),
+        OperationCommand::Plan { name, roll } => Action::Plan {
+            name,
+            body: Map::new(),
+            roll,
+        },
         OperationCommand::Pause(n) => Action::Control(&n.name, Control::Pause),
         OperationCommand::Resume(n) => Action::Control(&n.name, Control::Resume),
         OperationCommand::Cancel(n) => Action::Control(&n.name, Control::Cancel),
@@ -100,6 +110,11 @@ pub fn upgrade(ctx: &Ctx, command: &UpgradeCommand) -> CliResult<i32> {
             }
         }
         UpgradeCommand::Status(args) => Action::Status(args),
+        UpgradeCommand::Plan { name, roll } => Action::Plan {
+            name,
+            body: Map::new(),
+            roll,
+        },
         UpgradeCommand::Pause(n) => Action::Control(&n.name, Control::Pause),
         UpgradeCommand::Resume(n) => Action::Control(&n.name, Control::Resume),
         UpgradeCommand::Cancel(n) => Action::Control(&n.name, Control::Cancel),
@@ -120,6 +135,15 @@ pub fn deploy(ctx: &Ctx, command: &DeployCommand) -> CliResult<i32> {
             Action::Start { name, body, roll }
         }
         DeployCommand::Status(args) => Action::Status(args),
+        DeployCommand::Plan {
+            name,
+            version,
+            roll,
+        } => {
+            let mut body = Map::new();
+            body.insert("version".into(), json!(version));
+            Action::Plan { name, body, roll }
+        }
         DeployCommand::Pause(n) => Action::Control(&n.name, Control::Pause),
         DeployCommand::Resume(n) => Action::Control(&n.name, Control::Resume),
         DeployCommand::Cancel(n) => Action::Control(&n.name, Control::Cancel),
@@ -136,26 +160,45 @@ fn budget(text: &str) -> Value {
     }
 }
 
+/// Adds the roll flags to a start or plan body.
+fn roll_body(body: &mut Map<String, Value>, roll: &RollArgs) {
+    if let Some(b) = &roll.batch_size {
+        body.insert("batch_size".into(), budget(b));
+    }
+    if let Some(m) = &roll.max_failures {
+        body.insert("max_failures".into(), budget(m));
+    }
+    if !roll.order.is_empty() {
+        body.insert("order".into(), json!(roll.order));
+    }
+    if !roll.last.is_empty() {
+        body.insert("last".into(), json!(roll.last));
+    }
+}
+
 fn run(ctx: &Ctx, op: Operation, action: Action) -> CliResult<i32> {
     let c = ctx.client;
     match action {
+        Action::Plan {
+            name,
+            mut body,
+            roll,
+        } => {
+            roll_body(&mut body, roll);
+            body.insert("dry_run".into(), json!(true));
+            let plan = c.put(
+                &["api", "v0", "cluster", name, op.segment()],
+                &Value::Object(body),
+            )?;
+            ctx.show(&plan, output::plan);
+            Ok(exit::OK)
+        }
         Action::Start {
             name,
             mut body,
             roll,
         } => {
-            if let Some(b) = &roll.batch_size {
-                body.insert("batch_size".into(), budget(b));
-            }
-            if let Some(m) = &roll.max_failures {
-                body.insert("max_failures".into(), budget(m));
-            }
-            if !roll.order.is_empty() {
-                body.insert("order".into(), json!(roll.order));
-            }
-            if !roll.last.is_empty() {
-                body.insert("last".into(), json!(roll.last));
-            }
+            roll_body(&mut body, roll);
             let reply = c.put(
                 &["api", "v0", "cluster", name, op.segment()],
                 &Value::Object(body),

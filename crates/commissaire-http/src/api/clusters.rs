@@ -23,9 +23,9 @@ impl Api {
         ok(json!(names))
     }
 
-    /// `GET /cluster/{name}`: the cluster with its computed status and host counts.
-    pub async fn get_cluster(&self, name: &Name) -> ApiResult<Reply> {
-        // The cluster and its members' host records in one storage call.
+    /// The cluster and its members' host records, in one storage call
+    /// (members without a record are left out).
+    pub(super) async fn cluster_with_hosts(&self, name: &Name) -> ApiResult<(Cluster, Vec<Host>)> {
         let params = json!({
             "model_type_name": "Cluster", "model_json_data": {"name": name},
             "member": "hostset", "member_type_name": "Host",
@@ -55,6 +55,12 @@ impl Api {
                 .collect(),
             _ => Vec::new(),
         };
+        Ok((cluster, hosts))
+    }
+
+    /// `GET /cluster/{name}`: the cluster with its computed status and host counts.
+    pub async fn get_cluster(&self, name: &Name) -> ApiResult<Reply> {
+        let (cluster, hosts) = self.cluster_with_hosts(name).await?;
         let total = cluster.hostset.len() as u64;
         let available = hosts
             .iter()

@@ -4,7 +4,8 @@
 //!
 //! One module per resource: [`clusters`], [`members`] (a cluster's hosts),
 //! [`operations`] (restart, upgrade, deploy; their pause and resume),
-//! [`rolling`] (a cluster's defaults for them), [`hosts`], [`host_keys`]
+//! [`rolling`] (a cluster's defaults for them), [`plan`] (their dry run),
+//! [`hosts`], [`host_keys`]
 //! (a host's pinned SSH key), [`configs`]
 //! (networks and container managers); [`input`] reads and checks request
 //! input. This file holds [`Api`] and what they share.
@@ -16,6 +17,7 @@ mod hosts;
 mod input;
 mod members;
 mod operations;
+mod plan;
 mod rolling;
 
 use std::net::IpAddr;

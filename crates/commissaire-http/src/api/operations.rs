@@ -52,6 +52,67 @@ impl Operation {
     }
 }
 
+/// What a `PUT /cluster/NAME/OP` body asks for, checked (400 naming the member).
+#[derive(Debug, Clone, Default)]
+pub(super) struct OperationRequest {
+    /// The tree version (deploy).
+    pub version: Option<String>,
+    /// Failed hosts tolerated.
+    pub max_failures: Option<Budget>,
+    /// Hosts at once.
+    pub batch_size: Option<Budget>,
+    /// Hosts first, in this order (members of the cluster).
+    pub order: Vec<String>,
+    /// Hosts last, in this order (members, none also in `order`).
+    pub last: Vec<String>,
+    /// Gates instead of the cluster's.
+    pub gates: Option<Gates>,
+    /// Answer the plan; write nothing.
+    pub dry_run: bool,
+}
+
+impl OperationRequest {
+    fn read(op: Operation, body: &Map<String, Value>, cluster: &Cluster) -> ApiResult<Self> {
+        let version = if op == Operation::Deploy {
+            match optional_string(body, "version")? {
+                Some(v) if !v.trim().is_empty() => Some(v),
+                _ => {
+                    return Err(
+                        ApiError::bad_request("a deploy needs a 'version'").field("version")
+                    );
+                }
+            }
+        } else {
+            None
+        };
+        let name = cluster.name.as_str();
+        let order = optional_hosts(body, "order", Some(&cluster.hostset), name)?;
+        let last = optional_hosts(body, "last", Some(&cluster.hostset), name)?;
+        if let Some((i, h)) = last.iter().enumerate().find(|(_, h)| order.contains(h)) {
+            return Err(
+                ApiError::bad_request(format!("last[{i}]: '{h}' is also in 'order'"))
+                    .field(format!("last[{i}]")),
+            );
+        }
+        let dry_run = match body.get("dry_run") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                return Err(ApiError::bad_request("dry_run must be true or false").field("dry_run"));
+            }
+        };
+        Ok(OperationRequest {
+            version,
+            max_failures: optional_budget(body, "max_failures", 0)?,
+            batch_size: optional_budget(body, "batch_size", 1)?,
+            order,
+            last,
+            gates: super::rolling::optional_gates(body)?,
+            dry_run,
+        })
+    }
+}
+
 impl Api {
     /// `GET /cluster/{name}/{restart|upgrade|deploy}`: the operation's record.
     pub async fn get_operation(&self, name: &Name, op: Operation) -> ApiResult<Reply> {
@@ -80,33 +141,8 @@ impl Api {
         user: &User,
         body: Map<String, Value>,
     ) -> ApiResult<Reply> {
-        let version = if op == Operation::Deploy {
-            match optional_string(&body, "version")? {
-                Some(v) if !v.trim().is_empty() => Some(v),
-                _ => {
-                    return Err(
-                        ApiError::bad_request("a deploy needs a 'version'").field("version")
-                    );
-                }
-            }
-        } else {
-            None
-        };
-        let max_failures = optional_budget(&body, "max_failures", 0)?;
-        let batch_size = optional_budget(&body, "batch_size", 1)?;
         let cluster = self.get_cluster_record(name).await?;
-        let order = optional_hosts(&body, "order", Some(&cluster.hostset), name)?;
-        let mut last = optional_hosts(&body, "last", Some(&cluster.hostset), name)?;
-        if let Some((i, h)) = last.iter().enumerate().find(|(_, h)| order.contains(h)) {
-            return Err(
-                ApiError::bad_request(format!("last[{i}]: '{h}' is also in 'order'"))
-                    .field(format!("last[{i}]")),
-            );
-        }
-        if last.is_empty() {
-            last = cluster.rolling.last.clone();
-        }
-        let gates = super::rolling::optional_gates(&body)?;
+        let request = OperationRequest::read(op, &body, &cluster)?;
         let kind = op.kind();
         let key = json!({"name": name});
         let existing = match self.storage.get_value(kind.name(), key.clone()).await {
@@ -114,11 +150,26 @@ impl Api {
             Err(StorageCallError::NotFound(_)) => Value::Null,
             Err(e) => return Err(e.into()),
         };
+        if request.dry_run {
+            return self.plan_operation(name, op, &request, &existing).await;
+        }
         if existing["status"] == "in_process" {
             return Err(ApiError::conflict(format!(
                 "a {} of cluster '{name}' is already in process",
                 op.as_str()
             )));
+        }
+        let OperationRequest {
+            version,
+            max_failures,
+            batch_size,
+            order,
+            mut last,
+            gates,
+            dry_run: _,
+        } = request;
+        if last.is_empty() {
+            last = cluster.rolling.last.clone();
         }
         let done = op.done_member();
         let mut record = json!({
