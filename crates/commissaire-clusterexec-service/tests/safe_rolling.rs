@@ -485,6 +485,8 @@ async fn a_dry_run_plans_the_batches_and_evictions_and_changes_nothing() {
     assert_eq!(plan["gates"][0]["gate"], "node_ready", "{plan}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(stack.get("/api/v0/cluster/planned/restart").await.0, 404);
+    exec.shutdown().await;
+    assert!(markers.lines("restart.log").is_empty(), "no host restarted");
     let state = kube.state.lock().unwrap();
     let writes: Vec<&String> = state.requests[requests_before..]
         .iter()
@@ -495,7 +497,4 @@ async fn a_dry_run_plans_the_batches_and_evictions_and_changes_nothing() {
         "the dry run changed the cluster: {writes:?}"
     );
     assert_eq!(state.pods.len(), 3, "no pod was evicted");
-    drop(state);
-    assert!(markers.lines("restart.log").is_empty(), "no host restarted");
-    exec.shutdown().await;
 }

@@ -7,13 +7,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use commissaire_ansible::{PlaybookRunner, Target, merged_vars};
+use commissaire_ansible::PlaybookRunner;
 use commissaire_bus::{Bus, RpcError};
 use commissaire_host_access::HostAccess;
-use commissaire_models::{
-    Cluster, Host, HostCreds, MaintenanceWindow, OperationStatus, WindowState, now_iso, roll_order,
-    window_state,
-};
+use commissaire_models::{Cluster, OperationStatus, now_iso, roll_order};
 use commissaire_service::{Methods, Service};
 use commissaire_storage_client::{StorageCallError, StorageClient, retry_while_unavailable};
 use serde_json::{Value, json};
@@ -24,10 +21,15 @@ use crate::drain::{BusDrainer, NodeDrainer};
 use crate::executor::{AnsibleExecutor, HostExecutor};
 use crate::gates::GateRunner;
 use crate::lease::{Claim, Lease};
-use crate::phases::{LeasePhases, PhaseSink, phase};
 use crate::record::{OpKind, OpRecord, push_unique};
 use crate::store::OpStore;
 use crate::{ClusterExecConfig, ExecError};
+
+mod host_step;
+mod waits;
+
+use host_step::Step;
+use waits::Between;
 
 /// What [`ClusterExec::start`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,48 +66,6 @@ struct Inner {
 #[derive(Clone)]
 pub struct ClusterExec {
     inner: Arc<Inner>,
-}
-
-/// How often a paused roll looks whether it was resumed or cancelled.
-const PAUSE_POLL: Duration = Duration::from_secs(1);
-
-/// The `waiting` of a roll paused on request.
-const PAUSED: &str = "paused on request";
-
-/// Why a roll must wait before its next step, if it must: paused on
-/// request, or outside the cluster's maintenance windows.
-fn wait_reason(rec: &OpRecord, windows: WindowState) -> Option<String> {
-    if rec.details.pause_requested {
-        return Some(PAUSED.into());
-    }
-    match windows {
-        WindowState::Closed(Some(next)) => Some(format!(
-            "outside the maintenance windows (the next opens at {})",
-            next.format("%Y-%m-%dT%H:%M:%SZ")
-        )),
-        WindowState::Closed(None) => {
-            Some("outside the maintenance windows (none opens within a week)".into())
-        }
-        WindowState::Always | WindowState::OpenUntil(_) => None,
-    }
-}
-
-/// What the check between two steps of a roll decided.
-enum Between {
-    /// Go on with the next hosts (the record as written).
-    Go(OpRecord),
-    /// Wait, for this reason (the record's `waiting`).
-    Wait(String),
-    /// The operation ended (cancelled).
-    Ended(OpRecord),
-}
-
-/// What every host of one operation's run shares.
-struct Step<'a> {
-    kind: OpKind,
-    cluster: &'a Cluster,
-    version: &'a str,
-    gates: &'a commissaire_models::Gates,
 }
 
 /// How long one storage call of the engine may take: short against the lease.
@@ -561,220 +521,6 @@ impl Inner {
             })
             .await?
             .1)
-    }
-
-    /// The cluster's maintenance windows now (read again before each step:
-    /// an operator may change them mid-roll; `windows` keeps the last read
-    /// for when storage does not answer).
-    async fn windows_now(&self, name: &str, windows: &mut Vec<MaintenanceWindow>) -> WindowState {
-        match self.storage.get::<Cluster>(json!({"name": name})).await {
-            Ok(c) => *windows = c.rolling.windows,
-            Err(e) => {
-                tracing::debug!(cluster = name, error = %e, "could not read the cluster's windows; using the last ones read")
-            }
-        }
-        window_state(windows, chrono::Utc::now())
-    }
-
-    /// Before each step: ends the operation if cancel was asked for, makes
-    /// it wait if it was paused or is outside the maintenance windows
-    /// (saying why in `waiting` and `events`), else records `chunk` in
-    /// process (and, after a wait, that it resumed).
-    async fn between_steps(
-        &self,
-        lease: &Lease,
-        chunk: &[String],
-        windows: WindowState,
-    ) -> Result<Between, ExecError> {
-        let at = now_iso();
-        let (decision, rec) = lease
-            .update(|r| {
-                if r.cancel_requested {
-                    r.in_process.clear();
-                    r.details.waiting.clear();
-                    r.details.waiting_since.clear();
-                    r.end(OperationStatus::Cancelled, Some("cancelled on request"));
-                    return None;
-                }
-                if let Some(why) = wait_reason(r, windows) {
-                    r.in_process.clear();
-                    if r.details.waiting != why {
-                        let event = if why == PAUSED {
-                            "paused".to_string()
-                        } else {
-                            format!("waiting: {why}")
-                        };
-                        r.details.waiting = why.clone();
-                        r.details.waiting_since = at.clone();
-                        r.details.add_event(&at, &event);
-                    }
-                    return Some(Some(why));
-                }
-                if !r.details.waiting.is_empty() {
-                    r.details.waiting.clear();
-                    r.details.waiting_since.clear();
-                    r.details.add_event(&at, "resumed");
-                }
-                r.in_process = chunk.to_vec();
-                Some(None)
-            })
-            .await?;
-        Ok(match decision {
-            Some(None) => Between::Go(rec),
-            Some(Some(why)) => Between::Wait(why),
-            None => Between::Ended(rec),
-        })
-    }
-
-    /// While the roll waits for `why`: reads the record and the cluster's
-    /// windows every [`PAUSE_POLL`] (without writing: the renewal keeps the
-    /// lease) until the reason to wait changed or cancel was asked for.
-    async fn wait_while(
-        &self,
-        kind: OpKind,
-        name: &str,
-        why: &str,
-        windows: &mut Vec<MaintenanceWindow>,
-        lost: &mut watch::Receiver<bool>,
-    ) -> Result<(), ExecError> {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(PAUSE_POLL) => {}
-                _ = wait_lost(lost) => {
-                    return Err(ExecError::LeaseLost {
-                        op: kind.as_str(),
-                        cluster: name.to_string(),
-                        why: format!("the lease was lost while {why}"),
-                    });
-                }
-            }
-            let now = self.windows_now(name, windows).await;
-            match self.ops.get(kind, name).await {
-                Ok(Some(s))
-                    if !s.rec.cancel_requested
-                        && wait_reason(&s.rec, now).as_deref() == Some(why) => {}
-                // Resumed, cancelled, the window opened, or gone: the next update says which.
-                Ok(_) => return Ok(()),
-                Err(e) => {
-                    tracing::debug!(op = kind.as_str(), cluster = name, error = %e, "could not look at a waiting operation")
-                }
-            }
-        }
-    }
-
-    /// One host: cordon and drain (with a container manager), the playbook,
-    /// wait for Ready and uncordon. `Err` is the reason recorded for the host.
-    async fn host_step(
-        &self,
-        lease: &Arc<Lease>,
-        step: &Step<'_>,
-        address: &str,
-        cordoned_before: bool,
-    ) -> Result<(), String> {
-        let (kind, cluster) = (step.kind, step.cluster);
-        let started = Instant::now();
-        let phases = LeasePhases {
-            lease: lease.clone(),
-            host: address.to_string(),
-        };
-        let result = self
-            .host_step_inner(step, address, cordoned_before, &phases)
-            .await;
-        phases
-            .end(result.as_ref().map(drop).map_err(String::as_str))
-            .await;
-        let seconds = started.elapsed().as_secs_f64();
-        match &result {
-            Ok(()) => {
-                tracing::info!(op = kind.as_str(), cluster = %cluster.name, host = address, seconds, "host done")
-            }
-            Err(why) => {
-                tracing::warn!(op = kind.as_str(), cluster = %cluster.name, host = address, seconds, reason = %why, "host failed")
-            }
-        }
-        result
-    }
-
-    /// `cordoned_before`: the record says this operation cordoned the node
-    /// (a replica that crashed did), so it is this operation's to uncordon.
-    async fn host_step_inner(
-        &self,
-        step: &Step<'_>,
-        address: &str,
-        cordoned_before: bool,
-        phases: &LeasePhases,
-    ) -> Result<(), String> {
-        let (kind, cluster, version) = (step.kind, step.cluster, step.version);
-        let key = json!({"address": address});
-        let host: Host = self
-            .read_patiently(&key, "the host record does not exist", "the host record")
-            .await?;
-        let creds: HostCreds = self
-            .read_patiently(
-                &key,
-                "the host has no stored SSH credentials",
-                "the host's credentials",
-            )
-            .await?;
-        let cm = cluster.container_manager.as_str();
-        // Whether this operation cordoned the node: only then does it uncordon it.
-        let mut ours = false;
-        if !cm.is_empty() {
-            phases.enter(phase::CORDON).await;
-            let cordoned = self
-                .drainer
-                .is_cordoned(cm, address)
-                .await
-                .map_err(|e| e.0)?;
-            if cordoned && !cordoned_before {
-                tracing::info!(
-                    host = address,
-                    "the node was cordoned before the operation; it stays cordoned"
-                );
-            } else {
-                phases.mark_cordoned().await.map_err(|e| e.to_string())?;
-                self.drainer.cordon(cm, address).await.map_err(|e| e.0)?;
-                ours = true;
-            }
-            phases.enter(phase::DRAIN).await;
-            if let Err(e) = self.drainer.drain(cm, address).await {
-                if ours && let Err(u) = self.drainer.uncordon(cm, address).await {
-                    tracing::warn!(host = address, error = %u, "could not uncordon after a failed drain");
-                }
-                return Err(e.0);
-            }
-        }
-        let mut vars = merged_vars(host.os.as_str(), &self.config.ansible_vars);
-        if kind == OpKind::Deploy {
-            vars.insert("commissaire_deploy_version".into(), json!(version));
-        }
-        let mut target = Target::new(address, creds.remote_user, creds.ssh_priv_key);
-        // Verified against the key recorded at first contact (a host
-        // bootstrapped before keys were recorded is verified once the
-        // watcher's next check recorded it).
-        target.known_hosts = Some(creds.host_key).filter(|k| !k.trim().is_empty());
-        // A host whose playbook failed stays cordoned: it needs a look first.
-        phases.enter(phase::RUN).await;
-        self.executor.run(kind, &target, vars, phases).await?;
-        if !cm.is_empty() {
-            phases.enter(phase::NODE_READY).await;
-            self.drainer
-                .wait_ready(cm, address)
-                .await
-                .map_err(|e| e.0)?;
-        }
-        // A host failing a gate stays cordoned, as one whose playbook failed.
-        if !step.gates.is_empty() {
-            phases.enter(phase::GATES).await;
-            self.gates
-                .run(step.gates, self.executor.as_ref(), &target)
-                .await?;
-        }
-        if ours {
-            phases.enter(phase::UNCORDON).await;
-            self.drainer.uncordon(cm, address).await.map_err(|e| e.0)?;
-        }
-        Ok(())
     }
 }
 
