@@ -155,6 +155,10 @@ pub enum RollingCommand {
         /// Past runs an operation record keeps [server default: 10]
         #[arg(long = "keep-runs", value_name = "N")]
         keep_runs: Option<u32>,
+        /// A JSON file of the defaults, with maintenance `windows` and health
+        /// `gates` ("-" reads stdin); the flags above override its members
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: Option<std::path::PathBuf>,
     },
 }
 

@@ -1021,6 +1021,56 @@ fn rolling_operations_are_started_with_budgets_planned_paused_resumed_and_cancel
     assert_eq!(got, json!({"batch_size": "50%", "last": ["10.9.1.1"]}));
     s.commctl(&["cluster", "rolling", "set", "r", "--batch-size", "0"])
         .expect(BAD_REQUEST);
+    let file = s.write(
+        "rolling.json",
+        r#"{"batch_size": 1, "windows": [{"start": "01:00", "end": "05:00", "timezone": "Europe/Paris"}],
+            "gates": {"commands": [{"command": "true"}]}}"#,
+    );
+    let got = s
+        .commctl(&[
+            "--json",
+            "cluster",
+            "rolling",
+            "set",
+            "r2",
+            "-f",
+            file.to_str().unwrap(),
+        ])
+        .expect(NOT_FOUND);
+    assert!(got.stdout.is_empty());
+    s.commctl(&["cluster", "create", "r2"]).expect(0);
+    let got = s
+        .commctl(&[
+            "--json",
+            "cluster",
+            "rolling",
+            "set",
+            "r2",
+            "-f",
+            file.to_str().unwrap(),
+            "--batch-size",
+            "10%",
+        ])
+        .expect(0)
+        .json();
+    assert_eq!(got["batch_size"], "10%", "the flag wins: {got}");
+    assert_eq!(got["windows"][0]["timezone"], "Europe/Paris");
+    assert_eq!(got["gates"]["commands"][0]["command"], "true");
+    let bad = s.write(
+        "bad.json",
+        r#"{"windows": [{"start": "1 am", "end": "05:00"}]}"#,
+    );
+    let out = s
+        .commctl(&[
+            "cluster",
+            "rolling",
+            "set",
+            "r2",
+            "-f",
+            bad.to_str().unwrap(),
+        ])
+        .expect(BAD_REQUEST);
+    assert!(out.stderr.contains("windows[0].start"), "{out:?}");
 
     // The plan, as a table, changes nothing.
     let out = s

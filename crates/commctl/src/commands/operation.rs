@@ -255,8 +255,12 @@ pub fn rolling(ctx: &Ctx, command: &RollingCommand) -> CliResult<i32> {
             max_failures,
             last,
             keep_runs,
+            file,
         } => {
-            let mut body = Map::new();
+            let mut body = match file {
+                None => Map::new(),
+                Some(path) => read_object(path)?,
+            };
             if let Some(b) = batch_size {
                 body.insert("batch_size".into(), budget(b));
             }
@@ -277,6 +281,27 @@ pub fn rolling(ctx: &Ctx, command: &RollingCommand) -> CliResult<i32> {
     };
     ctx.show_record(&reply);
     Ok(exit::OK)
+}
+
+/// A JSON object from `path` ("-": stdin).
+fn read_object(path: &std::path::Path) -> CliResult<Map<String, Value>> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    }
+    .map_err(|e| CliError::Input(format!("cannot read {}: {e}", path.display())))?;
+    match serde_json::from_str(&text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(CliError::Input(format!(
+            "{} does not hold a JSON object",
+            path.display()
+        ))),
+        Err(e) => Err(CliError::Input(format!(
+            "{} is not JSON: {e}",
+            path.display()
+        ))),
+    }
 }
 
 fn string_list(record: &Value, member: &str) -> Vec<String> {
