@@ -336,6 +336,7 @@ async fn note(w: &mut ApiWorld, what: String) {
     let expected = match what.as_str() {
         "success" => 200,
         "creation" => 201,
+        "acceptance" => 202,
         _ => panic!("unknown note '{what}'"),
     };
     assert_eq!(w.status, expected, "{}", w.body);
@@ -371,6 +372,11 @@ async fn response_is(w: &mut ApiWorld, step: &Step) {
 #[then(expr = "the response's {string} is {string}")]
 async fn member_is_string(w: &mut ApiWorld, path: String, value: String) {
     assert_eq!(lookup(&w.body, &path), &json!(value), "{}", w.body);
+}
+
+#[then(expr = "the response's {string} is true")]
+async fn member_is_true(w: &mut ApiWorld, path: String) {
+    assert_eq!(lookup(&w.body, &path), &json!(true), "{}", w.body);
 }
 
 #[then(expr = "the response's {string} is {int}")]

@@ -86,10 +86,10 @@ impl HostExecutor for AnsibleExecutor {
             Some(code) => format!("exit {code}"),
             None => "killed by a signal".to_string(),
         };
-        Err(format!(
-            "{status}: {}",
-            output_tail(&out.stdout, &out.stderr)
-        ))
+        match output_tail(&out.stdout, &out.stderr) {
+            tail if tail.is_empty() => Err(status),
+            tail => Err(format!("{status}: {tail}")),
+        }
     }
 
     async fn run(

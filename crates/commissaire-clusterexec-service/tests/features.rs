@@ -1,4 +1,4 @@
-//! Runs `features/operations/cluster_operations_run.feature` against a real stack
+//! Runs `features/operations/*.feature` against a real stack
 //! (REST server, storage service on etcd, RabbitMQ, clusterexec) and the
 //! testbed's sshd hosts 127.0.0.15 to .17, with cucumber-rs. Scenarios run
 //! one at a time (they share the hosts).
@@ -117,6 +117,88 @@ async fn note(w: &mut ExecWorld, what: String) {
     assert_eq!(w.status, expected, "{}", w.body);
 }
 
+#[when(expr = "we wait until {string} says {string} is {string}")]
+async fn wait_until(w: &mut ExecWorld, path: String, member: String, value: String) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        w.request("GET", &path, None).await;
+        if w.body[&member] == json!(value) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{member} never became '{value}': {}",
+            w.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[then("commissaire will note it's not found")]
+async fn not_found(w: &mut ExecWorld) {
+    assert_eq!(w.status, 404, "{}", w.body);
+}
+
+#[then(expr = "every host's timeline is {string}, done")]
+async fn timeline_is(w: &mut ExecWorld, phases: String) {
+    let timeline = w.body["timeline"].as_array().expect("a timeline");
+    let hosts: Vec<&str> = timeline
+        .iter()
+        .map(|t| t["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, w.hosts, "{}", w.body);
+    for entry in timeline {
+        assert_eq!(entry["state"], "done", "{entry}");
+        let got: Vec<&str> = entry["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["phase"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, words(&phases), "{entry}");
+    }
+}
+
+#[then(expr = "the operation's events are {string}")]
+async fn events_are(w: &mut ExecWorld, events: String) {
+    let got: Vec<String> = w.body["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_string())
+        .collect();
+    // "paused on request" stands for the pause request, by whoever made it.
+    let expected: Vec<&str> = events.split("; ").collect();
+    assert_eq!(got.len(), expected.len(), "{got:?}");
+    for (g, e) in got.iter().zip(expected) {
+        let e = match e {
+            "paused on request" => "pause requested by",
+            "resume requested" => "resume requested by",
+            other => other,
+        };
+        assert!(g.starts_with(e), "{g} is not {e}: {got:?}");
+    }
+}
+
+#[then(expr = "the plan's batches are {string}")]
+async fn batches_are(w: &mut ExecWorld, batches: String) {
+    let expected: Vec<Vec<String>> = batches.split(" | ").map(words).collect();
+    let got: Vec<Vec<String>> = w.body["batches"]
+        .as_array()
+        .expect("batches")
+        .iter()
+        .map(strs)
+        .collect();
+    assert_eq!(got, expected, "{}", w.body);
+}
+
+#[then("no host was worked on")]
+async fn no_host_worked_on(w: &mut ExecWorld) {
+    for file in ["restart.log", "upgrade.log", "deploy.log"] {
+        assert!(w.markers().lines(file).is_empty(), "{file}");
+    }
+}
+
 #[then("commissaire will note a conflict")]
 async fn conflict(w: &mut ExecWorld) {
     assert_eq!(w.status, 409, "{}", w.body);
@@ -194,8 +276,7 @@ async fn got_version(w: &mut ExecWorld, version: String) {
 
 #[tokio::main]
 async fn main() {
-    let feature = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../features/operations/cluster_operations_run.feature");
+    let feature = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../features/operations");
     ExecWorld::cucumber()
         .with_default_cli()
         .max_concurrent_scenarios(1)
