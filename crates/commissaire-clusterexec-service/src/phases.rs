@@ -80,6 +80,7 @@ pub(crate) fn end_host(details: &mut RollDetails, host: &str, at: &str, outcome:
             h.state = HostRollState::Done;
             h.failed_phase.clear();
             h.reason.clear();
+            details.compact();
         }
         Err(why) => {
             h.state = HostRollState::Failed;
