@@ -198,5 +198,57 @@ pub async fn rolling_rows(
         ),
         ..Row::default()
     });
+    rows.push(record_size_row());
     Ok(rows)
+}
+
+/// The operation record of a finished 1,000-host managed roll: its size
+/// with every phase of every host, and as clusterexec keeps it (the latest
+/// done hosts in detail, the others folded); etcd refuses writes over
+/// 1.5 MiB by default.
+fn record_size_row() -> Row {
+    use commissaire_models::{HostRollState, Phase, RollDetails};
+    let hosts = 1000;
+    let phases = [
+        "cordon",
+        "drain",
+        "run",
+        "down",
+        "up",
+        "node_ready",
+        "gates",
+        "uncordon",
+    ];
+    let at = "2026-12-01T20:31:19.123456";
+    let mut full = RollDetails::default();
+    for i in 0..hosts {
+        let h = full.host_mut(&format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256));
+        h.state = HostRollState::Done;
+        h.cordoned = true;
+        h.phases = phases
+            .iter()
+            .map(|p| Phase {
+                phase: p.to_string(),
+                started_at: at.into(),
+                finished_at: at.into(),
+            })
+            .collect();
+    }
+    let size = |d: &RollDetails| serde_json::to_vec(d).map_or(0, |v| v.len());
+    let every_phase = size(&full);
+    let mut kept = full.clone();
+    kept.compact();
+    let kb = |b: usize| b as f64 / 1024.0;
+    Row::note(
+        "model",
+        format!("operation record of a finished {hosts}-host managed roll"),
+        format!(
+            "{:.0} KiB with every phase of every host ({:.0} B/host); {:.0} KiB as kept              (the latest {} done hosts in detail, the others one phase): {:.1}x smaller;              etcd's default request limit 1536 KiB",
+            kb(every_phase),
+            every_phase as f64 / hosts as f64,
+            kb(size(&kept)),
+            RollDetails::DETAILED_DONE_HOSTS,
+            every_phase as f64 / size(&kept).max(1) as f64,
+        ),
+    )
 }
