@@ -206,6 +206,16 @@ impl Env {
         .unwrap();
     }
 
+    /// Sets cluster `name`'s rolling defaults (as `PUT /cluster/NAME/rolling`).
+    async fn set_rolling(&self, name: &str, rolling: Value) {
+        let mut cluster = self
+            .storage("get", "Cluster", json!({"name": name}))
+            .await
+            .unwrap();
+        cluster["rolling"] = rolling;
+        self.storage("save", "Cluster", cluster).await.unwrap();
+    }
+
     /// Writes an in-process operation record as the REST server does, plus `extra` members.
     async fn op(&self, kind: OpKind, name: &str, extra: Value) {
         let mut rec = json!({"name": name, "status": "in_process", kind.done_member(): [],
@@ -736,12 +746,8 @@ async fn percent_budgets_are_of_the_cluster_s_hosts_and_the_cluster_has_defaults
 
     // A cluster default applies when the request says nothing: 10% of 4 is
     // 0, rounded down (no failure tolerated), and batches of at least 1.
-    let mut cluster = env
-        .storage("get", "Cluster", json!({"name": "c"}))
-        .await
-        .unwrap();
-    cluster["rolling"] = json!({"batch_size": "10%", "max_failures": "10%"});
-    env.storage("save", "Cluster", cluster).await.unwrap();
+    env.set_rolling("c", json!({"batch_size": "10%", "max_failures": "10%"}))
+        .await;
     env.op(OpKind::Upgrade, "c", json!({})).await;
     let fake = FakeHosts::with(100, &["10.0.0.1"]);
     let exec = env.exec(
@@ -877,14 +883,8 @@ async fn a_roll_outside_the_maintenance_windows_waits_and_says_until_when() {
             .format("%H:%M")
             .to_string()
     };
-    let mut cluster = env
-        .storage("get", "Cluster", json!({"name": "c"}))
-        .await
-        .unwrap();
-    cluster["rolling"] = json!({"windows": [{"start": t(-60), "end": t(-1)}]});
-    env.storage("save", "Cluster", cluster.clone())
-        .await
-        .unwrap();
+    env.set_rolling("c", json!({"windows": [{"start": t(-60), "end": t(-1)}]}))
+        .await;
     env.op(OpKind::Restart, "c", json!({})).await;
     let fake = FakeHosts::with(10, &[]);
     let exec = env.exec("r1", fake.clone(), Arc::default(), json!({}));
@@ -899,8 +899,7 @@ async fn a_roll_outside_the_maintenance_windows_waits_and_says_until_when() {
     assert!(fake.order().is_empty(), "no host outside the windows");
     assert_eq!(r["events"][0]["event"], format!("waiting: {waiting}"));
     // The operator drops the windows: the roll goes on at once.
-    cluster["rolling"] = json!({});
-    env.storage("save", "Cluster", cluster).await.unwrap();
+    env.set_rolling("c", json!({})).await;
     let r = env.wait_end(OpKind::Restart, "c", T).await;
     assert_eq!(r["status"], "finished", "{r}");
     assert_eq!(fake.order(), hosts);
@@ -912,13 +911,12 @@ async fn a_failing_health_gate_fails_the_host_with_its_output_and_stops_the_roll
     let env = Env::new().await;
     let hosts = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
     env.cluster("c", &hosts, "kube").await;
-    let mut cluster = env
-        .storage("get", "Cluster", json!({"name": "c"}))
-        .await
-        .unwrap();
-    cluster["rolling"] = json!({"gates": {"commands": [
-        {"command": "check-health", "retries": 2, "interval_seconds": 1}]}});
-    env.storage("save", "Cluster", cluster).await.unwrap();
+    env.set_rolling(
+        "c",
+        json!({"gates": {"commands": [
+        {"command": "check-health", "retries": 2, "interval_seconds": 1}]}}),
+    )
+    .await;
     env.op(OpKind::Restart, "c", json!({})).await;
     let fake = FakeHosts::with(10, &[]);
     fake.sick.lock().unwrap().insert("10.0.0.2".into());

@@ -223,6 +223,48 @@ impl Api {
         created(saved)
     }
 
+    /// Steers the operation in process by compare-and-swap: `change`
+    /// returns the record to write (`None`: it is as asked already), and
+    /// the event `"{verb} requested by USER"` is recorded. 202 with the
+    /// record; 404 if none was ever started; 409 if it is not in process.
+    async fn steer_operation(
+        &self,
+        name: &Name,
+        op: Operation,
+        user: &User,
+        verb: &str,
+        change: impl Fn(&Value) -> Option<Value>,
+    ) -> ApiResult<Reply> {
+        let what = format!("the {} of cluster '{name}'", op.as_str());
+        let at = now_iso();
+        let event = format!("{verb} requested by {}", user.0);
+        let saved = self
+            .storage
+            .upsert_value(op.kind().name(), json!({"name": name}), |current| {
+                let Some(current) = current else {
+                    return Err(ApiError::not_found(format!(
+                        "no {} was ever started on cluster '{name}'",
+                        op.as_str()
+                    )));
+                };
+                if current["status"] != "in_process" {
+                    return Err(ApiError::conflict(format!(
+                        "{what} is not in process (it is {}): nothing to {verb}",
+                        current["status"]
+                    )));
+                }
+                // A conflict here is mostly clusterexec renewing its lease
+                // in the record: the update reads it again.
+                Ok(change(current).map(|mut next| {
+                    add_event(&mut next, &at, &event);
+                    next
+                }))
+            })
+            .await
+            .map_err(|e| updated_error(e, &what))?;
+        Ok((StatusCode::ACCEPTED, Json(saved.unwrap_or_default())))
+    }
+
     /// `DELETE /cluster/{name}/{restart|upgrade|deploy}`: asks clusterexec to
     /// stop the operation after the hosts it is working on (it sets
     /// `cancel_requested`; clusterexec ends the operation `cancelled`).
@@ -233,37 +275,14 @@ impl Api {
         op: Operation,
         user: &User,
     ) -> ApiResult<Reply> {
-        let kind = op.kind();
-        let what = format!("the {} of cluster '{name}'", op.as_str());
-        let at = now_iso();
-        let saved = self
-            .storage
-            .upsert_value(kind.name(), json!({"name": name}), |current| {
-                let Some(current) = current else {
-                    return Err(ApiError::not_found(format!(
-                        "no {} was ever started on cluster '{name}'",
-                        op.as_str()
-                    )));
-                };
-                if current["status"] != "in_process" {
-                    return Err(ApiError::conflict(format!(
-                        "{what} is not in process (it is {})",
-                        current["status"]
-                    )));
-                }
-                if current["cancel_requested"] == true {
-                    return Ok(None);
-                }
-                // A conflict here is mostly clusterexec renewing its lease
-                // in the record: the update reads it again.
+        self.steer_operation(name, op, user, "cancel", |current| {
+            (current["cancel_requested"] != true).then(|| {
                 let mut next = current.clone();
                 next["cancel_requested"] = json!(true);
-                add_event(&mut next, &at, &format!("cancel requested by {}", user.0));
-                Ok(Some(next))
+                next
             })
-            .await
-            .map_err(|e| updated_error(e, &what))?;
-        Ok((StatusCode::ACCEPTED, Json(saved.unwrap_or_default())))
+        })
+        .await
     }
 
     /// `PUT /cluster/{name}/{op}/pause` (`pause`) and `.../resume`: asks
@@ -278,40 +297,19 @@ impl Api {
         user: &User,
         pause: bool,
     ) -> ApiResult<Reply> {
-        let kind = op.kind();
-        let what = format!("the {} of cluster '{name}'", op.as_str());
         let verb = if pause { "pause" } else { "resume" };
-        let at = now_iso();
-        let saved = self
-            .storage
-            .upsert_value(kind.name(), json!({"name": name}), |current| {
-                let Some(current) = current else {
-                    return Err(ApiError::not_found(format!(
-                        "no {} was ever started on cluster '{name}'",
-                        op.as_str()
-                    )));
-                };
-                if current["status"] != "in_process" {
-                    return Err(ApiError::conflict(format!(
-                        "{what} is not in process (it is {}): nothing to {verb}",
-                        current["status"]
-                    )));
-                }
-                if (current["pause_requested"] == true) == pause {
-                    return Ok(None);
-                }
-                let mut next = current.clone();
-                if pause {
-                    next["pause_requested"] = json!(true);
-                } else if let Some(map) = next.as_object_mut() {
-                    map.remove("pause_requested");
-                }
-                add_event(&mut next, &at, &format!("{verb} requested by {}", user.0));
-                Ok(Some(next))
-            })
-            .await
-            .map_err(|e| updated_error(e, &what))?;
-        Ok((StatusCode::ACCEPTED, Json(saved.unwrap_or_default())))
+        self.steer_operation(name, op, user, verb, |current| {
+            if (current["pause_requested"] == true) == pause {
+                return None;
+            }
+            let mut next = current.clone();
+            match next.as_object_mut() {
+                Some(map) if !pause => drop(map.remove("pause_requested")),
+                _ => next["pause_requested"] = json!(true),
+            }
+            Some(next)
+        })
+        .await
     }
 }
 

@@ -334,34 +334,28 @@ pub struct RollDetails {
 impl RollDetails {
     /// The most events a record keeps (the oldest go first).
     pub const MAX_EVENTS: usize = 100;
-    /// Done hosts whose every phase the timeline keeps; older done hosts
-    /// keep one `done` phase from their first phase's start to their last
-    /// one's end, so that a roll of thousands of hosts keeps its record
-    /// small (about 100 bytes a host instead of 700).
-    pub const DETAILED_DONE_HOSTS: usize = 200;
+    /// Done hosts the timeline keeps (the latest to finish); older done
+    /// hosts are only in the done list, so that the record of a roll of
+    /// thousands of hosts stays small (the timeline is bounded; failed and
+    /// in-process hosts are always kept).
+    pub const DONE_HOSTS_KEPT: usize = 200;
 
-    /// Folds the phases of the done hosts beyond the latest
-    /// [`RollDetails::DETAILED_DONE_HOSTS`] into one `done` phase each.
+    /// Drops the done hosts beyond the latest [`RollDetails::DONE_HOSTS_KEPT`]
+    /// from the timeline (the oldest first).
     pub fn compact(&mut self) {
-        let done: Vec<usize> = self
+        let done = self
             .timeline
             .iter()
-            .enumerate()
-            .filter(|(_, h)| h.state == HostRollState::Done && h.phases.len() > 1)
-            .map(|(i, _)| i)
-            .collect();
-        let excess = done.len().saturating_sub(Self::DETAILED_DONE_HOSTS);
-        for &i in done.iter().take(excess) {
-            let h = &mut self.timeline[i];
-            let (Some(first), Some(last)) = (h.phases.first(), h.phases.last()) else {
-                continue;
-            };
-            h.phases = vec![Phase {
-                phase: "done".into(),
-                started_at: first.started_at.clone(),
-                finished_at: last.finished_at.clone(),
-            }];
-        }
+            .filter(|h| h.state == HostRollState::Done)
+            .count();
+        let mut excess = done.saturating_sub(Self::DONE_HOSTS_KEPT);
+        self.timeline.retain(|h| {
+            if excess > 0 && h.state == HostRollState::Done {
+                excess -= 1;
+                return false;
+            }
+            true
+        });
     }
 
     /// The timeline entry of `host`, created if there is none.
@@ -459,37 +453,21 @@ mod tests {
     }
 
     #[test]
-    fn old_done_hosts_keep_one_phase_and_their_times() {
+    fn the_timeline_keeps_the_latest_done_hosts_and_every_failed_one() {
         let mut d = RollDetails::default();
-        let n = RollDetails::DETAILED_DONE_HOSTS + 5;
+        let n = RollDetails::DONE_HOSTS_KEPT + 5;
+        d.host_mut("failed-first").state = HostRollState::Failed;
         for i in 0..n {
-            let h = d.host_mut(&format!("10.0.{}.{}", i / 250, i % 250));
-            h.state = HostRollState::Done;
-            for (p, (a, b)) in [("run", ("t1", "t2")), ("down", ("t2", "t3"))] {
-                h.phases.push(Phase {
-                    phase: p.into(),
-                    started_at: a.into(),
-                    finished_at: b.into(),
-                });
-            }
+            d.host_mut(&format!("10.0.{}.{}", i / 250, i % 250)).state = HostRollState::Done;
         }
         d.compact();
-        let folded: Vec<&HostProgress> =
-            d.timeline.iter().filter(|h| h.phases.len() == 1).collect();
-        assert_eq!(folded.len(), 5);
-        assert_eq!(folded[0].host, "10.0.0.0", "the oldest are folded");
-        assert_eq!(
-            (
-                folded[0].phases[0].phase.as_str(),
-                folded[0].phases[0].started_at.as_str(),
-                folded[0].phases[0].finished_at.as_str()
-            ),
-            ("done", "t1", "t3")
-        );
+        assert_eq!(d.timeline.len(), RollDetails::DONE_HOSTS_KEPT + 1);
+        assert_eq!(d.timeline[0].host, "failed-first", "failed hosts stay");
+        assert_eq!(d.timeline[1].host, "10.0.0.5", "the oldest done hosts went");
         d.compact();
         assert_eq!(
-            d.timeline.iter().filter(|h| h.phases.len() == 1).count(),
-            5,
+            d.timeline.len(),
+            RollDetails::DONE_HOSTS_KEPT + 1,
             "compacting again changes nothing"
         );
     }
