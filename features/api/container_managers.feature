@@ -12,6 +12,8 @@ Feature: Container managers
      When we get "/api/v0/containermanager/prod_openshift"
      Then commissaire will note success
       And the response's "type" is "openshift"
+      And the response's "options.token" is "********"
+      And the response's "options.server_url" is "https://192.168.152.101:8443"
      When we get "/api/v0/containermanagers"
      Then the response is:
        """

@@ -604,9 +604,10 @@ fn container_manager_commands() {
         .expect(0)
         .json();
     assert_eq!(got["type"], "kubernetes");
+    // The token is a secret: never shown back.
     assert_eq!(
         got["options"],
-        json!({"server_url": "https://k8s.example.com:6443", "token": "aaa"})
+        json!({"server_url": "https://k8s.example.com:6443", "token": "********"})
     );
     // Default type is openshift; the documented --options= form.
     let got = s
@@ -627,6 +628,8 @@ fn container_manager_commands() {
 
     let out = s.commctl(&["container_manager", "get", "k8s"]).expect(0);
     assert!(out.stdout.contains("options.server_url"), "{out:?}");
+    assert!(!out.stdout.contains("aaa"), "the token is masked: {out:?}");
+    assert!(out.stdout.contains("********"), "{out:?}");
     assert_eq!(
         s.commctl(&["--json", "container_manager", "list"])
             .expect(0)

@@ -221,11 +221,17 @@ impl ModelKind {
         }
     }
 
-    /// `value` with the hidden members removed (what users and notifications see).
+    /// `value` with the hidden members removed and, for networks and container
+    /// managers, secret options masked (what users and notifications see).
     pub fn safe(self, mut value: Value) -> Value {
         if let Some(map) = value.as_object_mut() {
             for hidden in self.hidden() {
                 map.remove(*hidden);
+            }
+            if matches!(self, ModelKind::ContainerManagerConfig | ModelKind::Network)
+                && let Some(Value::Object(options)) = map.get_mut("options")
+            {
+                crate::mask_secret_options(options);
             }
         }
         value
