@@ -19,6 +19,11 @@
 //! successful checks are remembered for `cache_ttl` seconds (default 300, 0
 //! disables) under an HMAC of user, password and stored hash (a changed hash
 //! invalidates them). Failures are never cached.
+//!
+//! An unknown user costs what a wrong password costs: the password is
+//! checked against a dummy hash of the same bcrypt cost as the known users'
+//! (so the answer's timing does not tell user names apart). At most one
+//! check per CPU runs at a time.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,6 +61,9 @@ pub struct HttpBasicAuth {
     cache: SuccessCache,
     verifications: AtomicU64,
     bcrypt_slots: Semaphore,
+    /// A hash of nothing anyone knows, at the known users' cost, checked
+    /// for unknown users (made at the first one).
+    dummy: tokio::sync::OnceCell<String>,
 }
 
 impl std::fmt::Debug for HttpBasicAuth {
@@ -202,12 +210,41 @@ impl HttpBasicAuth {
             cache,
             verifications: AtomicU64::new(0),
             bcrypt_slots: Semaphore::new(parallel),
+            dummy: tokio::sync::OnceCell::new(),
         })
     }
 
     /// How many bcrypt hash checks this plugin has run (cache hits do not count).
     pub fn verifications(&self) -> u64 {
         self.verifications.load(Ordering::Relaxed)
+    }
+
+    /// The bcrypt cost of the dummy hash, once an unknown user made it.
+    pub fn dummy_cost(&self) -> Option<u32> {
+        self.dummy.get().and_then(|h| hash_cost(h))
+    }
+
+    /// The dummy hash: the cost of a known user's hash (12 when there is none).
+    async fn dummy_hash(&self) -> Option<String> {
+        let cost = match &self.etcd {
+            Some(etcd) => etcd.users().values().find_map(|h| hash_cost(h)),
+            None => None,
+        }
+        .or_else(|| self.static_users.values().find_map(|h| hash_cost(h)))
+        .unwrap_or(12);
+        self.dummy
+            .get_or_try_init(|| async move {
+                let mut secret = [0u8; 24];
+                rand::Rng::fill(&mut rand::rng(), &mut secret[..]);
+                tokio::task::spawn_blocking(move || bcrypt::hash(secret, cost))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| tracing::warn!(plugin = NAME, error = %e, "could not make the dummy hash"))
+            .ok()
+            .cloned()
     }
 
     /// The stored hash of `user`, etcd first.
@@ -253,6 +290,10 @@ impl Authenticator for HttpBasicAuth {
             return AuthDecision::Abstain;
         };
         let Some(hash) = self.stored_hash(&user).await else {
+            // As long as a wrong password takes.
+            if let Some(dummy) = self.dummy_hash().await {
+                self.verify(&user, password, dummy).await;
+            }
             tracing::debug!(plugin = NAME, %user, "unknown user");
             return AuthDecision::Abstain;
         };
@@ -294,6 +335,11 @@ fn parse_users(document: &Value) -> Result<Users, String> {
         users.insert(user.clone(), hash.to_string());
     }
     Ok(users)
+}
+
+/// The cost of a bcrypt hash, if it is one.
+fn hash_cost(hash: &str) -> Option<u32> {
+    hash.parse::<bcrypt::HashParts>().ok().map(|p| p.get_cost())
 }
 
 /// Accepts `$2a$`, `$2b$` and `$2y$` bcrypt hashes with a usable cost.
