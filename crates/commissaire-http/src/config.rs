@@ -120,6 +120,8 @@ pub struct ServerConfig {
     pub read_cache_ttl: Duration,
     /// How long a client may take to send a request's headers.
     pub header_read_timeout: Duration,
+    /// How refused credentials slow their client address down.
+    pub auth_throttle: crate::auth::throttle::ThrottleSettings,
     /// The whole file, for members other binaries add (e.g. the all-in-one's).
     pub file: Map<String, Value>,
 }
@@ -161,7 +163,7 @@ fn read_file(args: &ServerArgs) -> Result<(String, Map<String, Value>), ServerCo
 }
 
 /// The members of the server's configuration file (`_` may stand for `-`).
-pub const FILE_MEMBERS: [&str; 14] = [
+pub const FILE_MEMBERS: [&str; 15] = [
     "listen-interface",
     "listen-port",
     "tls-pemfile",
@@ -176,6 +178,7 @@ pub const FILE_MEMBERS: [&str; 14] = [
     "read-cache-seconds",
     "header-read-timeout",
     "logging",
+    "authentication-throttle",
 ];
 
 impl ServerConfig {
@@ -320,6 +323,21 @@ impl ServerConfig {
                 "a number of seconds between 0 and 3600",
             ));
         }
+        let auth_throttle = match file.get("authentication-throttle") {
+            None | Some(Value::Null) => Default::default(),
+            Some(v) => {
+                let t: crate::auth::throttle::ThrottleSettings = serde_json::from_value(v.clone())
+                    .map_err(|e| ServerConfigError::Invalid {
+                        origin: origin.clone(),
+                        reason: format!("'authentication-throttle': {e}"),
+                    })?;
+                t.check().map_err(|e| ServerConfigError::Invalid {
+                    origin: origin.clone(),
+                    reason: format!("'authentication-throttle': {e}"),
+                })?;
+                t
+            }
+        };
         Ok(ServerConfig {
             listen_interface: match &args.listen_interface {
                 Some(i) => i.clone(),
@@ -349,6 +367,7 @@ impl ServerConfig {
             request_timeout: Duration::from_secs_f64(request_timeout),
             read_cache_ttl: Duration::from_secs_f64(read_cache_seconds),
             header_read_timeout: Duration::from_secs_f64(header_read_timeout),
+            auth_throttle,
             file,
         })
     }

@@ -39,6 +39,7 @@ pub async fn build_app(
         api: api.clone(),
         auth: Arc::new(auth),
         cache,
+        throttle: Arc::new(auth::throttle::FailureThrottle::new(config.auth_throttle)),
     };
     Ok((routes::router(state), api))
 }

@@ -12,6 +12,7 @@ use axum::routing::{get, put};
 use axum::{Extension, Router};
 
 use crate::api::{Api, Operation, Reply, peer_address};
+use crate::auth::throttle::FailureThrottle;
 use crate::auth::{AuthManager, RequestCredentials};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Address, JsonObject, Member, Name, User};
@@ -31,6 +32,8 @@ pub struct AppState {
     pub auth: Arc<AuthManager>,
     /// Answers of the busiest GETs.
     pub cache: Arc<ReadCache>,
+    /// Refused credentials per client address.
+    pub throttle: Arc<FailureThrottle>,
 }
 
 type S = State<AppState>;
@@ -230,14 +233,31 @@ async fn authenticate(State(s): S, mut request: Request, next: Next) -> Response
         peer: &peer,
         path: request.uri().path(),
     };
+    // Only requests that carried credentials are login attempts.
+    let carried = request.headers().contains_key(http::header::AUTHORIZATION)
+        || peer.client_cert_cn.is_some();
     match s.auth.check(&credentials).await {
         Some(user) => {
             tracing::debug!(%user, method = %request.method(), path = %request.uri().path(), "authenticated");
+            if carried {
+                s.throttle.accepted(peer.addr.ip());
+            }
             request.extensions_mut().insert(User(user));
             next.run(request).await
         }
         None => {
-            tracing::info!(peer = %peer.addr, method = %request.method(), path = %request.uri().path(), "authentication denied");
+            // The user name a Basic header gave, never its password.
+            let user = crate::auth::basic_credentials(request.headers())
+                .map(|(user, _)| user)
+                .unwrap_or_default();
+            let (refusals, delay) = if carried {
+                s.throttle.refused(peer.addr.ip())
+            } else {
+                (0, std::time::Duration::ZERO)
+            };
+            tracing::info!(peer = %peer.addr, %user, refusals, delay_ms = delay.as_millis() as u64,
+                method = %request.method(), path = %request.uri().path(), "authentication denied");
+            tokio::time::sleep(delay).await;
             ApiError::forbidden().into_response()
         }
     }

@@ -51,7 +51,13 @@ fn endpoints() -> Vec<(&'static str, &'static str)> {
 
 #[tokio::test]
 async fn anonymous_and_wrong_passwords_are_denied_everywhere() {
-    let stack = Stack::start().await;
+    // Many wrong passwords from one address on purpose: no slowing down here
+    // (wrong_passwords_from_one_address_are_answered_more_and_more_slowly).
+    let stack = Stack::start_with(StackOptions {
+        auth_throttle: Some(commissaire_http::auth::throttle::ThrottleSettings::OFF),
+        ..Default::default()
+    })
+    .await;
     for (method, path) in endpoints() {
         let resp = stack
             .client
@@ -921,6 +927,60 @@ async fn a_cluster_s_rolling_defaults_are_kept_checked_and_used() {
         (200, json!({}))
     );
     assert!(s.get("/api/v0/cluster/c").await.1.get("rolling").is_none());
+}
+
+#[tokio::test]
+async fn wrong_passwords_from_one_address_are_answered_more_and_more_slowly() {
+    use commissaire_http::auth::throttle::ThrottleSettings;
+    use std::time::Instant;
+    let stack = Stack::start_with(StackOptions {
+        auth_throttle: Some(ThrottleSettings {
+            failures: 2,
+            window_seconds: 60.0,
+            max_delay_seconds: 2.0,
+        }),
+        ..Default::default()
+    })
+    .await;
+    let attempt = |password: &'static str| {
+        let req = stack
+            .client
+            .get(stack.url("/api/v0/clusters"))
+            .basic_auth(common::USER, Some(password));
+        async move {
+            let t = Instant::now();
+            let status = req.send().await.unwrap().status().as_u16();
+            (status, t.elapsed())
+        }
+    };
+    // Anonymous requests are no login attempts: never slowed down.
+    for _ in 0..5 {
+        let resp = stack
+            .client
+            .get(stack.url("/api/v0/clusters"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403);
+    }
+    // Two free refusals, then 100, 200, 400 ms at least.
+    for _ in 0..2 {
+        assert_eq!(attempt("wrong").await.0, 403);
+    }
+    for at_least in [100, 200, 400] {
+        let (status, took) = attempt("wrong").await;
+        assert_eq!(status, 403);
+        assert!(
+            took >= Duration::from_millis(at_least),
+            "{took:?} < {at_least} ms"
+        );
+    }
+    // The right password is let in and clears the address: the next
+    // refusal is not held (the one before was held 800 ms).
+    assert_eq!(attempt(common::PASSWORD).await.0, 200);
+    let (status, took) = attempt("wrong").await;
+    assert_eq!(status, 403);
+    assert!(took < Duration::from_millis(800), "still held {took:?}");
 }
 
 #[tokio::test]

@@ -60,7 +60,7 @@ impl Inner {
 
     /// `cordoned_before`: the record says this operation cordoned the node
     /// (a replica that crashed did), so it is this operation's to uncordon.
-    pub(super) async fn host_step_inner(
+    async fn host_step_inner(
         &self,
         step: &Step<'_>,
         address: &str,

@@ -35,6 +35,7 @@ pub mod keystonetokenauth;
 pub mod openshiftbearertokenauth;
 mod options;
 mod remote;
+pub mod throttle;
 
 pub use httpauthclientcert::ClientCertAuth;
 pub use httpbasicauth::HttpBasicAuth;

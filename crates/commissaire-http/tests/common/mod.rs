@@ -54,8 +54,12 @@ impl Stack {
         let storage = commissaire_storage::start(router, bus.clone(), 4)
             .await
             .unwrap();
+        let throttle = options.auth_throttle;
         let args = options.server_args(dir.path());
-        let config = ServerConfig::resolve(&args, "inprocess://").unwrap();
+        let mut config = ServerConfig::resolve(&args, "inprocess://").unwrap();
+        if let Some(t) = throttle {
+            config.auth_throttle = t;
+        }
         let (api, server) = client::serve(config, bus.clone()).await;
         let stack = Stack {
             api,

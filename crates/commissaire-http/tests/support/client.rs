@@ -31,6 +31,8 @@ pub struct StackOptions {
     pub args: ServerArgs,
     /// Leave authentication off entirely.
     pub open: bool,
+    /// How refused credentials are slowed down (absent: the server's default).
+    pub auth_throttle: Option<commissaire_http::auth::throttle::ThrottleSettings>,
 }
 
 impl StackOptions {
