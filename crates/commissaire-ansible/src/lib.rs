@@ -31,8 +31,8 @@ mod vars;
 pub use error::AnsibleError;
 pub use facts::Facts;
 pub use runner::{
-    DEFAULT_PLAYBOOK_DIR, HostOutcome, PLAYBOOK_DIR_ENV, Playbook, PlaybookReport, PlaybookRunner,
-    default_playbook_dir, source_playbook_dir,
+    DEFAULT_PLAYBOOK_DIR, HostOutcome, PLAYBOOK_DIR_ENV, PLAYBOOK_RUNS, PLAYBOOK_SECONDS, Playbook,
+    PlaybookReport, PlaybookRunner, default_playbook_dir, source_playbook_dir,
 };
 pub use target::Target;
 pub use vars::{SUPPORTED_OS, is_supported_os, merged_vars, os_vars};

@@ -132,6 +132,13 @@ impl HostOutcome {
     }
 }
 
+/// Counter of playbook runs, by `playbook` and `result` (documented with
+/// the other metric names in `commissaire_service::metrics::names`).
+pub const PLAYBOOK_RUNS: &str = "commissaire_playbook_runs_total";
+
+/// Histogram of playbook run seconds, by `playbook`.
+pub const PLAYBOOK_SECONDS: &str = "commissaire_playbook_duration_seconds";
+
 /// The result of one playbook run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlaybookReport {
@@ -289,6 +296,27 @@ impl PlaybookRunner {
     /// [`AnsibleError::Playbook`] when `ansible-playbook` failed before
     /// reporting any host (syntax error, ...).
     pub async fn run(
+        &self,
+        playbook: Playbook,
+        targets: &[Target],
+        vars: Map<String, Value>,
+    ) -> Result<PlaybookReport, AnsibleError> {
+        let started = Instant::now();
+        let result = self.run_playbook(playbook, targets, vars).await;
+        let outcome = match &result {
+            Err(_) => "error",
+            Ok(r) if r.exit_code == 4 => "unreachable",
+            Ok(r) if r.exit_code != 0 => "failed",
+            Ok(_) => "ok",
+        };
+        let name = playbook.file_name();
+        metrics::counter!(PLAYBOOK_RUNS, "playbook" => name, "result" => outcome).increment(1);
+        metrics::histogram!(PLAYBOOK_SECONDS, "playbook" => name)
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn run_playbook(
         &self,
         playbook: Playbook,
         targets: &[Target],

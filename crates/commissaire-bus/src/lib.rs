@@ -31,7 +31,10 @@ pub use error::BusError;
 pub use inprocess::InProcessBus;
 pub use jobs::{JOB_QUEUES, job_bindings, job_queue};
 pub use jsonrpc::{Request, Response, RpcError, codes, method_of};
-pub use transport::{DEFAULT_TIMEOUT, Incoming, IncomingStream, Settle, Transport, topic_matches};
+pub use transport::{
+    BUS_REQUEST_SECONDS, DEFAULT_TIMEOUT, Incoming, IncomingStream, Settle, Transport,
+    topic_matches,
+};
 
 /// The default exchange name.
 pub const DEFAULT_EXCHANGE: &str = "commissaire";

@@ -7,6 +7,10 @@ use serde_json::Value;
 
 use crate::{BusError, Request, Response, method_of};
 
+/// The histogram of JSON-RPC round trips (documented with the other
+/// metric names in `commissaire_service::metrics::names`).
+pub const BUS_REQUEST_SECONDS: &str = "commissaire_bus_request_duration_seconds";
+
 /// How long a caller waits for a reply unless told otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -118,10 +122,23 @@ pub trait Transport: Send + Sync + 'static {
     ) -> Result<Value, BusError> {
         let request = Request::new(method_of(routing_key), params);
         let body = serde_json::to_vec(&request).map_err(|e| BusError::Protocol(e.to_string()))?;
-        let reply = self.call_raw(routing_key, body, timeout).await?;
-        let response: Response = serde_json::from_slice(&reply)
-            .map_err(|e| BusError::Protocol(format!("reply to {routing_key}: {e}")))?;
-        Ok(response.into_result()?)
+        let started = std::time::Instant::now();
+        let result = async {
+            let reply = self.call_raw(routing_key, body, timeout).await?;
+            let response: Response = serde_json::from_slice(&reply)
+                .map_err(|e| BusError::Protocol(format!("reply to {routing_key}: {e}")))?;
+            Ok(response.into_result()?)
+        }
+        .await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(BusError::Timeout { .. }) => "timeout",
+            Err(e) if e.is_unavailable() => "unavailable",
+            Err(_) => "error",
+        };
+        metrics::histogram!(BUS_REQUEST_SECONDS, "routing_key" => routing_key.to_string(), "outcome" => outcome)
+            .record(started.elapsed().as_secs_f64());
+        result
     }
 
     /// Sends a JSON-RPC notification (no reply) to `routing_key`.

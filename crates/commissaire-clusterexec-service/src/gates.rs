@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use commissaire_ansible::Target;
 use commissaire_models::{CommandGate, GateTries, Gates, PrometheusGate};
+use commissaire_service::metrics::names::GATE_FAILURES;
 use serde_json::Value;
 
 use crate::executor::HostExecutor;
@@ -35,11 +36,19 @@ impl GateRunner {
         executor: &dyn HostExecutor,
         target: &Target,
     ) -> Result<(), String> {
+        let failed = |gate: &'static str| {
+            move |e: String| {
+                metrics::counter!(GATE_FAILURES, "gate" => gate).increment(1);
+                e
+            }
+        };
         for gate in &gates.commands {
-            self.command(gate, executor, target).await?;
+            self.command(gate, executor, target)
+                .await
+                .map_err(failed("command"))?;
         }
         if let Some(gate) = &gates.prometheus {
-            self.prometheus(gate).await?;
+            self.prometheus(gate).await.map_err(failed("prometheus"))?;
         }
         Ok(())
     }

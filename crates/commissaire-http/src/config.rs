@@ -122,6 +122,8 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// How refused credentials slow their client address down.
     pub auth_throttle: crate::auth::throttle::ThrottleSettings,
+    /// Where the unauthenticated probes and `/metrics` are served.
+    pub probes: crate::probes::ProbePaths,
     /// The whole file, for members other binaries add (e.g. the all-in-one's).
     pub file: Map<String, Value>,
 }
@@ -163,7 +165,7 @@ fn read_file(args: &ServerArgs) -> Result<(String, Map<String, Value>), ServerCo
 }
 
 /// The members of the server's configuration file (`_` may stand for `-`).
-pub const FILE_MEMBERS: [&str; 15] = [
+pub const FILE_MEMBERS: [&str; 16] = [
     "listen-interface",
     "listen-port",
     "tls-pemfile",
@@ -179,6 +181,7 @@ pub const FILE_MEMBERS: [&str; 15] = [
     "header-read-timeout",
     "logging",
     "authentication-throttle",
+    "probes",
 ];
 
 impl ServerConfig {
@@ -338,6 +341,21 @@ impl ServerConfig {
                 t
             }
         };
+        let probes = match file.get("probes") {
+            None | Some(Value::Null) => Default::default(),
+            Some(v) => {
+                let p: crate::probes::ProbePaths =
+                    serde_json::from_value(v.clone()).map_err(|e| ServerConfigError::Invalid {
+                        origin: origin.clone(),
+                        reason: format!("'probes': {e}"),
+                    })?;
+                p.check().map_err(|e| ServerConfigError::Invalid {
+                    origin: origin.clone(),
+                    reason: format!("'probes': {e}"),
+                })?;
+                p
+            }
+        };
         Ok(ServerConfig {
             listen_interface: match &args.listen_interface {
                 Some(i) => i.clone(),
@@ -368,6 +386,7 @@ impl ServerConfig {
             read_cache_ttl: Duration::from_secs_f64(read_cache_seconds),
             header_read_timeout: Duration::from_secs_f64(header_read_timeout),
             auth_throttle,
+            probes,
             file,
         })
     }

@@ -7,7 +7,9 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod peer;
+pub mod probes;
 pub mod read_cache;
 pub mod routes;
 pub mod serve;
@@ -23,7 +25,9 @@ pub use config::{ServerArgs, ServerConfig};
 pub async fn build_app(
     config: &ServerConfig,
     bus: Bus,
-) -> anyhow::Result<(axum::Router, api::Api)> {
+) -> anyhow::Result<(axum::Router, api::Api, Arc<probes::Startup>)> {
+    commissaire_service::metrics::install();
+    let startup = Arc::new(probes::Startup::default());
     let auth = auth::AuthManager::new(&config.plugins, config.self_auths.clone())
         .await
         .context("setting up authentication")?;
@@ -40,8 +44,9 @@ pub async fn build_app(
         auth: Arc::new(auth),
         cache,
         throttle: Arc::new(auth::throttle::FailureThrottle::new(config.auth_throttle)),
+        startup: startup.clone(),
     };
-    Ok((routes::router(state), api))
+    Ok((routes::router(state, &config.probes), api, startup))
 }
 
 /// Runs the server until the process is stopped: binds, creates the default
@@ -60,7 +65,7 @@ pub async fn serve_on(
     config: ServerConfig,
     bus: Bus,
 ) -> anyhow::Result<()> {
-    let (app, api) = build_app(&config, bus).await?;
+    let (app, api, startup) = build_app(&config, bus).await?;
     let tls = match &config.tls_pemfile {
         Some(pem) => Some(serve::tls_config(
             pem,
@@ -70,12 +75,20 @@ pub async fn serve_on(
     };
     tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), "commissaire-server listening");
     tokio::spawn(async move {
+        // Storage may not be up yet: try again, 100 ms apart at first,
+        // then up to 2 s apart.
+        let mut pause = std::time::Duration::from_millis(100);
         loop {
             match api.ensure_default_network().await {
-                Ok(()) => break,
+                Ok(()) => {
+                    startup.mark_started();
+                    tracing::info!("ready: storage answers and the default network exists");
+                    break;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot create the default network yet; retrying");
-                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(2));
                 }
             }
         }

@@ -17,6 +17,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = ServerConfig::resolve(&cli.server, commissaire_service::DEFAULT_BUS_URI)?;
     commissaire_service::init_logging(config.debug, config.file.get("logging"));
+    commissaire_service::metrics::install();
     let bus = commissaire_service::connect_bus(&config.bus_uri, &config.bus_exchange).await?;
     tokio::select! {
         result = commissaire_http::run(config, bus) => result,

@@ -17,6 +17,7 @@ use crate::auth::{AuthManager, RequestCredentials};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Address, JsonObject, Member, Name, User};
 use crate::peer::PeerInfo;
+use crate::probes::{ProbePaths, Startup};
 use crate::read_cache::ReadCache;
 use commissaire_models::ModelKind;
 
@@ -34,6 +35,8 @@ pub struct AppState {
     pub cache: Arc<ReadCache>,
     /// Refused credentials per client address.
     pub throttle: Arc<FailureThrottle>,
+    /// Whether the server has finished starting.
+    pub startup: Arc<Startup>,
 }
 
 type S = State<AppState>;
@@ -255,6 +258,7 @@ async fn authenticate(State(s): S, mut request: Request, next: Next) -> Response
             } else {
                 (0, std::time::Duration::ZERO)
             };
+            metrics::counter!(commissaire_service::metrics::names::AUTH_FAILURES).increment(1);
             tracing::info!(peer = %peer.addr, %user, refusals, delay_ms = delay.as_millis() as u64,
                 method = %request.method(), path = %request.uri().path(), "authentication denied");
             tokio::time::sleep(delay).await;
@@ -284,8 +288,29 @@ async fn body_too_large(request: Request, next: Next) -> Response {
     response
 }
 
-/// The whole API.
-pub fn router(state: AppState) -> Router {
+/// The whole API, and the unauthenticated probes at `probes`' paths.
+pub fn router(state: AppState, probes: &ProbePaths) -> Router {
+    let api = api_router(state.clone());
+    let mut open = Router::new();
+    if let Some(path) = &probes.health {
+        open = open.route(path, get(crate::probes::healthz));
+    }
+    if let Some(path) = &probes.ready {
+        open = open.route(path, get(crate::probes::readyz));
+    }
+    if let Some(path) = &probes.version {
+        open = open.route(path, get(crate::probes::version));
+    }
+    if let Some(path) = &probes.metrics {
+        open = open.route(path, get(crate::metrics::scrape));
+    }
+    open.with_state(state)
+        .merge(api)
+        .layer(middleware::from_fn(crate::metrics::track))
+}
+
+/// The `/api/v0` routes, behind authentication and the start-up gate.
+fn api_router(state: AppState) -> Router {
     Router::new()
         .route("/api/v0/clusters", get(list_clusters))
         .route("/api/v0/cluster", get(list_clusters))
@@ -349,6 +374,10 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::probes::require_started,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(body_too_large))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))

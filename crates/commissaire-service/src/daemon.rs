@@ -59,6 +59,18 @@ where
 {
     let settings = load_settings(name, args).await?;
     init_logging(settings.debug, settings.config.get("logging"));
+    crate::metrics::install();
+    if let Some(address) = settings.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("listening on {address} for metrics"))?;
+        tracing::info!(daemon = name, %address, "serving /metrics");
+        tokio::spawn(async move {
+            if let Err(e) = crate::metrics::serve(listener).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     let bus = connect_bus(&settings.bus_uri, &settings.bus_exchange).await?;
     let stop = start(settings, bus).await?;
     crate::shutdown_signal().await;

@@ -104,7 +104,11 @@ async fn handle<S: Service>(
     message: Incoming,
     handled: &AtomicU64,
 ) {
+    let started = std::time::Instant::now();
     let response = respond(service, methods, &message.routing_key, &message.body).await;
+    metrics::histogram!(crate::metrics::names::SERVICE_REQUEST_SECONDS,
+        "service" => service.name().to_string(), "method" => method_of(&message.routing_key).to_string())
+    .record(started.elapsed().as_secs_f64());
     handled.fetch_add(1, Ordering::Relaxed);
     let reply = response.map(|r| serde_json::to_vec(&r).expect("responses serialise"));
     if let Err(e) = message.finish(reply).await {

@@ -19,6 +19,7 @@ mod etcd;
 mod logging;
 mod members;
 mod methods;
+pub mod metrics;
 mod replica;
 mod settings;
 
@@ -36,6 +37,13 @@ pub use members::{
 };
 pub use methods::Methods;
 pub use replica::replica_id;
+
+/// The git commit these binaries were built from (`unknown` when the
+/// source had no git history and the build was given none).
+pub const GIT_COMMIT: &str = env!("COMMISSAIRE_GIT_COMMIT");
+
+/// This build's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub use settings::{ServiceArgs, ServiceSettings, load_settings};
 
 /// Concurrent workers of a service unless `--workers` or `workers` says

@@ -12,7 +12,14 @@ use serde_json::{Map, Value};
 
 /// The members every daemon's document may hold besides its own (read by
 /// [`crate::load_settings`]).
-pub const SHARED_MEMBERS: [&str; 5] = ["bus_uri", "bus_exchange", "workers", "debug", "logging"];
+pub const SHARED_MEMBERS: [&str; 6] = [
+    "bus_uri",
+    "bus_exchange",
+    "workers",
+    "debug",
+    "logging",
+    "metrics_listen",
+];
 
 /// The `logging` member: `{"level": "info", "format": "text" | "json"}`
 /// (read by [`crate::init_logging`]; parsed to check it).

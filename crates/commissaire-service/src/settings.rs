@@ -31,6 +31,10 @@ pub struct ServiceArgs {
     /// Log at debug level.
     #[arg(long = "debug")]
     pub debug: bool,
+    /// Serve Prometheus metrics at http://ADDRESS/metrics (e.g.
+    /// 127.0.0.1:9101; overrides the configuration's metrics_listen).
+    #[arg(long = "metrics-listen", value_name = "ADDRESS")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// A service's resolved settings.
@@ -44,6 +48,8 @@ pub struct ServiceSettings {
     pub workers: usize,
     /// Debug logging.
     pub debug: bool,
+    /// Where `/metrics` is served (none: not served).
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// The whole configuration document (service-specific members included).
     pub config: Map<String, Value>,
 }
@@ -56,6 +62,7 @@ struct Shared {
     bus_exchange: Option<String>,
     workers: Option<NonZeroUsize>,
     debug: Option<bool>,
+    metrics_listen: Option<std::net::SocketAddr>,
     /// Checked here, read by [`crate::init_logging`].
     #[serde(rename = "logging")]
     _logging: Option<LoggingSettings>,
@@ -93,6 +100,7 @@ pub async fn load_settings(
             .or(shared.workers.map(NonZeroUsize::get))
             .unwrap_or(DEFAULT_WORKERS),
         debug: args.debug || shared.debug.unwrap_or(false),
+        metrics_listen: args.metrics_listen.or(shared.metrics_listen),
         config,
     })
 }

@@ -17,6 +17,7 @@
 //! wins each claim, and a crashed replica's hosts are simply claimed by the
 //! others at the next interval.
 
+use commissaire_service::metrics::names;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -278,8 +279,16 @@ impl Watcher {
             Err(AccessError::Storage(e)) => return Err(e),
             Err(e) => return Err(StorageCallError::Decode(e.to_string())),
         };
+        let started = std::time::Instant::now();
         let failure = self.failure(&address, creds).await?;
         self.checks.fetch_add(1, Ordering::Relaxed);
+        let result = if failure.is_none() {
+            "active"
+        } else {
+            "failed"
+        };
+        metrics::counter!(names::WATCHER_CHECKS, "result" => result).increment(1);
+        metrics::histogram!(names::WATCHER_CHECK_SECONDS).record(started.elapsed().as_secs_f64());
         tracing::debug!(%address, ok = failure.is_none(), "checked");
         // Update the host, keeping others' changes.
         let mut next_record = record.clone();

@@ -51,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
         &["data-dir", "investigator", "watcher", "clusterexec", "ssh"],
     )?;
     commissaire_service::init_logging(config.debug, config.file.get("logging"));
+    commissaire_service::metrics::install();
     let data_dir = cli
         .data_dir
         .clone()

@@ -15,6 +15,7 @@ use super::Inner;
 use crate::lease::Lease;
 use crate::phases::{LeasePhases, PhaseSink, phase};
 use crate::record::OpKind;
+use commissaire_service::metrics::names::{GATE_FAILURES, HOSTS_ROLLED};
 
 /// What every host of one operation's run shares.
 pub(super) struct Step<'a> {
@@ -47,6 +48,9 @@ impl Inner {
             .end(result.as_ref().map(drop).map_err(String::as_str))
             .await;
         let seconds = started.elapsed().as_secs_f64();
+        let outcome = if result.is_ok() { "done" } else { "failed" };
+        metrics::counter!(HOSTS_ROLLED, "operation" => kind.as_str(), "result" => outcome)
+            .increment(1);
         match &result {
             Ok(()) => {
                 tracing::info!(op = kind.as_str(), cluster = %cluster.name, host = address, seconds, "host done")
@@ -121,10 +125,10 @@ impl Inner {
         self.executor.run(kind, &target, vars, phases).await?;
         if !cm.is_empty() {
             phases.enter(phase::NODE_READY).await;
-            self.drainer
-                .wait_ready(cm, address)
-                .await
-                .map_err(|e| e.0)?;
+            self.drainer.wait_ready(cm, address).await.map_err(|e| {
+                metrics::counter!(GATE_FAILURES, "gate" => "node_ready").increment(1);
+                e.0
+            })?;
         }
         // A host failing a gate stays cordoned, as one whose playbook failed.
         if !step.gates.is_empty() {

@@ -7,11 +7,13 @@
 //! [`rolling`] (a cluster's defaults for them), [`plan`] (their dry run),
 //! [`hosts`], [`host_keys`]
 //! (a host's pinned SSH key), [`configs`]
-//! (networks and container managers); [`input`] reads and checks request
+//! (networks and container managers); [`health`] answers the probes;
+//! [`input`] reads and checks request
 //! input. This file holds [`Api`] and what they share.
 
 mod clusters;
 mod configs;
+mod health;
 mod host_keys;
 mod hosts;
 mod input;
@@ -31,6 +33,7 @@ use commissaire_storage_client::{StorageCallError, StorageClient, UpdateError};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
+pub use health::{FleetCounts, StorageState};
 pub use input::{check_address, check_name};
 pub use operations::Operation;
 
