@@ -21,7 +21,8 @@ async fn main() -> anyhow::Result<()> {
             let _: Members = parse_members("containermgr", &settings.config)?;
             let service = Arc::new(ContainerManagerService::new(bus.clone()));
             let handle = commissaire_service::run(service, bus, settings.workers).await?;
-            Ok(move || async move { handle.stop() })
+            let grace = settings.shutdown_timeout;
+            Ok(move || async move { handle.drain(grace).await })
         },
     )
     .await

@@ -23,6 +23,9 @@ pub struct ServerArgs {
     /// Turn on debug logging.
     #[arg(long)]
     pub debug: bool,
+    /// Log lines as text or JSON (overrides the file's logging.format).
+    #[arg(long = "log-format", env = "COMMISSAIRE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<commissaire_service::LogFormat>,
     /// Full path to a JSON configuration file (command-line arguments override).
     #[arg(short = 'c', long = "config-file")]
     pub config_file: Option<PathBuf>,
@@ -63,6 +66,10 @@ pub struct ServerArgs {
     /// Entries are dropped at once when the storage service announces a change.
     #[arg(long = "read-cache-seconds")]
     pub read_cache_seconds: Option<f64>,
+    /// Seconds a stop (SIGTERM) waits for the requests in flight to be
+    /// answered before closing their connections.
+    #[arg(long = "shutdown-timeout")]
+    pub shutdown_timeout: Option<f64>,
     /// Seconds a client has to send a request's headers before its
     /// connection is closed (also the longest an idle connection is kept).
     #[arg(long = "header-read-timeout")]
@@ -124,6 +131,8 @@ pub struct ServerConfig {
     pub auth_throttle: crate::auth::throttle::ThrottleSettings,
     /// Where the unauthenticated probes and `/metrics` are served.
     pub probes: crate::probes::ProbePaths,
+    /// How long a stop waits for the requests in flight.
+    pub shutdown_timeout: Duration,
     /// The whole file, for members other binaries add (e.g. the all-in-one's).
     pub file: Map<String, Value>,
 }
@@ -165,7 +174,7 @@ fn read_file(args: &ServerArgs) -> Result<(String, Map<String, Value>), ServerCo
 }
 
 /// The members of the server's configuration file (`_` may stand for `-`).
-pub const FILE_MEMBERS: [&str; 16] = [
+pub const FILE_MEMBERS: [&str; 17] = [
     "listen-interface",
     "listen-port",
     "tls-pemfile",
@@ -182,6 +191,7 @@ pub const FILE_MEMBERS: [&str; 16] = [
     "logging",
     "authentication-throttle",
     "probes",
+    "shutdown-timeout",
 ];
 
 impl ServerConfig {
@@ -326,6 +336,16 @@ impl ServerConfig {
                 "a number of seconds between 0 and 3600",
             ));
         }
+        let shutdown_timeout = match args.shutdown_timeout {
+            Some(t) => t,
+            None => number("shutdown-timeout", 30.0)?,
+        };
+        if !(0.0..=3600.0).contains(&shutdown_timeout) {
+            return Err(invalid(
+                "shutdown-timeout",
+                "a number of seconds between 0 and 3600",
+            ));
+        }
         let auth_throttle = match file.get("authentication-throttle") {
             None | Some(Value::Null) => Default::default(),
             Some(v) => {
@@ -387,6 +407,7 @@ impl ServerConfig {
             header_read_timeout: Duration::from_secs_f64(header_read_timeout),
             auth_throttle,
             probes,
+            shutdown_timeout: Duration::from_secs_f64(shutdown_timeout),
             file,
         })
     }

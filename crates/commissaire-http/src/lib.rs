@@ -11,21 +11,33 @@ pub mod metrics;
 pub mod peer;
 pub mod probes;
 pub mod read_cache;
+pub mod reload;
 pub mod routes;
 pub mod serve;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
 use commissaire_bus::Bus;
+use tokio::sync::mpsc;
 
 pub use config::{ServerArgs, ServerConfig};
 
+/// A built server: its router and what runs alongside it.
+pub struct App {
+    /// The router (API and probes).
+    pub router: axum::Router,
+    /// The API handlers.
+    pub api: api::Api,
+    /// Whether the server has finished starting.
+    pub startup: Arc<probes::Startup>,
+    /// The authentication a reload replaces.
+    pub auth: reload::SharedAuth,
+}
+
 /// Builds the router for `config` on `bus` (plugins are set up here).
-pub async fn build_app(
-    config: &ServerConfig,
-    bus: Bus,
-) -> anyhow::Result<(axum::Router, api::Api, Arc<probes::Startup>)> {
+pub async fn build_app(config: &ServerConfig, bus: Bus) -> anyhow::Result<App> {
     commissaire_service::metrics::install();
     let startup = Arc::new(probes::Startup::default());
     let auth = auth::AuthManager::new(&config.plugins, config.self_auths.clone())
@@ -34,6 +46,7 @@ pub async fn build_app(
     if auth.is_open() {
         tracing::warn!("no authentication plugin is configured: every request is allowed");
     }
+    let auth = reload::SharedAuth::new(auth);
     let cache = read_cache::ReadCache::start(bus.clone(), config.read_cache_ttl);
     let api = api::Api::new(
         read_cache::WriteTracking::wrap(bus, cache.clone()),
@@ -41,22 +54,39 @@ pub async fn build_app(
     );
     let state = routes::AppState {
         api: api.clone(),
-        auth: Arc::new(auth),
+        auth: auth.clone(),
         cache,
         throttle: Arc::new(auth::throttle::FailureThrottle::new(config.auth_throttle)),
         startup: startup.clone(),
     };
-    Ok((routes::router(state, &config.probes), api, startup))
+    Ok(App {
+        router: routes::router(state, &config.probes),
+        api,
+        startup,
+        auth,
+    })
 }
 
 /// Runs the server until the process is stopped: binds, creates the default
 /// network (retrying until the storage service answers), and serves.
 pub async fn run(config: ServerConfig, bus: Bus) -> anyhow::Result<()> {
+    run_until(config, bus, std::future::pending(), None).await
+}
+
+/// [`run`] until `shutdown` completes (then the server stops gracefully:
+/// [`serve::serve`]), applying each configuration `reloads` delivers
+/// ([`reload::apply`]).
+pub async fn run_until(
+    config: ServerConfig,
+    bus: Bus,
+    shutdown: impl Future<Output = ()>,
+    reloads: Option<mpsc::Receiver<ServerConfig>>,
+) -> anyhow::Result<()> {
     let address = format!("{}:{}", config.listen_interface, config.listen_port);
     let listener = tokio::net::TcpListener::bind(&address)
         .await
         .with_context(|| format!("listening on {address}"))?;
-    serve_on(listener, config, bus).await
+    serve_until(listener, config, bus, shutdown, reloads).await
 }
 
 /// Like [`run`], on a listener already bound (tests bind port 0).
@@ -65,16 +95,28 @@ pub async fn serve_on(
     config: ServerConfig,
     bus: Bus,
 ) -> anyhow::Result<()> {
-    let (app, api, startup) = build_app(&config, bus).await?;
+    serve_until(listener, config, bus, std::future::pending(), None).await
+}
+
+/// [`run_until`] on a listener already bound.
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    config: ServerConfig,
+    bus: Bus,
+    shutdown: impl Future<Output = ()>,
+    reloads: Option<mpsc::Receiver<ServerConfig>>,
+) -> anyhow::Result<()> {
+    let app = build_app(&config, bus).await?;
     let tls = match &config.tls_pemfile {
-        Some(pem) => Some(serve::tls_config(
+        Some(pem) => Some(serve::TlsSettings::new(serve::tls_config(
             pem,
             config.tls_clientverifyfile.as_deref(),
-        )?),
+        )?)),
         None => None,
     };
     tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), "commissaire-server listening");
-    tokio::spawn(async move {
+    let (api, startup) = (app.api.clone(), app.startup.clone());
+    let starting = tokio::spawn(async move {
         // Storage may not be up yet: try again, 100 ms apart at first,
         // then up to 2 s apart.
         let mut pause = std::time::Duration::from_millis(100);
@@ -82,6 +124,7 @@ pub async fn serve_on(
             match api.ensure_default_network().await {
                 Ok(()) => {
                     startup.mark_started();
+                    commissaire_service::systemd::ready();
                     tracing::info!("ready: storage answers and the default network exists");
                     break;
                 }
@@ -93,6 +136,38 @@ pub async fn serve_on(
             }
         }
     });
-    serve::serve(listener, app, tls, config.header_read_timeout).await?;
+    let reloading = reloads.map(|mut reloads| {
+        let live = reload::Live {
+            auth: app.auth.clone(),
+            tls: tls.clone(),
+        };
+        let mut current = config.clone();
+        tokio::spawn(async move {
+            while let Some(next) = reloads.recv().await {
+                reload::apply(&live, &mut current, next).await;
+                commissaire_service::systemd::ready();
+            }
+        })
+    });
+    let fleet = config
+        .probes
+        .metrics
+        .is_some()
+        .then(|| metrics::spawn_fleet_refresh(app.api.clone()));
+    let grace = config.shutdown_timeout;
+    let served = serve::serve(
+        listener,
+        app.router,
+        tls,
+        config.header_read_timeout,
+        shutdown,
+        grace,
+    )
+    .await;
+    starting.abort();
+    for task in [reloading, fleet].into_iter().flatten() {
+        task.abort();
+    }
+    served?;
     Ok(())
 }

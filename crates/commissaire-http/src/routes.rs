@@ -12,8 +12,8 @@ use axum::routing::{get, put};
 use axum::{Extension, Router};
 
 use crate::api::{Api, Operation, Reply, peer_address};
+use crate::auth::RequestCredentials;
 use crate::auth::throttle::FailureThrottle;
-use crate::auth::{AuthManager, RequestCredentials};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Address, JsonObject, Member, Name, User};
 use crate::peer::PeerInfo;
@@ -29,8 +29,8 @@ pub const MAX_BODY: usize = 1024 * 1024;
 pub struct AppState {
     /// The API handlers.
     pub api: Api,
-    /// Authentication.
-    pub auth: Arc<AuthManager>,
+    /// Authentication (replaced whole by a reload).
+    pub auth: crate::reload::SharedAuth,
     /// Answers of the busiest GETs.
     pub cache: Arc<ReadCache>,
     /// Refused credentials per client address.
@@ -239,7 +239,7 @@ async fn authenticate(State(s): S, mut request: Request, next: Next) -> Response
     // Only requests that carried credentials are login attempts.
     let carried = request.headers().contains_key(http::header::AUTHORIZATION)
         || peer.client_cert_cn.is_some();
-    match s.auth.check(&credentials).await {
+    match s.auth.current().check(&credentials).await {
         Some(user) => {
             tracing::debug!(%user, method = %request.method(), path = %request.uri().path(), "authenticated");
             if carried {

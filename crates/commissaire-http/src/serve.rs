@@ -98,20 +98,52 @@ pub fn common_name(cert: &CertificateDer<'_>) -> Option<String> {
     Some(cn)
 }
 
-/// Serves `app` on `listener` until the task is dropped. A client that does
-/// not send a whole request head within `header_read_timeout` (a truncated
-/// request on an open connection, or an idle keep-alive connection) has its
-/// connection closed; one whose body stops arriving for that long gets a
-/// 400.
+/// The TLS configuration new connections are accepted with; a reload
+/// (SIGHUP) replaces it, connections already open keep theirs.
+#[derive(Clone)]
+pub struct TlsSettings(Arc<std::sync::RwLock<Arc<ServerConfig>>>);
+
+impl TlsSettings {
+    /// Connections are accepted with `config`.
+    pub fn new(config: Arc<ServerConfig>) -> Self {
+        TlsSettings(Arc::new(std::sync::RwLock::new(config)))
+    }
+
+    /// New connections are accepted with `config` from now on.
+    pub fn replace(&self, config: Arc<ServerConfig>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = config;
+    }
+
+    fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.0.read().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then stops
+/// accepting, lets each connection finish the request it is answering
+/// (idle connections close at once) and returns when all are closed or
+/// `grace` has passed (those left are then dropped).
+///
+/// A client that does not send a whole request head within
+/// `header_read_timeout` (a truncated request on an open connection, or an
+/// idle keep-alive connection) has its connection closed; one whose body
+/// stops arriving for that long gets a 400.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
-    tls: Option<Arc<ServerConfig>>,
+    tls: Option<TlsSettings>,
     header_read_timeout: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+    grace: std::time::Duration,
 ) -> std::io::Result<()> {
-    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
     loop {
-        let (tcp, addr) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let (tcp, addr) = match accepted {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -121,7 +153,8 @@ pub async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let app = app.clone();
-        let acceptor = acceptor.clone();
+        let acceptor = tls.as_ref().map(TlsSettings::acceptor);
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
             match acceptor {
                 None => {
@@ -129,7 +162,7 @@ pub async fn serve(
                         addr,
                         client_cert_cn: None,
                     };
-                    serve_connection(tcp, peer, app, header_read_timeout).await;
+                    serve_connection(tcp, peer, app, header_read_timeout, watcher).await;
                 }
                 Some(acceptor) => {
                     let stream = match tokio::time::timeout(
@@ -155,11 +188,21 @@ pub async fn serve(
                         addr,
                         client_cert_cn,
                     };
-                    serve_connection(stream, peer, app, header_read_timeout).await;
+                    serve_connection(stream, peer, app, header_read_timeout, watcher).await;
                 }
             }
         });
     }
+    drop(listener);
+    tracing::info!("stopped accepting connections; finishing the requests in flight");
+    match tokio::time::timeout(grace, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("every connection is closed"),
+        Err(_) => tracing::warn!(
+            grace_seconds = grace.as_secs_f64(),
+            "requests still in flight at the end of the shutdown timeout are dropped"
+        ),
+    }
+    Ok(())
 }
 
 async fn serve_connection<I>(
@@ -167,6 +210,7 @@ async fn serve_connection<I>(
     peer: PeerInfo,
     app: Router,
     header_read_timeout: std::time::Duration,
+    watcher: hyper_util::server::graceful::Watcher,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -188,7 +232,8 @@ async fn serve_connection<I>(
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(header_read_timeout);
-    if let Err(e) = builder.serve_connection(TokioIo::new(io), service).await {
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(connection).await {
         tracing::debug!(error = %e, "connection ended with an error");
     }
 }

@@ -104,6 +104,10 @@ async fn metrics_count_requests_by_route_and_the_fleet_by_status() {
     assert_eq!(s.get("/api/v0/host/10.9.0.1").await.0, 200);
     assert_eq!(s.get("/api/v0/host/10.9.0.3").await.0, 404);
     s.set_host_status("10.9.0.2", "failed").await;
+    // The fleet's gauges are read every 10 s; read them now (the global
+    // recorder is the server's: same process).
+    let api = commissaire_http::api::Api::new(s.bus.clone(), Duration::from_secs(3));
+    commissaire_http::metrics::refresh_fleet(&api).await;
     let (status, _, text) = anonymous(&s, "/metrics").await;
     assert_eq!(status, 200);
     assert_eq!(promtool_complaints(&text), "", "{text}");
@@ -123,7 +127,7 @@ async fn metrics_count_requests_by_route_and_the_fleet_by_status() {
         text.contains("commissaire_http_request_duration_seconds_bucket{route=\"/api/v0/host/{address}\",method=\"GET\",le=\"0.005\"}"),
         "{text}"
     );
-    // The fleet, read from storage at the scrape (other tests of this
+    // The fleet, as read from storage (other tests of this
     // binary add hosts of their own, never failed ones at 10.9.0.*).
     assert_eq!(sample(&text, "commissaire_storage_up"), Some(1.0), "{text}");
     assert!(

@@ -22,9 +22,10 @@ async fn main() -> anyhow::Result<()> {
             // Investigations nobody owns (their announcement was lost, or their
             // replica died) are taken up from storage.
             let scanner = service.spawn_scanner(FirstScan::ExpiredOnly, settings.workers);
+            let grace = settings.shutdown_timeout;
             Ok(move || async move {
                 scanner.abort();
-                handle.stop();
+                handle.drain(grace).await;
             })
         },
     )

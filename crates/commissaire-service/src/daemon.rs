@@ -58,7 +58,12 @@ where
     StopFut: Future<Output = ()>,
 {
     let settings = load_settings(name, args).await?;
-    init_logging(settings.debug, settings.config.get("logging"));
+    init_logging(
+        settings.debug,
+        settings.config.get("logging"),
+        args.log_format,
+    );
+    reload_on_sighup(name, args, &settings);
     crate::metrics::install();
     if let Some(address) = settings.metrics_listen {
         let listener = tokio::net::TcpListener::bind(address)
@@ -73,8 +78,61 @@ where
     }
     let bus = connect_bus(&settings.bus_uri, &settings.bus_exchange).await?;
     let stop = start(settings, bus).await?;
+    crate::systemd::spawn_watchdog();
+    crate::systemd::ready();
     crate::shutdown_signal().await;
     tracing::info!(daemon = name, "stopping");
+    crate::systemd::stopping();
     stop().await;
     Ok(())
+}
+
+/// At each SIGHUP: reads the settings again and applies the log level;
+/// names the members whose change needs a restart.
+fn reload_on_sighup(name: &str, args: &ServiceArgs, settings: &ServiceSettings) {
+    let (name, args) = (name.to_string(), args.clone());
+    let current = std::sync::Arc::new(tokio::sync::Mutex::new(settings.clone()));
+    crate::on_sighup(move || {
+        let (name, args, current) = (name.clone(), args.clone(), current.clone());
+        async move {
+            match load_settings(&name, &args).await {
+                Ok(next) => {
+                    let mut current = current.lock().await;
+                    let old_level =
+                        crate::configured_level(current.debug, current.config.get("logging"));
+                    let new_level = crate::configured_level(next.debug, next.config.get("logging"));
+                    if old_level != new_level {
+                        match crate::set_log_level(&new_level) {
+                            Ok(true) => {
+                                tracing::info!(from = %old_level, to = %new_level, "reload: log level changed")
+                            }
+                            Ok(false) => tracing::info!(
+                                "reload: RUST_LOG sets the log level; the file's level is not used"
+                            ),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "reload: log level left as it was")
+                            }
+                        }
+                    }
+                    let mut members: Vec<&String> = current
+                        .config
+                        .keys()
+                        .chain(next.config.keys())
+                        .filter(|k| k.as_str() != "logging" && k.as_str() != "debug")
+                        .filter(|k| current.config.get(k.as_str()) != next.config.get(k.as_str()))
+                        .collect();
+                    members.sort();
+                    members.dedup();
+                    for member in members {
+                        tracing::warn!(daemon = %name, member = %member, "reload: this change takes effect at the next restart");
+                    }
+                    *current = next;
+                }
+                Err(e) => {
+                    tracing::warn!(daemon = %name, error = %e, "reload: the configuration does not load; nothing changed")
+                }
+            }
+            crate::systemd::ready();
+        }
+    });
 }

@@ -13,6 +13,7 @@ use crate::{Methods, Service};
 pub struct ServiceHandle {
     workers: Vec<tokio::task::JoinHandle<()>>,
     handled: Arc<AtomicU64>,
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl ServiceHandle {
@@ -25,6 +26,26 @@ impl ServiceHandle {
     pub fn stop(&self) {
         for w in &self.workers {
             w.abort();
+        }
+    }
+
+    /// A graceful stop: the workers take no new message, finish the ones
+    /// they are handling (reply, acknowledge) and end; those still at work
+    /// after `within` are stopped as [`ServiceHandle::stop`] does (their
+    /// messages go back to the queue). Messages taken from the queue but
+    /// not started go back to it too.
+    pub async fn drain(self, within: std::time::Duration) {
+        self.stopping.send_replace(true);
+        let aborts: Vec<_> = self.workers.iter().map(|w| w.abort_handle()).collect();
+        let all = futures::future::join_all(self.workers);
+        if tokio::time::timeout(within, all).await.is_err() {
+            tracing::warn!(
+                within_seconds = within.as_secs_f64(),
+                "messages still in process at the end of the shutdown timeout go back to the queue"
+            );
+            for a in aborts {
+                a.abort();
+            }
         }
     }
 
@@ -53,20 +74,33 @@ pub async fn run<S: Service>(
     tracing::info!(service = service.name(), workers, bus = %bus.describe(), "service started");
     let handled = Arc::new(AtomicU64::new(0));
     let methods = Arc::new(S::methods());
+    let (stopping, stop) = tokio::sync::watch::channel(false);
     let workers = (0..workers)
         .map(|_| {
             let stream = stream.clone();
             let service = service.clone();
             let methods = methods.clone();
             let handled = handled.clone();
+            let mut stop = stop.clone();
             tokio::spawn(async move {
-                while let Ok(message) = stream.recv().await {
+                loop {
+                    // A stop is looked at between messages, never in one.
+                    let message = tokio::select! {
+                        biased;
+                        _ = stop.wait_for(|s| *s) => break,
+                        m = stream.recv() => m,
+                    };
+                    let Ok(message) = message else { break };
                     handle(&service, &methods, message, &handled).await;
                 }
             })
         })
         .collect();
-    Ok(ServiceHandle { workers, handled })
+    Ok(ServiceHandle {
+        workers,
+        handled,
+        stopping,
+    })
 }
 
 /// A service with its method table, called in this process without a bus
@@ -221,6 +255,10 @@ mod tests {
                 .method("fail", |_, _: Value| async move {
                     Err::<Value, _>(RpcError::conflict("no"))
                 })
+                .method("slow", |_, params: Value| async move {
+                    tokio::time::sleep(Duration::from_millis(400)).await;
+                    Ok(params)
+                })
                 .method("panic", |_, params: Value| async move {
                     if params.is_object() || params.is_array() {
                         panic!("the handler broke on {params}");
@@ -261,6 +299,50 @@ mod tests {
         assert_eq!(reply.id, json!(7));
         assert_eq!(reply.error.unwrap().code, codes::INVALID_REQUEST);
         assert_eq!(handle.handled(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_drain_finishes_the_message_in_process_and_takes_no_other() {
+        let bus: Bus = Arc::new(InProcessBus::new());
+        let handle = run(Arc::new(Echo), bus.clone(), 1).await.unwrap();
+        let t = Duration::from_secs(3);
+        let in_flight = {
+            let bus = bus.clone();
+            tokio::spawn(async move { bus.request("echo.slow", json!({"n": 1}), t).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = std::time::Instant::now();
+        handle.drain(Duration::from_secs(5)).await;
+        // The drain waited for the handler, and its caller got the answer.
+        assert!(started.elapsed() >= Duration::from_millis(250));
+        assert_eq!(in_flight.await.unwrap().unwrap(), json!({"n": 1}));
+        // Nothing takes messages any more.
+        let e = bus
+            .request("echo.say", json!({}), Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert!(e.rpc().is_none(), "answered after the drain: {e:?}");
+    }
+
+    #[tokio::test]
+    async fn a_drain_stops_a_message_still_in_process_at_its_timeout() {
+        let bus: Bus = Arc::new(InProcessBus::new());
+        let handle = run(Arc::new(Echo), bus.clone(), 1).await.unwrap();
+        let in_flight = {
+            let bus = bus.clone();
+            tokio::spawn(async move {
+                bus.request("echo.slow", json!({}), Duration::from_secs(2))
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = std::time::Instant::now();
+        handle.drain(Duration::from_millis(50)).await;
+        assert!(started.elapsed() < Duration::from_millis(300));
+        assert!(
+            in_flight.await.unwrap().is_err(),
+            "no answer: the handler was stopped"
+        );
     }
 
     #[tokio::test]

@@ -22,6 +22,7 @@ mod methods;
 pub mod metrics;
 mod replica;
 mod settings;
+pub mod systemd;
 
 use std::time::Duration;
 
@@ -31,7 +32,7 @@ pub use config::{
 pub use daemon::{connect_bus, parse_args, run_daemon, run_daemon_with};
 pub use dispatch::{Direct, ServiceHandle, run};
 pub use etcd::{EtcdError, EtcdSettings};
-pub use logging::init_logging;
+pub use logging::{LOG_FORMAT_ENV, configured_level, init_logging, set_log_level};
 pub use members::{
     LogFormat, LoggingSettings, MemberError, SHARED_MEMBERS, Seconds, parse_members, parse_value,
 };
@@ -81,6 +82,35 @@ pub async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// From now on each SIGHUP calls `reload` (instead of ending the process,
+/// SIGHUP's default), after telling systemd `RELOADING=1`; `reload` ends
+/// with [`systemd::ready`]. Call it from within the runtime, early.
+pub fn on_sighup<F, Fut>(mut reload: F)
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    #[cfg(unix)]
+    {
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot handle SIGHUP: reloads are off");
+                return;
+            }
+        };
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading");
+                systemd::reloading();
+                reload().await;
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = &mut reload;
 }
 
 /// How long a service binary waits for the bus at start-up.

@@ -12,13 +12,14 @@ use serde_json::{Map, Value};
 
 /// The members every daemon's document may hold besides its own (read by
 /// [`crate::load_settings`]).
-pub const SHARED_MEMBERS: [&str; 6] = [
+pub const SHARED_MEMBERS: [&str; 7] = [
     "bus_uri",
     "bus_exchange",
     "workers",
     "debug",
     "logging",
     "metrics_listen",
+    "shutdown_timeout",
 ];
 
 /// The `logging` member: `{"level": "info", "format": "text" | "json"}`
@@ -33,7 +34,7 @@ pub struct LoggingSettings {
 }
 
 /// A log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.

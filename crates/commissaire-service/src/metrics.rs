@@ -28,15 +28,15 @@ pub mod names {
     /// `service` and `method` (the storage service's are the storage calls'
     /// latency, etcd or the embedded store included).
     pub const SERVICE_REQUEST_SECONDS: &str = "commissaire_service_request_duration_seconds";
-    /// Gauge: hosts by `status` (computed from storage at each scrape of
-    /// the server).
+    /// Gauge: hosts by `status` (read from storage by the server every
+    /// 10 s).
     pub const HOSTS: &str = "commissaire_hosts";
     /// Gauge: cluster operation records by `operation` (`restart`,
-    /// `upgrade`, `deploy`) and `status` (computed at each scrape).
+    /// `upgrade`, `deploy`) and `status` (read every 10 s).
     pub const OPERATIONS: &str = "commissaire_operations";
-    /// Gauge: 1 when the scrape could read hosts and operations from
-    /// storage, 0 when it could not (the two gauges above then keep the
-    /// values of the last scrape that could).
+    /// Gauge: 1 when the last reading of hosts and operations from
+    /// storage worked, 0 when it did not (the two gauges above then keep
+    /// the values of the last reading that did).
     pub const STORAGE_UP: &str = "commissaire_storage_up";
     /// Counter: hosts a rolling operation finished, by `operation` and
     /// `result` (`done`, `failed`).
@@ -112,10 +112,10 @@ fn describe() {
         Unit::Seconds,
         "Time a service took to handle a bus message, by service and method."
     );
-    describe_gauge!(HOSTS, "Hosts by status, read from storage at the scrape.");
+    describe_gauge!(HOSTS, "Hosts by status, read from storage every 10 s.");
     describe_gauge!(
         OPERATIONS,
-        "Cluster operation records by operation and status, read from storage at the scrape."
+        "Cluster operation records by operation and status, read from storage every 10 s."
     );
     describe_gauge!(
         STORAGE_UP,

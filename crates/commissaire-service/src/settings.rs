@@ -13,6 +13,10 @@ use crate::{
     config, parse_value,
 };
 
+/// How long a daemon's stop waits for the messages in process unless
+/// `shutdown_timeout` says otherwise.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The command line every service binary accepts.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServiceArgs {
@@ -31,6 +35,10 @@ pub struct ServiceArgs {
     /// Log at debug level.
     #[arg(long = "debug")]
     pub debug: bool,
+    /// Log lines as text or JSON (overrides the configuration's
+    /// logging.format).
+    #[arg(long = "log-format", env = "COMMISSAIRE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<crate::LogFormat>,
     /// Serve Prometheus metrics at http://ADDRESS/metrics (e.g.
     /// 127.0.0.1:9101; overrides the configuration's metrics_listen).
     #[arg(long = "metrics-listen", value_name = "ADDRESS")]
@@ -50,6 +58,8 @@ pub struct ServiceSettings {
     pub debug: bool,
     /// Where `/metrics` is served (none: not served).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// How long a stop waits for the messages in process (default 30 s).
+    pub shutdown_timeout: std::time::Duration,
     /// The whole configuration document (service-specific members included).
     pub config: Map<String, Value>,
 }
@@ -63,6 +73,7 @@ struct Shared {
     workers: Option<NonZeroUsize>,
     debug: Option<bool>,
     metrics_listen: Option<std::net::SocketAddr>,
+    shutdown_timeout: Option<crate::Seconds>,
     /// Checked here, read by [`crate::init_logging`].
     #[serde(rename = "logging")]
     _logging: Option<LoggingSettings>,
@@ -101,6 +112,10 @@ pub async fn load_settings(
             .unwrap_or(DEFAULT_WORKERS),
         debug: args.debug || shared.debug.unwrap_or(false),
         metrics_listen: args.metrics_listen.or(shared.metrics_listen),
+        shutdown_timeout: shared
+            .shutdown_timeout
+            .map(|s| s.0)
+            .unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT),
         config,
     })
 }

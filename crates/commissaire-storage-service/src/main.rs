@@ -32,7 +32,8 @@ async fn main() -> anyhow::Result<()> {
             let handle =
                 commissaire_storage::start_with_secrets(router, secrets, bus, settings.workers)
                     .await?;
-            Ok(move || async move { handle.stop() })
+            let grace = settings.shutdown_timeout;
+            Ok(move || async move { handle.drain(grace).await })
         },
     )
     .await

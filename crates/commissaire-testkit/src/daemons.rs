@@ -352,6 +352,41 @@ impl SplitStack {
         }
     }
 
+    /// Sends `signal` (`TERM`, `HUP`, `STOP`, `CONT`, ...) to `daemon`'s
+    /// replica 0, if it runs.
+    pub fn signal(&mut self, daemon: Daemon, signal: &str) {
+        if let Some(pid) = self.pid(daemon) {
+            let status = Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(pid.to_string())
+                .status()
+                .expect("kill");
+            assert!(status.success(), "kill -{signal} {pid}");
+        }
+    }
+
+    /// Waits up to `within` for `daemon`'s replica 0 to exit by itself;
+    /// its exit status (then it is reaped and forgotten), or `None` while
+    /// it still runs.
+    pub fn wait_exit(
+        &mut self,
+        daemon: Daemon,
+        within: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            let child = self.running.get_mut(&(daemon, 0))?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.running.remove(&(daemon, 0));
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// `daemon`'s resident memory in KiB while it runs.
     pub fn rss_kib(&mut self, daemon: Daemon) -> Option<u64> {
         self.pid(daemon).and_then(rss_kib)

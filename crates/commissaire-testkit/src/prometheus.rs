@@ -87,6 +87,12 @@ impl TestPrometheus {
     /// with `rules` (the text of a rule file) evaluated every second; waits
     /// until it is ready.
     pub fn start(targets: &[&str], rules: &str) -> TestPrometheus {
+        Self::start_job("test", targets, rules)
+    }
+
+    /// [`TestPrometheus::start`] with the scrape job named `job` (rules may
+    /// select on it, as `up{job=~"commissaire-.*"}` does).
+    pub fn start_job(job: &str, targets: &[&str], rules: &str) -> TestPrometheus {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let address = format!("127.0.0.1:{port}");
@@ -94,7 +100,7 @@ impl TestPrometheus {
         let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
         let config = format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: ['{}']\n\
-             scrape_configs:\n  - job_name: test\n    static_configs:\n      - targets: [{}]\n",
+             scrape_configs:\n  - job_name: {job}\n    static_configs:\n      - targets: [{}]\n",
             dir.path().join("rules.yml").display(),
             targets.join(", ")
         );
@@ -143,6 +149,45 @@ impl TestPrometheus {
         http_get(&self.address, "/api/v1/alerts")
             .and_then(|(_, body)| serde_json::from_str(&body).ok())
             .unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The samples of instant query `expr`: (labels, value) of each.
+    pub fn query(&self, expr: &str) -> Vec<(serde_json::Value, f64)> {
+        let encoded: String = expr
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let answer = http_get(&self.address, &format!("/api/v1/query?query={encoded}"))
+            .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok())
+            .unwrap_or(serde_json::Value::Null);
+        answer
+            .pointer("/data/result")
+            .and_then(|r| r.as_array())
+            .map(|results| {
+                results
+                    .iter()
+                    .filter_map(|r| {
+                        let value = r["value"][1].as_str()?.parse().ok()?;
+                        Some((r["metric"].clone(), value))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The state (`pending`, `firing`) of alert `name`, if it is active.
+    pub fn alert_state(&self, name: &str) -> Option<String> {
+        self.alerts()
+            .pointer("/data/alerts")?
+            .as_array()?
+            .iter()
+            .find(|a| a["labels"]["alertname"] == name)
+            .and_then(|a| a["state"].as_str().map(str::to_string))
     }
 
     /// Waits until alert `name` is firing (`firing`) or not (`!firing`).

@@ -45,13 +45,18 @@ fn default_data_dir() -> PathBuf {
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
-    let config = ServerConfig::resolve_with(
-        &cli.server,
-        "inprocess://",
-        &["data-dir", "investigator", "watcher", "clusterexec", "ssh"],
-    )?;
-    commissaire_service::init_logging(config.debug, config.file.get("logging"));
+    const OWN_MEMBERS: [&str; 5] = ["data-dir", "investigator", "watcher", "clusterexec", "ssh"];
+    let config = ServerConfig::resolve_with(&cli.server, "inprocess://", &OWN_MEMBERS)?;
+    commissaire_service::init_logging(
+        config.debug,
+        config.file.get("logging"),
+        cli.server.log_format,
+    );
     commissaire_service::metrics::install();
+    let args = cli.server.clone();
+    let reloads = commissaire_http::reload::on_sighup(move || {
+        ServerConfig::resolve_with(&args, "inprocess://", &OWN_MEMBERS)
+    });
     let data_dir = cli
         .data_dir
         .clone()
@@ -115,11 +120,11 @@ async fn main() -> anyhow::Result<()> {
         cli.workers,
     )
     .await?;
-    tokio::select! {
-        result = commissaire_http::run(config, bus) => result,
-        _ = commissaire_service::shutdown_signal() => {
-            tracing::info!("stopping");
-            Ok(())
-        }
-    }
+    commissaire_service::systemd::spawn_watchdog();
+    let shutdown = async {
+        commissaire_service::shutdown_signal().await;
+        tracing::info!("stopping: no new connections; answering the requests in flight");
+        commissaire_service::systemd::stopping();
+    };
+    commissaire_http::run_until(config, bus, shutdown, Some(reloads)).await
 }

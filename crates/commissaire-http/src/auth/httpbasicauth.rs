@@ -285,6 +285,13 @@ impl Authenticator for HttpBasicAuth {
         NAME
     }
 
+    fn summary(&self) -> String {
+        match &self.etcd {
+            None => format!("{NAME}: {} users", self.static_users.len()),
+            Some(_) => format!("{NAME}: {} users besides etcd's", self.static_users.len()),
+        }
+    }
+
     async fn authenticate(&self, req: &RequestCredentials<'_>) -> AuthDecision {
         let Some((user, password)) = basic_credentials(req.headers) else {
             return AuthDecision::Abstain;

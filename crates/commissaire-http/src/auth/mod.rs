@@ -95,6 +95,12 @@ pub trait Authenticator: Send + Sync {
     /// The plugin's (short) module name, e.g. `httpbasicauth`.
     fn name(&self) -> &'static str;
 
+    /// What the plugin holds, for the log line of a reload (never a
+    /// secret): its name unless it says more (`httpbasicauth: 3 users`).
+    fn summary(&self) -> String {
+        self.name().to_string()
+    }
+
     /// Looks at the request's credentials. Never fails: missing, malformed
     /// or unverifiable credentials give [`AuthDecision::Abstain`].
     async fn authenticate(&self, req: &RequestCredentials<'_>) -> AuthDecision;
@@ -330,6 +336,13 @@ pub enum AuthConfigError {
 pub struct AuthManager {
     authenticators: Vec<Arc<dyn Authenticator>>,
     self_auths: BTreeSet<String>,
+}
+
+impl AuthManager {
+    /// Each plugin's [`Authenticator::summary`], in order.
+    pub fn summary(&self) -> Vec<String> {
+        self.authenticators.iter().map(|a| a.summary()).collect()
+    }
 }
 
 impl fmt::Debug for AuthManager {
