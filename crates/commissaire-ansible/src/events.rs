@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::runner::{HostOutcome, Playbook, PlaybookReport};
+use crate::playbook::{HostOutcome, Playbook, PlaybookReport};
 use crate::{AnsibleError, Target};
 
 /// Masks the values of secret-looking variables in the output.

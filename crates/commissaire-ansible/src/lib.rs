@@ -23,6 +23,7 @@
 mod error;
 mod events;
 mod facts;
+mod playbook;
 mod preflight;
 mod runner;
 mod target;
@@ -30,9 +31,10 @@ mod vars;
 
 pub use error::AnsibleError;
 pub use facts::Facts;
+pub use playbook::{HostOutcome, PLAYBOOK_RUNS, PLAYBOOK_SECONDS, Playbook, PlaybookReport};
 pub use runner::{
-    DEFAULT_PLAYBOOK_DIR, HostOutcome, PLAYBOOK_DIR_ENV, PLAYBOOK_RUNS, PLAYBOOK_SECONDS, Playbook,
-    PlaybookReport, PlaybookRunner, default_playbook_dir, source_playbook_dir,
+    DEFAULT_PLAYBOOK_DIR, PLAYBOOK_DIR_ENV, PlaybookRunner, default_playbook_dir,
+    source_playbook_dir,
 };
 pub use target::Target;
 pub use vars::{SUPPORTED_OS, is_supported_os, merged_vars, os_vars};
