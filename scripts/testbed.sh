@@ -470,7 +470,9 @@ case "$CMD" in
       cluster-etcd-kill) cl_etcd_kill "$1" ;;
       cluster-etcd-start) cl_etcd_start "$1"; cl_etcd_wait "${TESTBED_TIMEOUT:-60}" ;;
       cluster-rmq-kill) cl_rmq_kill "$1" ;;
-      cluster-rmq-start) cl_rmq_start "$1"; cl_rmq_wait "$1" "${TESTBED_TIMEOUT:-120}" ;;
+      # A node restarted under load (the clustered tests bootstrap hosts
+      # meanwhile) has been seen to take minutes to boot.
+      cluster-rmq-start) cl_rmq_start "$1"; cl_rmq_wait "$1" "${TESTBED_RMQ_BOOT_TIMEOUT:-300}" ;;
     esac ;;
   cluster-rabbitmqctl)
     load_config
