@@ -107,6 +107,10 @@ pub struct Request {
     /// Named (object) or positional (array) parameters.
     #[serde(default)]
     pub params: Value,
+    /// The HTTP request this call is made for (an extension member:
+    /// [`crate::request_id`]); services log it, nothing else reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl Request {
@@ -117,6 +121,7 @@ impl Request {
             id: Some(Value::String(uuid::Uuid::new_v4().to_string())),
             method: method.into(),
             params,
+            request_id: crate::request_id::current(),
         }
     }
 
@@ -127,6 +132,7 @@ impl Request {
             id: None,
             method: method.into(),
             params,
+            request_id: crate::request_id::current(),
         }
     }
 }

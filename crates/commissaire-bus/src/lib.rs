@@ -18,6 +18,7 @@ mod jobs;
 mod jsonrpc;
 mod pending;
 mod redis;
+pub mod request_id;
 mod supervisor;
 mod transport;
 

@@ -4,8 +4,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use commissaire_bus::request_id::REQUEST_ID;
 use commissaire_bus::{Bus, Incoming, Request, Response, RpcError, codes, method_of};
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::{Methods, Service};
 
@@ -191,7 +193,26 @@ async fn respond<S: Service>(
         ))
     } else {
         match methods.call(service.clone(), method, request.params) {
-            Some(call) => contained(service.name(), method, call).await,
+            Some(call) => {
+                // Lines logged while handling it, and the bus calls it
+                // makes, carry the HTTP request's id.
+                let span = tracing::info_span!("rpc", method = %routing_key, request_id = tracing::field::Empty);
+                let started = std::time::Instant::now();
+                let handler = contained(service.name(), method, call);
+                let contained = async move {
+                    let result = handler.await;
+                    let ms = started.elapsed().as_secs_f64() * 1000.0;
+                    tracing::debug!(ms, ok = result.is_ok(), "handled");
+                    result
+                };
+                match request.request_id.clone() {
+                    Some(id) => {
+                        span.record("request_id", tracing::field::display(&id));
+                        REQUEST_ID.scope(id, contained).instrument(span).await
+                    }
+                    None => contained.instrument(span).await,
+                }
+            }
             None => Err(RpcError::new(
                 codes::METHOD_NOT_FOUND,
                 format!("{} has no method '{method}'", service.name()),
