@@ -10,7 +10,8 @@ SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 : > /tmp/commissaire-installed-pkgs
 PKGS=(etcd-server etcd-client rabbitmq-server redis-server openssh-server openssh-client
-      ansible-core ansible protobuf-compiler curl openssl python3 iproute2 procps prometheus)
+      ansible-core ansible protobuf-compiler curl openssl python3 iproute2 procps prometheus
+      systemd)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

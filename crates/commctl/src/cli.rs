@@ -67,6 +67,8 @@ pub enum Command {
         visible_alias = "container-manager"
     )]
     ContainerManager(ContainerManagerCommand),
+    /// Show the audit trail: who changed what, when, from where (admins)
+    Audit(AuditArgs),
     /// Print a bcrypt hash of a password (for the server's users file)
     Passhash(PasshashArgs),
     /// Write a cloud-init user-data file that registers new hosts at boot
@@ -85,6 +87,27 @@ pub enum Command {
         #[arg(long = "out-dir", value_name = "DIR")]
         out_dir: Option<PathBuf>,
     },
+}
+
+/// `audit`: the newest entries first.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only this user's changes
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only this kind of change (`cluster`, `cluster.restart`, `host`, ...; a
+    /// kind also matches the kinds under it)
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only changes naming this (a cluster, `CLUSTER/ADDRESS`, a host, ...)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Only changes at or after this UTC time (YYYY-MM-DD[THH:MM[:SS]])
+    #[arg(long)]
+    pub since: Option<String>,
+    /// At most this many entries (default 100)
+    #[arg(long)]
+    pub limit: Option<u32>,
 }
 
 /// `cluster ...`

@@ -127,6 +127,15 @@ impl Client {
         url
     }
 
+    fn url_query(base: &reqwest::Url, segments: &[&str], query: &[(&str, String)]) -> reqwest::Url {
+        let mut url = Self::url(base, segments);
+        if !query.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        url
+    }
+
     fn authenticate(&self, request: RequestBuilder) -> RequestBuilder {
         match &self.credentials {
             Credentials::Basic { username, password } => {
@@ -145,6 +154,17 @@ impl Client {
         segments: &[&str],
         body: Option<&Value>,
     ) -> CliResult<(u16, String)> {
+        self.send_query(method, segments, &[], body)
+    }
+
+    /// [`Client::send`] with a query string (`?user=alice&...`).
+    pub fn send_query(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> CliResult<(u16, String)> {
         let n = self.endpoints.len();
         let start = self.current.get();
         let mut failures = Vec::new();
@@ -153,7 +173,7 @@ impl Client {
             let base = &self.endpoints[index];
             let mut request = self
                 .http
-                .request(method.clone(), Self::url(base, segments))
+                .request(method.clone(), Self::url_query(base, segments, query))
                 .header(ACCEPT, "application/json");
             if let Some(body) = body {
                 request = request
@@ -208,7 +228,23 @@ impl Client {
         segments: &[&str],
         body: Option<&Value>,
     ) -> CliResult<Value> {
-        let (status, text) = self.send(method.clone(), segments, body)?;
+        self.call_query(method, segments, &[], body)
+    }
+
+    /// GET with a query string.
+    pub fn get_query(&self, segments: &[&str], query: &[(&str, String)]) -> CliResult<Value> {
+        self.call_query(Method::GET, segments, query, None)
+    }
+
+    /// [`Client::call`] with a query string.
+    pub fn call_query(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> CliResult<Value> {
+        let (status, text) = self.send_query(method.clone(), segments, query, body)?;
         let json: Option<Value> = serde_json::from_str(&text).ok();
         if (200..300).contains(&status) {
             if text.trim().is_empty() {

@@ -50,8 +50,10 @@ impl Endpoints {
     }
 }
 
-/// The configuration file's members (unknown members are ignored).
+/// The configuration file's members (an unknown member is an error naming
+/// it, with a guess for a near miss).
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     /// Server URL(s).
     pub endpoint: Option<Endpoints>,
@@ -151,11 +153,31 @@ pub fn read_file(path: &Path, required: bool) -> CliResult<ConfigFile> {
         }
     };
     serde_json::from_str(&text).map_err(|e| {
+        let e = e.to_string();
+        let hint = match guess_member(&e) {
+            Some(meant) => format!("did you mean '{meant}'?"),
+            None => "it must be a JSON object; use double quotes and no trailing commas".into(),
+        };
         CliError::Config(format!(
-            "the configuration file {} is not valid: {e} (it must be a JSON object; use double quotes and no trailing commas)",
+            "the configuration file {} is not valid: {e} ({hint})",
             path.display()
         ))
     })
+}
+
+/// For serde's "unknown field `X`, expected one of `a`, `b`", the known
+/// member nearest `X` if it is near enough to be a typo.
+fn guess_member(error: &str) -> Option<String> {
+    let rest = error.split("unknown field `").nth(1)?;
+    let (unknown, rest) = rest.split_once('`')?;
+    let plain = |s: &str| s.replace('-', "_").to_ascii_lowercase();
+    rest.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|k| (strsim::jaro_winkler(&plain(unknown), &plain(k)), k))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k.to_string())
 }
 
 /// Reads one line from stdin after printing `prompt` on stderr (terminal only).
@@ -281,6 +303,17 @@ fn relative_to(config: &Path, path: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_unknown_member_is_an_error_with_a_guess() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        std::fs::write(&path, r#"{"endpoint": "http://x", "usernme": "a"}"#).unwrap();
+        let e = read_file(&path, true).unwrap_err().to_string();
+        assert!(e.contains("unknown field `usernme`"), "{e}");
+        assert!(e.contains("did you mean 'username'?"), "{e}");
+    }
+
     use super::*;
 
     #[test]
@@ -288,7 +321,7 @@ mod tests {
         let c: ConfigFile = serde_json::from_str(r#"{"endpoint": "http://a"}"#).unwrap();
         assert_eq!(c.endpoint.unwrap().into_vec(), ["http://a"]);
         let c: ConfigFile =
-            serde_json::from_str(r#"{"endpoint": ["http://a", "http://b"], "other": 1}"#).unwrap();
+            serde_json::from_str(r#"{"endpoint": ["http://a", "http://b"]}"#).unwrap();
         assert_eq!(c.endpoint.unwrap().into_vec(), ["http://a", "http://b"]);
     }
 

@@ -105,6 +105,7 @@ pub fn execute(cli: Cli) -> CliResult<i32> {
         Command::Cluster(c) => commands::cluster(&ctx, c),
         Command::Host(c) => commands::host(&ctx, c),
         Command::Network(c) => commands::network(&ctx, c),
+        Command::Audit(args) => commands::audit(&ctx, args),
         Command::ContainerManager(c) => commands::container_manager(&ctx, c),
         Command::Passhash(_)
         | Command::UserData(_)

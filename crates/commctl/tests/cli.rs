@@ -1162,3 +1162,39 @@ fn rolling_operations_are_started_with_budgets_planned_paused_resumed_and_cancel
     s.commctl(&["cluster", "upgrade", "pause", "r"])
         .expect(NOT_FOUND);
 }
+
+#[test]
+fn audit_lists_the_changes_newest_first_and_filters_them() {
+    let s = Stack::start();
+    s.commctl(&["cluster", "create", "audited"]).expect(0);
+    s.commctl(&["cluster", "delete", "audited"]).expect(0);
+    s.commctl(&["cluster", "get", "audited"]).expect(NOT_FOUND);
+    let out = s.commctl(&["audit", "--kind", "cluster"]).expect(0);
+    let lines: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("/api/v0/cluster/audited"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{out:?}");
+    assert!(
+        lines[0].contains("DELETE") && lines[1].contains("PUT"),
+        "newest first: {out:?}"
+    );
+    assert!(
+        out.stdout.contains("USER") && out.stdout.contains("STATUS"),
+        "{out:?}"
+    );
+    let entries = s
+        .commctl(&["--json", "audit", "--name", "audited", "--limit", "1"])
+        .expect(0)
+        .json();
+    let entries = entries["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["method"], "DELETE");
+    assert_eq!(entries[0]["outcome"], "ok");
+    // A bad filter: the server's 400, naming it.
+    let out = s
+        .commctl(&["audit", "--since", "yesterday"])
+        .expect(BAD_REQUEST);
+    assert!(out.stderr.contains("since"), "{out:?}");
+}

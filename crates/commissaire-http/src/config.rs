@@ -133,6 +133,8 @@ pub struct ServerConfig {
     pub probes: crate::probes::ProbePaths,
     /// How long a stop waits for the requests in flight.
     pub shutdown_timeout: Duration,
+    /// Who has which role.
+    pub roles: crate::auth::roles::RoleSettings,
     /// The whole file, for members other binaries add (e.g. the all-in-one's).
     pub file: Map<String, Value>,
 }
@@ -174,7 +176,7 @@ fn read_file(args: &ServerArgs) -> Result<(String, Map<String, Value>), ServerCo
 }
 
 /// The members of the server's configuration file (`_` may stand for `-`).
-pub const FILE_MEMBERS: [&str; 17] = [
+pub const FILE_MEMBERS: [&str; 18] = [
     "listen-interface",
     "listen-port",
     "tls-pemfile",
@@ -192,6 +194,7 @@ pub const FILE_MEMBERS: [&str; 17] = [
     "authentication-throttle",
     "probes",
     "shutdown-timeout",
+    "roles",
 ];
 
 impl ServerConfig {
@@ -217,9 +220,15 @@ impl ServerConfig {
         {
             let mut known: Vec<&str> = FILE_MEMBERS.iter().chain(own_members).copied().collect();
             known.sort_unstable();
+            let meant = commissaire_service::did_you_mean(unknown, known.iter().copied())
+                .map(|m| format!("did you mean '{m}'? "))
+                .unwrap_or_default();
             return Err(ServerConfigError::Invalid {
                 origin,
-                reason: format!("unknown member '{unknown}' (known: {})", known.join(", ")),
+                reason: format!(
+                    "unknown member '{unknown}' ({meant}known: {})",
+                    known.join(", ")
+                ),
             });
         }
         let invalid = |key: &str, what: &str| ServerConfigError::Invalid {
@@ -376,6 +385,15 @@ impl ServerConfig {
                 p
             }
         };
+        let roles = match file.get("roles") {
+            None | Some(Value::Null) => Default::default(),
+            Some(v) => {
+                serde_json::from_value(v.clone()).map_err(|e| ServerConfigError::Invalid {
+                    origin: origin.clone(),
+                    reason: format!("'roles': {e}"),
+                })?
+            }
+        };
         Ok(ServerConfig {
             listen_interface: match &args.listen_interface {
                 Some(i) => i.clone(),
@@ -408,6 +426,7 @@ impl ServerConfig {
             auth_throttle,
             probes,
             shutdown_timeout: Duration::from_secs_f64(shutdown_timeout),
+            roles,
             file,
         })
     }

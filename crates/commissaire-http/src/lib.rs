@@ -2,7 +2,9 @@
 //! the original documentation, served by axum, answered by JSON-RPC calls on
 //! the bus, behind a stack of authentication plugins, over HTTP or TLS.
 
+pub mod access_log;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -42,7 +44,8 @@ pub async fn build_app(config: &ServerConfig, bus: Bus) -> anyhow::Result<App> {
     let startup = Arc::new(probes::Startup::default());
     let auth = auth::AuthManager::new(&config.plugins, config.self_auths.clone())
         .await
-        .context("setting up authentication")?;
+        .context("setting up authentication")?
+        .with_roles(config.roles.clone());
     if auth.is_open() {
         tracing::warn!("no authentication plugin is configured: every request is allowed");
     }
@@ -58,6 +61,7 @@ pub async fn build_app(config: &ServerConfig, bus: Bus) -> anyhow::Result<App> {
         cache,
         throttle: Arc::new(auth::throttle::FailureThrottle::new(config.auth_throttle)),
         startup: startup.clone(),
+        audit: Default::default(),
     };
     Ok(App {
         router: routes::router(state, &config.probes),

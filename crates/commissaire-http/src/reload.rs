@@ -59,6 +59,7 @@ pub async fn apply(live: &Live, current: &mut ServerConfig, next: ServerConfig) 
     }
     match AuthManager::new(&next.plugins, next.self_auths.clone()).await {
         Ok(auth) => {
+            let auth = auth.with_roles(next.roles.clone());
             let before = live.auth.current().summary();
             let after = auth.summary();
             live.auth.replace(auth);

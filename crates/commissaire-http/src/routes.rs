@@ -13,6 +13,7 @@ use axum::{Extension, Router};
 
 use crate::api::{Api, Operation, Reply, peer_address};
 use crate::auth::RequestCredentials;
+use crate::auth::roles::Role;
 use crate::auth::throttle::FailureThrottle;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Address, JsonObject, Member, Name, User};
@@ -37,6 +38,8 @@ pub struct AppState {
     pub throttle: Arc<FailureThrottle>,
     /// Whether the server has finished starting.
     pub startup: Arc<Startup>,
+    /// The audit entries this server wrote.
+    pub audit: Arc<crate::audit::AuditCounter>,
 }
 
 type S = State<AppState>;
@@ -84,6 +87,14 @@ async fn get_rolling(State(s): S, name: Name) -> ApiResult<Reply> {
 async fn put_rolling(State(s): S, name: Name, JsonObject(body): JsonObject) -> ApiResult<Reply> {
     s.api.put_rolling(&name, body).await
 }
+/// Whether an operation request gives command gates of its own.
+fn gives_command_gates(body: &serde_json::Map<String, serde_json::Value>) -> bool {
+    body.get("gates")
+        .and_then(|g| g.get("commands"))
+        .and_then(|c| c.as_array())
+        .is_some_and(|c| !c.is_empty())
+}
+
 macro_rules! operation_handlers {
     ($get:ident, $put:ident, $delete:ident, $pause:ident, $resume:ident, $op:expr) => {
         async fn $get(State(s): S, name: Name) -> ApiResult<Reply> {
@@ -93,9 +104,18 @@ macro_rules! operation_handlers {
             State(s): S,
             name: Name,
             user: User,
+            caller: Option<Extension<crate::auth::Identity>>,
             JsonObject(body): JsonObject,
-        ) -> ApiResult<Reply> {
-            s.api.put_operation(&name, $op, &user, body).await
+        ) -> Result<Reply, Response> {
+            // Command gates run commands on the hosts: an admin's to give.
+            let role = caller.map_or(Role::Admin, |c| c.0.role);
+            if role < Role::Admin && gives_command_gates(&body) {
+                return Err(forbidden_role(&user.0, role, Role::Admin));
+            }
+            s.api
+                .put_operation(&name, $op, &user, body)
+                .await
+                .map_err(IntoResponse::into_response)
         }
         async fn $delete(State(s): S, name: Name, user: User) -> ApiResult<Reply> {
             s.api.cancel_operation(&name, $op, &user).await
@@ -176,6 +196,13 @@ async fn accept_host_key(
 async fn get_host_status(State(s): S, address: Address) -> ApiResult<Reply> {
     s.api.get_host_status(&address).await
 }
+async fn list_audit(
+    State(s): S,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> ApiResult<Reply> {
+    let filter = crate::api::AuditFilter::from_query(&query)?;
+    s.api.list_audit(&filter).await
+}
 async fn list_networks(State(s): S) -> ApiResult<Reply> {
     s.api.list_networks().await
 }
@@ -239,14 +266,19 @@ async fn authenticate(State(s): S, mut request: Request, next: Next) -> Response
     // Only requests that carried credentials are login attempts.
     let carried = request.headers().contains_key(http::header::AUTHORIZATION)
         || peer.client_cert_cn.is_some();
-    match s.auth.current().check(&credentials).await {
-        Some(user) => {
+    match s.auth.current().identify(&credentials).await {
+        Some(identity) => {
+            let user = identity.user.clone();
+            request.extensions_mut().insert(identity);
             tracing::debug!(%user, method = %request.method(), path = %request.uri().path(), "authenticated");
             if carried {
                 s.throttle.accepted(peer.addr.ip());
             }
-            request.extensions_mut().insert(User(user));
-            next.run(request).await
+            request.extensions_mut().insert(User(user.clone()));
+            let mut response = next.run(request).await;
+            // For the access log, which wraps everything.
+            response.extensions_mut().insert(User(user));
+            response
         }
         None => {
             // The user name a Basic header gave, never its password.
@@ -264,6 +296,52 @@ async fn authenticate(State(s): S, mut request: Request, next: Next) -> Response
             tokio::time::sleep(delay).await;
             ApiError::forbidden().into_response()
         }
+    }
+}
+
+/// Refuses (403, naming the role needed and the caller's) a request its
+/// caller's role does not allow ([`crate::auth::roles::required_role`]).
+async fn authorize(request: Request, next: Next) -> Response {
+    use crate::auth::roles::{Role, required_role};
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let needed = required_role(request.method(), &route);
+    let (user, role) = match request.extensions().get::<crate::auth::Identity>() {
+        Some(i) => (i.user.clone(), i.role),
+        None => (crate::auth::ANONYMOUS_USER.to_string(), Role::Admin),
+    };
+    if role >= needed {
+        return next.run(request).await;
+    }
+    tracing::info!(%user, %role, %needed, method = %request.method(), path = %request.uri().path(), "refused: role");
+    forbidden_role(&user, role, needed)
+}
+
+/// The 403 of a caller whose role is too weak.
+pub fn forbidden_role(
+    user: &str,
+    role: crate::auth::roles::Role,
+    needed: crate::auth::roles::Role,
+) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        axum::Json(serde_json::json!({
+            "error": format!("Forbidden: this needs the {needed} role; '{user}' is {}", with_article(role)),
+            "required_role": needed.as_str(),
+            "role": role.as_str(),
+        })),
+    )
+        .into_response()
+}
+
+fn with_article(role: crate::auth::roles::Role) -> String {
+    match role {
+        crate::auth::roles::Role::Admin => "an admin".into(),
+        crate::auth::roles::Role::Operator => "an operator".into(),
+        crate::auth::roles::Role::Viewer => "a viewer".into(),
     }
 }
 
@@ -307,6 +385,7 @@ pub fn router(state: AppState, probes: &ProbePaths) -> Router {
     open.with_state(state)
         .merge(api)
         .layer(middleware::from_fn(crate::metrics::track))
+        .layer(middleware::from_fn(crate::access_log::access_log))
 }
 
 /// The `/api/v0` routes, behind authentication and the start-up gate.
@@ -360,6 +439,7 @@ fn api_router(state: AppState) -> Router {
             "/api/v0/host/{address}/hostkey",
             get(get_host_key).put(accept_host_key),
         )
+        .route("/api/v0/audit", get(list_audit))
         .route("/api/v0/networks", get(list_networks))
         .route(
             "/api/v0/network/{name}",
@@ -374,6 +454,11 @@ fn api_router(state: AppState) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(authorize))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::audit::audit,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::probes::require_started,

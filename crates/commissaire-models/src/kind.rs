@@ -29,6 +29,8 @@ pub enum ModelKind {
     WatcherRecord,
     /// [`Investigation`] (internal)
     Investigation,
+    /// [`AuditEntry`]
+    AuditEntry,
     /// [`Hosts`] (list of [`Host`])
     Hosts,
     /// [`Clusters`] (list of [`Cluster`])
@@ -86,6 +88,10 @@ macro_rules! dispatch {
                 type $t = Investigation;
                 $body
             }
+            ModelKind::AuditEntry => {
+                type $t = AuditEntry;
+                $body
+            }
             ModelKind::Hosts => {
                 type $t = Hosts;
                 $body
@@ -120,6 +126,7 @@ impl ModelKind {
         ModelKind::ContainerManagerConfig,
         ModelKind::WatcherRecord,
         ModelKind::Investigation,
+        ModelKind::AuditEntry,
         ModelKind::Hosts,
         ModelKind::Clusters,
         ModelKind::Networks,
@@ -211,6 +218,7 @@ impl ModelKind {
             | ModelKind::ClusterUpgrade
             | ModelKind::Network
             | ModelKind::ContainerManagerConfig => "name",
+            ModelKind::AuditEntry => "id",
             _ => {
                 return Err(ModelError::invalid(self.name(), ".", "has no primary key"));
             }

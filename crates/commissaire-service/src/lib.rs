@@ -34,7 +34,8 @@ pub use dispatch::{Direct, ServiceHandle, run};
 pub use etcd::{EtcdError, EtcdSettings};
 pub use logging::{LOG_FORMAT_ENV, configured_level, init_logging, set_log_level};
 pub use members::{
-    LogFormat, LoggingSettings, MemberError, SHARED_MEMBERS, Seconds, parse_members, parse_value,
+    LogFormat, LoggingSettings, MemberError, SHARED_MEMBERS, Seconds, did_you_mean, parse_members,
+    parse_value,
 };
 pub use methods::Methods;
 pub use replica::replica_id;

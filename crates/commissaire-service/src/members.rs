@@ -86,16 +86,47 @@ impl fmt::Display for MemberError {
     }
 }
 
-/// Reads `value` as `T`; an error names the member at fault.
+/// Reads `value` as `T`; an error names the member at fault, and for an
+/// unknown one the known member it was likely meant to be.
 pub fn parse_value<T: DeserializeOwned>(service: &str, value: Value) -> Result<T, MemberError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
+        let reason = e.into_inner().to_string();
+        let reason = match unknown_field_suggestion(&reason) {
+            Some(meant) => format!("{reason} (did you mean '{meant}'?)"),
+            None => reason,
+        };
         MemberError {
             service: service.to_string(),
             member: if path == "." { String::new() } else { path },
-            reason: e.into_inner().to_string(),
+            reason,
         }
     })
+}
+
+/// The known name nearest to `unknown` when it is near enough to be a typo
+/// (a Jaro-Winkler similarity of 0.8 or more; `-` and `_` count alike).
+pub fn did_you_mean<'a>(
+    unknown: &str,
+    known: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let plain = |s: &str| s.replace('-', "_").to_ascii_lowercase();
+    let unknown = plain(unknown);
+    known
+        .into_iter()
+        .map(|k| (strsim::jaro_winkler(&unknown, &plain(k)), k))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+/// For serde's "unknown field `X`, expected one of `a`, `b`" (or
+/// "expected `a`"), the member `X` was likely meant to be.
+fn unknown_field_suggestion(reason: &str) -> Option<String> {
+    let rest = reason.strip_prefix("unknown field `")?;
+    let (unknown, rest) = rest.split_once('`')?;
+    let known: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    did_you_mean(unknown, known).map(str::to_string)
 }
 
 /// Reads the members of `config` that are `service`'s own (all but
@@ -134,6 +165,10 @@ mod tests {
     fn a_typo_or_a_wrong_type_is_an_error_naming_the_member() {
         let e = parse(json!({"intervl": 3})).unwrap_err();
         assert!(e.to_string().contains("unknown field `intervl`"), "{e}");
+        assert!(e.to_string().contains("(did you mean 'interval'?)"), "{e}");
+        // Nothing near: no guess.
+        let e = parse(json!({"colour": 3})).unwrap_err();
+        assert!(!e.to_string().contains("did you mean"), "{e}");
         let e = parse(json!({"interval": "30"})).unwrap_err();
         assert_eq!(e.member, "interval", "{e}");
         let e = parse(json!({"interval": -1})).unwrap_err();
@@ -149,5 +184,22 @@ mod tests {
         let m = parse(json!({"interval": 1.5, "concurrency": 4})).unwrap();
         assert_eq!(m.interval, Some(Seconds(Duration::from_millis(1500))));
         assert_eq!(m.concurrency.map(|c| c.get()), Some(4));
+    }
+
+    #[test]
+    fn near_misses_are_suggested_and_far_ones_are_not() {
+        let known = [
+            "listen-port",
+            "listen-interface",
+            "bus-uri",
+            "request-timeout",
+        ];
+        assert_eq!(did_you_mean("listen_prot", known), Some("listen-port"));
+        assert_eq!(did_you_mean("bus_url", known), Some("bus-uri"));
+        assert_eq!(
+            did_you_mean("request-timout", known),
+            Some("request-timeout")
+        );
+        assert_eq!(did_you_mean("tls", known), None);
     }
 }

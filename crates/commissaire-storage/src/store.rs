@@ -72,6 +72,7 @@ pub fn collection(kind: ModelKind) -> Option<&'static str> {
         ModelKind::ContainerManagerConfig => "container_managers",
         ModelKind::WatcherRecord => "watcher",
         ModelKind::Investigation => "investigations",
+        ModelKind::AuditEntry => "audit",
         ModelKind::ClusterDeploy | ModelKind::ClusterRestart | ModelKind::ClusterUpgrade => {
             "cluster"
         }

@@ -139,3 +139,56 @@ fn the_server_s_tests_need_no_test_bed() {
         "test-bed parts in the fast tier: {found:#?}"
     );
 }
+
+/// The exposure `systemd-analyze security` gives a unit at most
+/// (ARCHITECTURE.md, "Hardened units"; docs/install.md lists the figures).
+const MAX_UNIT_EXPOSURE: f64 = 3.0;
+
+#[test]
+fn every_systemd_unit_is_hardened_to_an_exposure_of_3_or_less() {
+    let dir = root().join("conf/systemd");
+    let mut units: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "service"))
+        .collect();
+    units.sort();
+    assert!(units.len() >= 7, "{units:?}");
+    let mut too_exposed = Vec::new();
+    for unit in &units {
+        let out = std::process::Command::new("systemd-analyze")
+            .args(["security", "--offline=true"])
+            .arg(unit)
+            .output()
+            .expect(
+                "systemd-analyze (Debian's systemd package; scripts/install-deps.sh installs it)",
+            );
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        let exposure: f64 = text
+            .lines()
+            .find_map(|l| {
+                let rest = l.split("Overall exposure level for ").nth(1)?;
+                rest.split(": ")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no exposure for {}: {text}", unit.display()));
+        // The unit's own settings must also be valid for systemd.
+        assert!(
+            !text.contains("Unknown key") && !text.contains("Failed to parse"),
+            "{}: {text}",
+            unit.display()
+        );
+        if exposure > MAX_UNIT_EXPOSURE {
+            too_exposed.push(format!("{}: {exposure}", unit.display()));
+        }
+    }
+    assert!(
+        too_exposed.is_empty(),
+        "harden these units: {too_exposed:?}"
+    );
+}

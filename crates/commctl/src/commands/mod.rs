@@ -236,6 +236,42 @@ pub fn network(ctx: &Ctx, command: &NetworkCommand) -> CliResult<i32> {
     config_command(ctx, &r, op)
 }
 
+/// `audit`
+pub fn audit(ctx: &Ctx, args: &crate::cli::AuditArgs) -> CliResult<i32> {
+    let mut query = Vec::new();
+    for (key, value) in [
+        ("user", &args.user),
+        ("kind", &args.kind),
+        ("name", &args.name),
+        ("since", &args.since),
+    ] {
+        if let Some(v) = value {
+            query.push((key, v.clone()));
+        }
+    }
+    if let Some(limit) = args.limit {
+        query.push(("limit", limit.to_string()));
+    }
+    let answer = ctx.client.get_query(&["api", "v0", "audit"], &query)?;
+    ctx.show(&answer, |a| {
+        output::rows(
+            &[
+                ("AT", "at"),
+                ("USER", "user"),
+                ("ROLE", "role"),
+                ("METHOD", "method"),
+                ("PATH", "path"),
+                ("STATUS", "status"),
+                ("PEER", "peer"),
+                ("ERROR", "error"),
+            ],
+            "audit entries",
+            a.get("entries").unwrap_or(&Value::Null),
+        )
+    });
+    Ok(exit::OK)
+}
+
 /// `container_manager ...`
 pub fn container_manager(ctx: &Ctx, command: &ContainerManagerCommand) -> CliResult<i32> {
     let r = ConfigResource {

@@ -11,6 +11,7 @@
 //! [`input`] reads and checks request
 //! input. This file holds [`Api`] and what they share.
 
+mod audit;
 mod clusters;
 mod configs;
 mod health;
@@ -33,6 +34,7 @@ use commissaire_storage_client::{StorageCallError, StorageClient, UpdateError};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
+pub use audit::AuditFilter;
 pub use health::{FleetCounts, StorageState};
 pub use input::{check_address, check_name};
 pub use operations::Operation;

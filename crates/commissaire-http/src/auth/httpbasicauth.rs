@@ -57,6 +57,8 @@ type Users = HashMap<String, String>;
 /// The `httpbasicauth` plugin.
 pub struct HttpBasicAuth {
     static_users: Users,
+    /// The `"role"` of users from the file or the `users` option.
+    static_roles: HashMap<String, super::roles::Role>,
     etcd: Option<EtcdUsers>,
     cache: SuccessCache,
     verifications: AtomicU64,
@@ -83,6 +85,7 @@ impl HttpBasicAuth {
     pub async fn from_options(options: &Map<String, Value>) -> Result<Self, AuthConfigError> {
         let mut opts = Options::new(NAME, options)?;
         let mut static_users = Users::new();
+        let mut static_roles = HashMap::new();
         let mut have_static = false;
         if let Some(inline) = opts.take("users") {
             let document = match inline {
@@ -96,6 +99,11 @@ impl HttpBasicAuth {
                 other => other,
             };
             static_users = parse_users(&document).map_err(|reason| AuthConfigError::Users {
+                plugin: NAME,
+                origin: "option users".into(),
+                reason: reason.clone(),
+            })?;
+            static_roles = parse_roles(&document).map_err(|reason| AuthConfigError::Users {
                 plugin: NAME,
                 origin: "option users".into(),
                 reason,
@@ -118,11 +126,17 @@ impl HttpBasicAuth {
                 })?;
             let users = parse_users(&document).map_err(|reason| AuthConfigError::Users {
                 plugin: NAME,
+                origin: origin.clone(),
+                reason,
+            })?;
+            let roles = parse_roles(&document).map_err(|reason| AuthConfigError::Users {
+                plugin: NAME,
                 origin,
                 reason,
             })?;
             tracing::info!(plugin = NAME, %path, users = users.len(), "loaded users from file");
             static_users.extend(users);
+            static_roles.extend(roles);
             have_static = true;
         }
 
@@ -206,6 +220,7 @@ impl HttpBasicAuth {
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(HttpBasicAuth {
             static_users,
+            static_roles,
             etcd,
             cache,
             verifications: AtomicU64::new(0),
@@ -285,6 +300,10 @@ impl Authenticator for HttpBasicAuth {
         NAME
     }
 
+    fn role_of(&self, user: &str) -> Option<super::roles::Role> {
+        self.static_roles.get(user).copied()
+    }
+
     fn summary(&self) -> String {
         match &self.etcd {
             None => format!("{NAME}: {} users", self.static_users.len()),
@@ -342,6 +361,26 @@ fn parse_users(document: &Value) -> Result<Users, String> {
         users.insert(user.clone(), hash.to_string());
     }
     Ok(users)
+}
+
+/// The `"role"` of each user entry that has one (`viewer`, `operator`,
+/// `admin`); another value is an error naming the user.
+fn parse_roles(document: &Value) -> Result<HashMap<String, super::roles::Role>, String> {
+    let mut roles = HashMap::new();
+    if let Value::Object(entries) = document {
+        for (user, entry) in entries {
+            match entry.get("role") {
+                None | Some(Value::Null) => {}
+                Some(Value::String(role)) => {
+                    let role = super::roles::Role::parse(role)
+                        .map_err(|e| format!("user {user:?}: {e}"))?;
+                    roles.insert(user.clone(), role);
+                }
+                Some(_) => return Err(format!("user {user:?}: \"role\" must be a string")),
+            }
+        }
+    }
+    Ok(roles)
 }
 
 /// The cost of a bcrypt hash, if it is one.

@@ -35,6 +35,7 @@ pub mod keystonetokenauth;
 pub mod openshiftbearertokenauth;
 mod options;
 mod remote;
+pub mod roles;
 pub mod throttle;
 
 pub use httpauthclientcert::ClientCertAuth;
@@ -94,6 +95,12 @@ pub enum AuthDecision {
 pub trait Authenticator: Send + Sync {
     /// The plugin's (short) module name, e.g. `httpbasicauth`.
     fn name(&self) -> &'static str;
+
+    /// The role this plugin gives `user` (one it allowed), if it knows
+    /// one ([`roles`]); `None` leaves it to the server's `roles`.
+    fn role_of(&self, _user: &str) -> Option<roles::Role> {
+        None
+    }
 
     /// What the plugin holds, for the log line of a reload (never a
     /// secret): its name unless it says more (`httpbasicauth: 3 users`).
@@ -336,6 +343,16 @@ pub enum AuthConfigError {
 pub struct AuthManager {
     authenticators: Vec<Arc<dyn Authenticator>>,
     self_auths: BTreeSet<String>,
+    roles: roles::RoleSettings,
+}
+
+/// Who a request is from and what they may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The user name the plugin gave.
+    pub user: String,
+    /// The user's role.
+    pub role: roles::Role,
 }
 
 impl AuthManager {
@@ -382,7 +399,14 @@ impl AuthManager {
         AuthManager {
             authenticators,
             self_auths: self_auths.into_iter().collect(),
+            roles: roles::RoleSettings::default(),
         }
+    }
+
+    /// The same manager giving roles as `roles` says.
+    pub fn with_roles(mut self, roles: roles::RoleSettings) -> Self {
+        self.roles = roles;
+        self
     }
 
     /// No plugins => everything allowed (like the original with no authenticator).
@@ -399,16 +423,30 @@ impl AuthManager {
     /// match — are allowed as user "self-auth"; no plugins => Some("anonymous")), None => the
     /// server answers 403.
     pub async fn check(&self, req: &RequestCredentials<'_>) -> Option<String> {
+        self.identify(req).await.map(|i| i.user)
+    }
+
+    /// [`AuthManager::check`] with the user's role ([`roles`]). The
+    /// self-authenticating paths' user and, with no plugin, the anonymous
+    /// user are admins (they do what the original let them).
+    pub async fn identify(&self, req: &RequestCredentials<'_>) -> Option<Identity> {
         if self.self_auths.contains(req.path) {
-            return Some(SELF_AUTH_USER.to_string());
+            return Some(Identity {
+                user: SELF_AUTH_USER.to_string(),
+                role: roles::Role::Admin,
+            });
         }
         if self.is_open() {
-            return Some(ANONYMOUS_USER.to_string());
+            return Some(Identity {
+                user: ANONYMOUS_USER.to_string(),
+                role: roles::Role::Admin,
+            });
         }
         for authenticator in &self.authenticators {
             if let AuthDecision::Allow { user } = authenticator.authenticate(req).await {
-                tracing::debug!(plugin = authenticator.name(), %user, path = req.path, "request authenticated");
-                return Some(user);
+                let role = self.roles.role_of(&user, authenticator.role_of(&user));
+                tracing::debug!(plugin = authenticator.name(), %user, %role, path = req.path, "request authenticated");
+                return Some(Identity { user, role });
             }
         }
         tracing::debug!(peer = %req.peer.addr, path = req.path, "no authentication plugin allowed the request");

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Deserializer};
 
+mod audit;
 mod cluster;
 mod config;
 mod gates;
@@ -13,6 +14,7 @@ mod rolling;
 mod states;
 mod window;
 
+pub use audit::*;
 pub use cluster::*;
 pub use config::*;
 pub use gates::*;
