@@ -2,8 +2,9 @@
 //! change: records, cluster operations and their pause/resume/cancel, host
 //! keys), refused ones too, becomes an [`AuditEntry`] in storage with who
 //! (user, role), when, from where (peer, request id), what (method, path,
-//! kind, names) and the outcome (status, error). Written before the answer
-//! leaves, so a client that got an answer has its entry. The newest
+//! kind, names) and the outcome (status, error). A change that was made is
+//! written before its answer leaves; a refused or failed one right after
+//! (its answer does not wait on a storage outage that caused it). The newest
 //! [`AUDIT_KEEP`] entries are kept. Read: `GET /api/v0/audit`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,9 +90,14 @@ pub async fn audit(State(s): State<AppState>, request: Request, next: Next) -> R
         .into(),
         error,
     };
-    if let Err(e) = s.api.record_audit(&entry).await {
-        tracing::warn!(error = %e, user = %entry.user, method = %entry.method, path = %entry.path,
-            status = entry.status, "could not write the audit entry");
+    // A change that happened is recorded before its answer leaves. A
+    // refusal or a failure (a 503 while storage is down) is recorded in the
+    // background: its answer must not wait for the storage that failed it.
+    if status.is_success() {
+        write_entry(&s.api, &entry).await;
+    } else {
+        let api = s.api.clone();
+        tokio::spawn(async move { write_entry(&api, &entry).await });
     }
     if s.audit.0.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
         let api = s.api.clone();
@@ -104,6 +110,13 @@ pub async fn audit(State(s): State<AppState>, request: Request, next: Next) -> R
         });
     }
     response
+}
+
+async fn write_entry(api: &crate::api::Api, entry: &AuditEntry) {
+    if let Err(e) = api.record_audit(entry).await {
+        tracing::warn!(error = %e, user = %entry.user, method = %entry.method, path = %entry.path,
+            status = entry.status, "could not write the audit entry");
+    }
 }
 
 /// The response again, and its JSON `error` member.

@@ -95,7 +95,9 @@ impl AuditFilter {
 impl Api {
     /// Stores `entry`.
     pub async fn record_audit(&self, entry: &AuditEntry) -> Result<(), String> {
+        // No waiting out an outage: an entry that cannot be written is logged.
         self.storage
+            .impatient()
             .save(entry)
             .await
             .map(drop)
