@@ -10,7 +10,8 @@
 # COMMISSAIRE_TEST_STATE, left running) and runs commissaire-bench, which
 # prints one table: REST req/s and p50/p99 (cluster GET, host list with 1k
 # and 10k hosts, host create) for the all-in-one and the split daemons over
-# AMQP+etcd and Redis+etcd, bus round trips, rolling-restart overhead per
+# AMQP+etcd and Redis+etcd, refusal times of unknown vs known users
+# (all-in-one), bus round trips, rolling-restart overhead per
 # host (5 ssh hosts), watcher checks per second (50 ssh hosts), resident
 # memory of every daemon idle and under load, and the load test.
 #
@@ -29,7 +30,7 @@ ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 cd "$ROOT" || exit 1
 case "${1:-}" in
   -h|--help)
-    sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'
     echo
     echo "commissaire-bench options:"
     ;;

@@ -4,6 +4,8 @@
 //!
 //! * REST: `GET /cluster/NAME`, `GET /hosts` with 1,000 and 10,000 hosts
 //!   stored, `PUT /host/ADDR` (create), each at concurrency 1 and 16;
+//! * authentication refusals (all-in-one): an unknown user against a known
+//!   user with a wrong password, which must cost the same within 2x;
 //! * bus round trips (`storage.get`) over AMQP, Redis and in-process;
 //! * rolling restart overhead per host on test sshd hosts (split, AMQP);
 //! * watcher capacity on 50 test sshd hosts (split, AMQP): checks per
@@ -16,6 +18,7 @@
 //! Needs the test bed and the release binaries: run it through
 //! `scripts/bench.sh`, which provides both.
 
+mod auth;
 mod bus;
 mod load;
 mod measure;
@@ -78,6 +81,8 @@ enum Part {
     Rolling,
     /// Watcher checks per second (split AMQP+etcd, test sshd hosts).
     Watcher,
+    /// Refusal times: an unknown user against a wrong password (all-in-one).
+    Auth,
     /// Resident memory of every process, idle and under load.
     Memory,
     /// The mixed load test (--clients for --seconds), with the lost-write check.
@@ -96,7 +101,7 @@ struct Cli {
     #[arg(value_enum, default_value = "run")]
     mode: Mode,
     /// The parts to run (comma separated).
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Part::Rest, Part::Bus, Part::Rolling, Part::Watcher, Part::Memory, Part::Load])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Part::Rest, Part::Auth, Part::Bus, Part::Rolling, Part::Watcher, Part::Memory, Part::Load])]
     only: Vec<Part>,
     /// The stacks for the REST, bus and memory parts (comma separated).
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [SetupArg::AllInOne, SetupArg::Amqp, SetupArg::Redis])]
@@ -104,6 +109,9 @@ struct Cli {
     /// Small counts and short windows, for a quick look.
     #[arg(long)]
     quick: bool,
+    /// Refusals of each kind in the authentication measurement.
+    #[arg(long, default_value_t = 40)]
+    auth_requests: usize,
     /// Requests per cluster GET measurement.
     #[arg(long, default_value_t = 4000)]
     cluster_requests: usize,
@@ -158,6 +166,7 @@ struct Cli {
 impl Cli {
     fn quick(&mut self) {
         self.cluster_requests = self.cluster_requests.min(500);
+        self.auth_requests = self.auth_requests.min(10);
         self.hosts_requests = self.hosts_requests.min(40);
         self.hosts_10k_requests = self.hosts_10k_requests.min(10);
         self.create_requests = self.create_requests.min(50);
@@ -195,7 +204,7 @@ impl Rows {
     }
 }
 
-/// The all-in-one: REST (1k then 10k hosts) and its memory.
+/// The all-in-one: REST (1k then 10k hosts), refusal times and its memory.
 async fn all_in_one(cli: &Cli, rows: &mut Rows) -> anyhow::Result<()> {
     let setup = Setup::AllInOne.label();
     let rest = cli.has(Part::Rest);
@@ -272,6 +281,9 @@ async fn all_in_one(cli: &Cli, rows: &mut Rows) -> anyhow::Result<()> {
         .await;
         rows.add(r.into_iter().map(rest::list_target).collect());
         load.insert("host create".into(), create_peaks);
+    }
+    if cli.has(Part::Auth) {
+        rows.add(auth::refusal_rows(setup, &aio.api, cli.auth_requests).await?);
     }
     if cli.has(Part::Memory) {
         rows.add(memory::rows(setup, &aio.procs(), &idle, &load));
@@ -434,6 +446,7 @@ async fn main() -> std::process::ExitCode {
     let setups: BTreeSet<Setup> = cli.setups.iter().map(|s| Setup::from(*s)).collect();
     let per_setup = [
         Part::Rest,
+        Part::Auth,
         Part::Bus,
         Part::Memory,
         Part::Rolling,
@@ -445,7 +458,8 @@ async fn main() -> std::process::ExitCode {
         for setup in [Setup::AllInOne, Setup::Amqp, Setup::Redis] {
             let measured = [Part::Rest, Part::Bus, Part::Memory]
                 .iter()
-                .any(|p| cli.has(*p));
+                .any(|p| cli.has(*p))
+                || (setup == Setup::AllInOne && cli.has(Part::Auth));
             let wanted = (setups.contains(&setup) && measured)
                 || (setup == Setup::Amqp && (cli.has(Part::Rolling) || cli.has(Part::Watcher)));
             if !wanted {
@@ -453,7 +467,9 @@ async fn main() -> std::process::ExitCode {
             }
             eprintln!("# {}", setup.label());
             let result = match setup {
-                Setup::AllInOne if cli.has(Part::Rest) || cli.has(Part::Memory) => {
+                Setup::AllInOne
+                    if cli.has(Part::Rest) || cli.has(Part::Auth) || cli.has(Part::Memory) =>
+                {
                     all_in_one(&cli, &mut rows).await
                 }
                 Setup::AllInOne => Ok(()),

@@ -69,9 +69,31 @@ impl Api {
         })
     }
 
-    /// A request; the status and the body (read entirely).
+    /// A request as the bench's user; the status and the body (read entirely).
     pub async fn send(
         &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<(u16, Body)> {
+        self.request("a", "a", method, path, body).await
+    }
+
+    /// A bodiless request with other credentials; the status and the body.
+    pub async fn send_as(
+        &self,
+        user: &str,
+        password: &str,
+        method: reqwest::Method,
+        path: &str,
+    ) -> anyhow::Result<(u16, Body)> {
+        self.request(user, password, method, path, None).await
+    }
+
+    async fn request(
+        &self,
+        user: &str,
+        password: &str,
         method: reqwest::Method,
         path: &str,
         body: Option<&Value>,
@@ -79,7 +101,7 @@ impl Api {
         let mut req = self
             .client
             .request(method, format!("{}{path}", self.base))
-            .basic_auth("a", Some("a"));
+            .basic_auth(user, Some(password));
         if let Some(body) = body {
             req = req.json(body);
         }
