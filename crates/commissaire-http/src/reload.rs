@@ -43,20 +43,10 @@ pub struct Live {
 /// Applies `next` (the configuration read again) to the server running
 /// with `current`, logging what changed; `current` becomes `next`.
 pub async fn apply(live: &Live, current: &mut ServerConfig, next: ServerConfig) {
-    let old_level =
-        commissaire_service::configured_level(current.debug, current.file.get("logging"));
-    let new_level = commissaire_service::configured_level(next.debug, next.file.get("logging"));
-    if old_level != new_level {
-        match commissaire_service::set_log_level(&new_level) {
-            Ok(true) => {
-                tracing::info!(from = %old_level, to = %new_level, "reload: log level changed")
-            }
-            Ok(false) => {
-                tracing::info!("reload: RUST_LOG sets the log level; the file's level is not used")
-            }
-            Err(e) => tracing::warn!(error = %e, "reload: log level left as it was"),
-        }
-    }
+    commissaire_service::reload_log_level(
+        (current.debug, current.file.get("logging")),
+        (next.debug, next.file.get("logging")),
+    );
     match AuthManager::new(&next.plugins, next.self_auths.clone()).await {
         Ok(auth) => {
             let auth = auth.with_roles(next.roles.clone());

@@ -98,22 +98,10 @@ fn reload_on_sighup(name: &str, args: &ServiceArgs, settings: &ServiceSettings) 
             match load_settings(&name, &args).await {
                 Ok(next) => {
                     let mut current = current.lock().await;
-                    let old_level =
-                        crate::configured_level(current.debug, current.config.get("logging"));
-                    let new_level = crate::configured_level(next.debug, next.config.get("logging"));
-                    if old_level != new_level {
-                        match crate::set_log_level(&new_level) {
-                            Ok(true) => {
-                                tracing::info!(from = %old_level, to = %new_level, "reload: log level changed")
-                            }
-                            Ok(false) => tracing::info!(
-                                "reload: RUST_LOG sets the log level; the file's level is not used"
-                            ),
-                            Err(e) => {
-                                tracing::warn!(error = %e, "reload: log level left as it was")
-                            }
-                        }
-                    }
+                    crate::reload_log_level(
+                        (current.debug, current.config.get("logging")),
+                        (next.debug, next.config.get("logging")),
+                    );
                     let mut members: Vec<&String> = current
                         .config
                         .keys()

@@ -32,7 +32,9 @@ pub use config::{
 pub use daemon::{connect_bus, parse_args, run_daemon, run_daemon_with};
 pub use dispatch::{Direct, ServiceHandle, run};
 pub use etcd::{EtcdError, EtcdSettings};
-pub use logging::{LOG_FORMAT_ENV, configured_level, init_logging, set_log_level};
+pub use logging::{
+    LOG_FORMAT_ENV, configured_level, init_logging, reload_log_level, set_log_level,
+};
 pub use members::{
     LogFormat, LoggingSettings, MemberError, SHARED_MEMBERS, Seconds, did_you_mean, parse_members,
     parse_value,

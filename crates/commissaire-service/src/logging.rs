@@ -58,6 +58,24 @@ pub fn init_logging(debug: bool, logging: Option<&Value>, format: Option<LogForm
     }
 }
 
+/// At a reload: applies the level the configuration read again asks for
+/// (`debug` and the `logging` member, before and after) and logs what was
+/// done; nothing when the level is the same.
+pub fn reload_log_level(before: (bool, Option<&Value>), after: (bool, Option<&Value>)) {
+    let old_level = configured_level(before.0, before.1);
+    let new_level = configured_level(after.0, after.1);
+    if old_level == new_level {
+        return;
+    }
+    match set_log_level(&new_level) {
+        Ok(true) => tracing::info!(from = %old_level, to = %new_level, "reload: log level changed"),
+        Ok(false) => {
+            tracing::info!("reload: RUST_LOG sets the log level; the file's level is not used")
+        }
+        Err(e) => tracing::warn!(error = %e, "reload: log level left as it was"),
+    }
+}
+
 /// Changes the log level (a reload): `Ok(true)` when it changed it,
 /// `Ok(false)` when `RUST_LOG` rules the level (or logging was set up by
 /// someone else), `Err` naming what is wrong with `level`.
