@@ -3,10 +3,15 @@
 //! handlers by glob and by a record's `source` ([`StorageRouter`]), and the
 //! storage service answering `storage.*` on the bus ([`StorageService`]).
 //!
+//! The etcd handler is the `etcd` feature (on by default; it needs `protoc`
+//! to build): the all-in-one leaves it out, so it builds with nothing but a
+//! Rust toolchain.
+//!
 //! Only the storage service (and the all-in-one) links this crate and talks
 //! to a store; everything else asks it over the bus with
 //! `commissaire-storage-client`.
 
+#[cfg(feature = "etcd")]
 mod etcd;
 mod params;
 mod redb_store;
@@ -15,6 +20,7 @@ mod secrets;
 mod service;
 mod store;
 
+#[cfg(feature = "etcd")]
 pub use etcd::EtcdStore;
 pub use redb_store::RedbStore;
 pub use router::{RoutedHandler, RouterError, StorageRouter};

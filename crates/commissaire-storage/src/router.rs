@@ -4,10 +4,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use commissaire_models::ModelKind;
+#[cfg(feature = "etcd")]
 use commissaire_service::EtcdSettings;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde_json::Value;
 
+#[cfg(feature = "etcd")]
 use crate::etcd::EtcdStore;
 use crate::redb_store::RedbStore;
 use crate::store::StoreHandler;
@@ -162,11 +164,19 @@ impl StorageRouter {
                 reason,
             };
             let handler: Arc<dyn StoreHandler> = match short_type.as_str() {
+                #[cfg(feature = "etcd")]
                 "etcd" => {
                     let settings = etcd_settings(entry);
                     let client = crate::etcd::connect(&settings).await.map_err(open_error)?;
                     let prefix = text("prefix").unwrap_or_else(|| "/commissaire/".into());
                     Arc::new(EtcdStore::with_prefix(client, &prefix))
+                }
+                #[cfg(not(feature = "etcd"))]
+                "etcd" => {
+                    return Err(open_error(
+                        "this build has no etcd support (commissaire-storage's `etcd` feature is off)"
+                            .into(),
+                    ));
                 }
                 "redb" => {
                     let path = text("path")
@@ -188,6 +198,7 @@ impl StorageRouter {
     }
 }
 
+#[cfg(feature = "etcd")]
 /// etcd settings of a handler entry: `server_url` (or `endpoints`),
 /// `certificate_ca_path`, `certificate_path`, `certificate_key_path`,
 /// `username`, `password`.
