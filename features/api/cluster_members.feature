@@ -41,6 +41,23 @@ Feature: Cluster members
      When we get "/api/v0/cluster/honeynut/hosts/192.168.152.110"
      Then commissaire will note it's not found
 
+  Scenario: Without a container manager a disassociated member is healthy
+    Given we have a valid username and password
+      And we have a cluster named "honeynut"
+      And we have a host at "192.168.152.110" whose status is "disassociated"
+      And we have a host at "192.168.152.111" whose status is "active"
+     When we put "/api/v0/cluster/honeynut/hosts/192.168.152.110"
+     Then commissaire will note success
+     When we get "/api/v0/cluster/honeynut"
+     Then the response's "hosts.available" is 1
+      And the response's "status" is "ok"
+     When we put "/api/v0/cluster/honeynut/hosts/192.168.152.111"
+     Then commissaire will note success
+     When we get "/api/v0/cluster/honeynut"
+     Then the response's "hosts.available" is 2
+      And the response's "hosts.unavailable" is 0
+      And the response's "status" is "ok"
+
   Scenario: A host that is not ready cannot join
     Given we have a valid username and password
       And we have a cluster named "honeynut"

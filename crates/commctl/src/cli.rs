@@ -363,10 +363,23 @@ pub enum HostCommand {
         /// Address of the host
         address: String,
     },
-    /// List every host, or the members of a cluster
+    /// List every host, or the members of a cluster; --status and --os pick
+    /// some (the server filters)
     List {
         /// Only the members of this cluster
         cluster: Option<String>,
+        /// Only hosts with this status (repeat, or comma separated, for any of several)
+        #[arg(long = "status", value_name = "STATUS", value_delimiter = ',')]
+        status: Vec<String>,
+        /// Only hosts running this OS (repeat, or comma separated)
+        #[arg(long = "os", value_name = "OS", value_delimiter = ',')]
+        os: Vec<String>,
+    },
+    /// Investigate a failed host again, with the credentials it has (after
+    /// fixing what made it fail: its network, its key, a package)
+    Retry {
+        /// Address of the host
+        address: String,
     },
     /// Show a host's status (and its node status in the container manager)
     Status {

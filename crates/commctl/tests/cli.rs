@@ -416,6 +416,44 @@ fn host_commands() {
         json!(["10.1.0.1"])
     );
     s.commctl(&["host", "list", "nocluster"]).expect(NOT_FOUND);
+    // filtered by the server: status, os, a cluster's members
+    let listed = s
+        .commctl(&["--json", "host", "list", "--status", "investigating"])
+        .expect(0)
+        .json();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    let out = s
+        .commctl(&["host", "list", "--status", "failed,active"])
+        .expect(0);
+    assert_eq!(out.stdout.trim(), "(no hosts)", "{out:?}");
+    let listed = s
+        .commctl(&["--json", "host", "list", "hc", "--status", "investigating"])
+        .expect(0)
+        .json();
+    assert_eq!(listed[0]["address"], "10.1.0.1", "{listed}");
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    let out = s
+        .commctl(&["host", "list", "--status", "bogus"])
+        .expect(BAD_REQUEST);
+    assert!(out.stderr.contains("status"), "{out:?}");
+
+    // retry: nothing to retry while it is queued; a failed host is
+    // investigated again
+    let out = s.commctl(&["host", "retry", "10.1.0.2"]).expect(CONFLICT);
+    assert!(out.stderr.contains("nothing to retry"), "{out:?}");
+    s.bus_request(
+        "storage.delete",
+        json!({"model_type_name": "Investigation", "model_json_data": {"address": "10.1.0.2"}}),
+    )
+    .unwrap();
+    s.set_host_status("10.1.0.2", "failed");
+    let out = s.commctl(&["host", "retry", "10.1.0.2"]).expect(0);
+    assert_eq!(
+        out.stdout.trim(),
+        "Host '10.1.0.2' is investigating again",
+        "{out:?}"
+    );
+    s.commctl(&["host", "retry", "10.1.0.77"]).expect(NOT_FOUND);
 
     // status
     let st = s

@@ -3,6 +3,7 @@
 //! redb) and for the split daemons over AMQP+etcd and Redis+etcd:
 //!
 //! * REST: `GET /cluster/NAME`, `GET /hosts` with 1,000 and 10,000 hosts
+//!   (and 100,000 on the all-in-one), filtered and paged lists
 //!   stored, `PUT /host/ADDR` (create), each at concurrency 1 and 16;
 //! * authentication refusals (all-in-one): an unknown user against a known
 //!   user with a wrong password, which must cost the same within 2x;
@@ -121,6 +122,9 @@ struct Cli {
     /// Requests per host-list measurement with 10,000 hosts.
     #[arg(long, default_value_t = 40)]
     hosts_10k_requests: usize,
+    /// Requests per host-list measurement with 100,000 hosts (all-in-one).
+    #[arg(long, default_value_t = 10)]
+    hosts_100k_requests: usize,
     /// Hosts created per host-create measurement.
     #[arg(long, default_value_t = 300)]
     create_requests: usize,
@@ -169,6 +173,7 @@ impl Cli {
         self.auth_requests = self.auth_requests.min(10);
         self.hosts_requests = self.hosts_requests.min(40);
         self.hosts_10k_requests = self.hosts_10k_requests.min(10);
+        self.hosts_100k_requests = self.hosts_100k_requests.min(4);
         self.create_requests = self.create_requests.min(50);
         self.bus_requests = self.bus_requests.min(500);
         self.watcher_seconds = self.watcher_seconds.min(10);
@@ -183,6 +188,8 @@ impl Cli {
 /// Hosts stored for the small and the large host list.
 const SMALL: usize = 1000;
 const LARGE: usize = 10_000;
+/// Hosts stored for the largest host lists (all-in-one only).
+const HUGE: usize = 100_000;
 /// Members of the cluster read by the cluster GET measurement.
 const MEMBERS: usize = 3;
 
@@ -280,6 +287,32 @@ async fn all_in_one(cli: &Cli, rows: &mut Rows) -> anyhow::Result<()> {
         )
         .await;
         rows.add(r.into_iter().map(rest::list_target).collect());
+        rows.add(
+            rest::filtered_list_rows(setup, "10k", &api, cli.hosts_10k_requests, &procs, peaks)
+                .await,
+        );
+        // 100k hosts: the same, seeded the same way.
+        aio.stop();
+        aio.seeder()?
+            .save_all("Host", &rest::seeded_hosts(LARGE, HUGE - LARGE))
+            .await?;
+        aio.start().await?;
+        let procs = aio.procs();
+        let r = rest::get_rows(
+            setup,
+            "GET /hosts (100k hosts)",
+            &api,
+            "/api/v0/hosts",
+            cli.hosts_100k_requests,
+            &procs,
+            peaks,
+        )
+        .await;
+        rows.add(r);
+        rows.add(
+            rest::filtered_list_rows(setup, "100k", &api, cli.hosts_100k_requests, &procs, peaks)
+                .await,
+        );
         load.insert("host create".into(), create_peaks);
     }
     if cli.has(Part::Auth) {
@@ -376,6 +409,10 @@ async fn split(
         )
         .await;
         rows.add(r.into_iter().map(rest::list_target).collect());
+        rows.add(
+            rest::filtered_list_rows(setup, "10k", &api, cli.hosts_10k_requests, &procs, peaks)
+                .await,
+        );
         load.insert("host create".into(), create_peaks);
     }
     let ssh_needed =

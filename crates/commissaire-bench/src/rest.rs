@@ -174,9 +174,42 @@ pub fn list_target(row: Row) -> Row {
     }
 }
 
-/// `count` active hosts numbered from `from` (see [`crate::stack::seeded_address`]).
+/// `count` hosts numbered from `from` (see [`crate::stack::seeded_address`]):
+/// active, but one in a hundred failed (the 100th, 200th, ...), and one in
+/// ten running rhel instead of fedora, so that filters have something to
+/// pick out.
 pub fn seeded_hosts(from: usize, count: usize) -> Vec<Value> {
     (from..from + count)
-        .map(|i| crate::stack::active_host(&crate::stack::seeded_address(i)))
+        .map(|i| {
+            let status = if i % 100 == 99 { "failed" } else { "active" };
+            let os = if i % 10 == 9 { "rhel" } else { "fedora" };
+            crate::stack::seeded_host(&crate::stack::seeded_address(i), status, os)
+        })
         .collect()
+}
+
+/// The filtered and paged host lists with `hosts` (a label: "10k") stored:
+/// the failed hosts (one in a hundred) as a plain list, a first page of 100
+/// and the rhel hosts' first page of 100 (with the total).
+pub async fn filtered_list_rows(
+    setup: &str,
+    hosts: &str,
+    api: &Api,
+    total: usize,
+    procs: &[Proc],
+    peaks: &mut Peaks,
+) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (path, what) in [
+        ("/api/v0/hosts?status=failed", "GET /hosts?status=failed"),
+        ("/api/v0/hosts?limit=100", "GET /hosts?limit=100"),
+        (
+            "/api/v0/hosts?os=rhel&limit=100",
+            "GET /hosts?os=rhel&limit=100",
+        ),
+    ] {
+        let what = format!("{what} ({hosts} hosts)");
+        rows.extend(get_rows(setup, &what, api, path, total, procs, peaks).await);
+    }
+    rows
 }

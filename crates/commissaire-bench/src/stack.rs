@@ -219,7 +219,12 @@ impl Seeder {
 
 /// A stored host as the investigator leaves a bootstrapped one.
 pub fn active_host(address: &str) -> Value {
-    json!({"address": address, "status": "active", "os": "fedora", "cpus": 4,
+    seeded_host(address, "active", "fedora")
+}
+
+/// A seeded host with `status` and `os`.
+pub fn seeded_host(address: &str, status: &str, os: &str) -> Value {
+    json!({"address": address, "status": status, "os": os, "cpus": 4,
            "memory": 8_000_000, "space": 50_000_000,
            "last_check": "2020-01-01T00:00:00.000000"})
 }

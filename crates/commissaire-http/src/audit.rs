@@ -184,6 +184,12 @@ mod tests {
                 "host.hostkey",
                 "10.0.0.1",
             ),
+            (
+                "/api/v0/host/{address}/retry",
+                "/api/v0/host/10.0.0.1/retry",
+                "host.retry",
+                "10.0.0.1",
+            ),
             ("/api/v0/host", "/api/v0/host", "host", ""),
             ("", "/api/v0/nope", "unmatched", ""),
         ] {

@@ -27,7 +27,7 @@ pub struct ServerArgs {
     #[arg(long = "log-format", env = "COMMISSAIRE_LOG_FORMAT", value_enum)]
     pub log_format: Option<commissaire_service::LogFormat>,
     /// Full path to a JSON configuration file (command-line arguments override).
-    #[arg(short = 'c', long = "config-file")]
+    #[arg(short = 'c', long = "config-file", visible_alias = "config")]
     pub config_file: Option<PathBuf>,
     /// Disregard the default configuration file, if it exists.
     #[arg(long = "no-config-file", alias = "no-config")]

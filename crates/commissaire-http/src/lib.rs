@@ -7,7 +7,9 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod dev_user;
 pub mod error;
+pub mod etag;
 pub mod extract;
 pub mod metrics;
 pub mod peer;
@@ -119,6 +121,10 @@ pub async fn serve_until(
         None => None,
     };
     tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), "commissaire-server listening");
+    let exposed = {
+        let (addr, auth) = (listener.local_addr()?, app.auth.current());
+        tokio::spawn(async move { dev_user::warn_if_exposed(addr, &auth).await })
+    };
     let (api, startup) = (app.api.clone(), app.startup.clone());
     let starting = tokio::spawn(async move {
         // Storage may not be up yet: try again, 100 ms apart at first,
@@ -169,7 +175,7 @@ pub async fn serve_until(
     )
     .await;
     starting.abort();
-    for task in [reloading, fleet].into_iter().flatten() {
+    for task in [reloading, fleet, Some(exposed)].into_iter().flatten() {
         task.abort();
     }
     served?;

@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, RawQuery, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Extension, Router};
 
-use crate::api::{Api, Operation, Reply, peer_address};
+use crate::api::{Api, ListQuery, Operation, Reply, peer_address};
 use crate::auth::RequestCredentials;
 use crate::auth::roles::Role;
 use crate::auth::throttle::FailureThrottle;
@@ -44,11 +44,26 @@ pub struct AppState {
 
 type S = State<AppState>;
 
-async fn list_clusters(State(s): S) -> Response {
-    let load = s.api.list_clusters();
-    s.cache
-        .serve("clusters".into(), &[ModelKind::Cluster], load)
-        .await
+async fn list_clusters(State(s): S, RawQuery(raw): RawQuery) -> Response {
+    let query = match ListQuery::parse(raw.as_deref(), crate::api::CLUSTER_FILTERS) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
+    if query.is_plain() {
+        let load = s.api.list_clusters();
+        return s
+            .cache
+            .serve("clusters".into(), &[ModelKind::Cluster], load)
+            .await;
+    }
+    let kinds: &[ModelKind] = if query.filter("status").is_some() {
+        &[ModelKind::Cluster, ModelKind::Host]
+    } else {
+        &[ModelKind::Cluster]
+    };
+    let key = format!("clusters?{}", query.canonical());
+    let load = s.api.list_clusters_matching(&query);
+    s.cache.serve(key, kinds, load).await
 }
 async fn get_cluster(State(s): S, name: Name) -> Response {
     let load = s.api.get_cluster(&name);
@@ -66,8 +81,12 @@ async fn put_cluster(State(s): S, name: Name, JsonObject(body): JsonObject) -> A
 async fn delete_cluster(State(s): S, name: Name) -> ApiResult<Reply> {
     s.api.delete_cluster(&name).await
 }
-async fn list_members(State(s): S, name: Name) -> ApiResult<Reply> {
-    s.api.list_members(&name).await
+async fn list_members(State(s): S, name: Name, RawQuery(raw): RawQuery) -> ApiResult<Reply> {
+    let query = ListQuery::parse(raw.as_deref(), &[])?;
+    if query.is_plain() {
+        return s.api.list_members(&name).await;
+    }
+    s.api.list_members_matching(&name, &query).await
 }
 async fn put_members(State(s): S, name: Name, JsonObject(body): JsonObject) -> ApiResult<Reply> {
     s.api.put_members(&name, body).await
@@ -153,11 +172,26 @@ operation_handlers!(
     Operation::Deploy
 );
 
-async fn list_hosts(State(s): S) -> Response {
-    let load = s.api.list_hosts();
-    s.cache
-        .serve("hosts".into(), &[ModelKind::Host], load)
-        .await
+async fn list_hosts(State(s): S, RawQuery(raw): RawQuery) -> Response {
+    let query = match ListQuery::parse(raw.as_deref(), crate::api::HOST_FILTERS) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
+    if query.is_plain() {
+        let load = s.api.list_hosts();
+        return s
+            .cache
+            .serve("hosts".into(), &[ModelKind::Host], load)
+            .await;
+    }
+    let kinds: &[ModelKind] = if query.filter("cluster").is_some() {
+        &[ModelKind::Host, ModelKind::Cluster]
+    } else {
+        &[ModelKind::Host]
+    };
+    let key = format!("hosts?{}", query.canonical());
+    let load = s.api.list_hosts_matching(&query);
+    s.cache.serve(key, kinds, load).await
 }
 async fn get_host(State(s): S, address: Address) -> Response {
     let load = s.api.get_host(&address);
@@ -179,6 +213,9 @@ async fn put_host_from_peer(
 }
 async fn delete_host(State(s): S, address: Address) -> ApiResult<Reply> {
     s.api.delete_host(&address).await
+}
+async fn retry_host(State(s): S, address: Address) -> ApiResult<Reply> {
+    s.api.retry_host(&address).await
 }
 async fn get_creds(State(s): S, address: Address) -> ApiResult<Reply> {
     s.api.get_creds(&address).await
@@ -203,8 +240,12 @@ async fn list_audit(
     let filter = crate::api::AuditFilter::from_query(&query)?;
     s.api.list_audit(&filter).await
 }
-async fn list_networks(State(s): S) -> ApiResult<Reply> {
-    s.api.list_networks().await
+async fn list_networks(State(s): S, RawQuery(raw): RawQuery) -> ApiResult<Reply> {
+    let query = ListQuery::parse(raw.as_deref(), &[])?;
+    if query.is_plain() {
+        return s.api.list_networks().await;
+    }
+    s.api.list_networks_matching(&query).await
 }
 async fn get_network(State(s): S, name: Name) -> ApiResult<Reply> {
     s.api.get_network(&name).await
@@ -215,8 +256,12 @@ async fn put_network(State(s): S, name: Name, JsonObject(body): JsonObject) -> A
 async fn delete_network(State(s): S, name: Name) -> ApiResult<Reply> {
     s.api.delete_network(&name).await
 }
-async fn list_container_managers(State(s): S) -> ApiResult<Reply> {
-    s.api.list_container_managers().await
+async fn list_container_managers(State(s): S, RawQuery(raw): RawQuery) -> ApiResult<Reply> {
+    let query = ListQuery::parse(raw.as_deref(), &[])?;
+    if query.is_plain() {
+        return s.api.list_container_managers().await;
+    }
+    s.api.list_container_managers_matching(&query).await
 }
 async fn get_container_manager(State(s): S, name: Name) -> ApiResult<Reply> {
     s.api.get_container_manager(&name).await
@@ -386,6 +431,22 @@ pub fn router(state: AppState, probes: &ProbePaths) -> Router {
         .merge(api)
         .layer(middleware::from_fn(crate::metrics::track))
         .layer(middleware::from_fn(crate::access_log::access_log))
+        .layer(compression())
+}
+
+/// gzip or brotli, as the client's `Accept-Encoding` asks, for answers of
+/// 1 KiB or more, at level 4 of both (brotli's default of 11 costs ten
+/// times the CPU of gzip for large JSON lists).
+fn compression() -> tower_http::compression::CompressionLayer<
+    tower_http::compression::predicate::And<
+        tower_http::compression::DefaultPredicate,
+        tower_http::compression::predicate::SizeAbove,
+    >,
+> {
+    use tower_http::compression::predicate::{Predicate, SizeAbove};
+    tower_http::compression::CompressionLayer::new()
+        .quality(tower_http::CompressionLevel::Precise(4))
+        .compress_when(tower_http::compression::DefaultPredicate::new().and(SizeAbove::new(1024)))
 }
 
 /// The `/api/v0` routes, behind authentication and the start-up gate.
@@ -434,6 +495,7 @@ fn api_router(state: AppState) -> Router {
             get(get_host).put(put_host).delete(delete_host),
         )
         .route("/api/v0/host/{address}/creds", get(get_creds))
+        .route("/api/v0/host/{address}/retry", put(retry_host))
         .route("/api/v0/host/{address}/status", get(get_host_status))
         .route(
             "/api/v0/host/{address}/hostkey",
@@ -454,6 +516,7 @@ fn api_router(state: AppState) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(crate::etag::etag))
         .layer(middleware::from_fn(authorize))
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -38,6 +38,7 @@ fn endpoints() -> Vec<(&'static str, &'static str)> {
         ("DELETE", "/api/v0/host/192.168.152.110"),
         ("GET", "/api/v0/host/192.168.152.110/creds"),
         ("GET", "/api/v0/host/192.168.152.110/status"),
+        ("PUT", "/api/v0/host/192.168.152.110/retry"),
         ("GET", "/api/v0/networks"),
         ("GET", "/api/v0/network/default"),
         ("PUT", "/api/v0/network/n1"),
@@ -356,6 +357,77 @@ async fn hosts_are_created_with_credentials_and_deleted() {
 }
 
 #[tokio::test]
+async fn a_failed_host_is_retried_with_the_credentials_it_has() {
+    let s = Stack::start().await;
+    let jobs = s.bus.subscribe(&["jobs.investigate".into()]).await.unwrap();
+    let addr = "192.168.152.120";
+    let next_job = || async {
+        let job = tokio::time::timeout(Duration::from_secs(10), jobs.recv())
+            .await
+            .expect("an investigation is announced")
+            .unwrap();
+        serde_json::from_slice::<Value>(&job.body).unwrap()
+    };
+    assert_eq!(
+        s.put(
+            &format!("/api/v0/host/{addr}"),
+            json!({"ssh_priv_key": KEY})
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(next_job().await["params"]["address"], addr);
+    // Nothing to retry while it is being investigated (its job is queued).
+    let (status, body) = s
+        .put(&format!("/api/v0/host/{addr}/retry"), json!({}))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    // It failed (as an investigator would record, its job done).
+    s.bus
+        .request(
+            "storage.delete",
+            json!({"model_type_name": "Investigation", "model_json_data": {"address": addr}}),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    s.set_host_status(addr, "failed").await;
+    let (status, host) = s
+        .put(&format!("/api/v0/host/{addr}/retry"), json!({}))
+        .await;
+    assert_eq!(status, 202, "{host}");
+    assert_eq!(host["status"], "investigating");
+    assert!(host.get("ssh_priv_key").is_none());
+    assert_eq!(next_job().await["params"]["address"], addr);
+    let (status, _) = s
+        .bus
+        .request(
+            "storage.get",
+            json!({"model_type_name": "Investigation", "model_json_data": {"address": addr}}),
+            Duration::from_secs(5),
+        )
+        .await
+        .map(|v| (200, v))
+        .unwrap();
+    assert_eq!(
+        status, 200,
+        "the investigation is stored, not only announced"
+    );
+    // A healthy host has nothing to retry; a missing one is not found.
+    s.set_host_status(addr, "active").await;
+    let (status, body) = s
+        .put(&format!("/api/v0/host/{addr}/retry"), json!({}))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("nothing to retry"),
+        "{body}"
+    );
+    assert_eq!(s.put("/api/v0/host/10.9.9.9/retry", json!({})).await.0, 404);
+}
+
+#[tokio::test]
 async fn a_host_registers_itself_from_its_own_address() {
     let s = Stack::start().await;
     s.put("/api/v0/cluster/selfreg", json!({})).await;
@@ -429,6 +501,14 @@ async fn cluster_members() {
         .await,
         (200, json!([addr]))
     );
+    // No container manager: a disassociated member is a healthy one.
+    let cluster = s.get("/api/v0/cluster/honeynut").await.1;
+    assert_eq!(
+        cluster["hosts"],
+        json!({"total": 1, "available": 1, "unavailable": 0})
+    );
+    assert_eq!(cluster["status"], "ok");
+    s.set_host_status(addr, "failed").await;
     let cluster = s.get("/api/v0/cluster/honeynut").await.1;
     assert_eq!(
         cluster["hosts"],

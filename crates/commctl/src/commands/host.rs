@@ -77,12 +77,32 @@ pub fn host(ctx: &Ctx, command: &HostCommand) -> CliResult<i32> {
             let reply = c.get(&["api", "v0", "host", address])?;
             ctx.show_record(&reply);
         }
-        HostCommand::List { cluster: None } => {
+        HostCommand::List {
+            cluster,
+            status,
+            os,
+        } if !status.is_empty() || !os.is_empty() => {
+            // The server filters: GET /hosts?cluster=&status=&os=.
+            let mut query = Vec::new();
+            if let Some(cluster) = cluster {
+                query.push(("cluster", cluster.clone()));
+            }
+            if !status.is_empty() {
+                query.push(("status", status.join(",")));
+            }
+            if !os.is_empty() {
+                query.push(("os", os.join(",")));
+            }
+            let reply = c.get_query(&["api", "v0", "hosts"], &query)?;
+            ctx.show(&reply, |v| output::rows(HOST_COLUMNS, "hosts", v));
+        }
+        HostCommand::List { cluster: None, .. } => {
             let reply = c.get(&["api", "v0", "hosts"])?;
             ctx.show(&reply, |v| output::rows(HOST_COLUMNS, "hosts", v));
         }
         HostCommand::List {
             cluster: Some(cluster),
+            ..
         } => {
             let reply = c.get(&["api", "v0", "cluster", cluster, "hosts"])?;
             ctx.show(&reply, |v| {
@@ -112,6 +132,19 @@ pub fn host(ctx: &Ctx, command: &HostCommand) -> CliResult<i32> {
         HostCommand::Key { address } => {
             let reply = c.get(&["api", "v0", "host", address, "hostkey"])?;
             ctx.show(&reply, |v| host_key_text(address, v));
+        }
+        HostCommand::Retry { address } => {
+            let reply = c.call(
+                reqwest::Method::PUT,
+                &["api", "v0", "host", address, "retry"],
+                None,
+            )?;
+            ctx.show(&reply, |h| {
+                format!(
+                    "Host '{address}' is {} again",
+                    h["status"].as_str().unwrap_or("investigating")
+                )
+            });
         }
         HostCommand::AcceptKey {
             address,

@@ -8,9 +8,13 @@ use commissaire_storage_client::StorageCallError;
 use serde_json::{Map, Value, json};
 
 use super::input::*;
+use super::list_query::{FilterSpec, ListQuery};
 use super::{Api, Reply, created, ok};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Name;
+
+/// The filters of `GET /clusters`.
+pub const CLUSTER_FILTERS: &[FilterSpec] = &[FilterSpec::one_of("status", ClusterState::ALL)];
 
 impl Api {
     pub(super) async fn clusters(&self) -> ApiResult<Vec<Cluster>> {
@@ -21,6 +25,37 @@ impl Api {
     pub async fn list_clusters(&self) -> ApiResult<Reply> {
         let names: Vec<String> = self.clusters().await?.into_iter().map(|c| c.name).collect();
         ok(json!(names))
+    }
+
+    /// `GET /clusters?...`: the names of the clusters whose computed status
+    /// passes the `status` filter, as the plain list or a page.
+    pub async fn list_clusters_matching(&self, query: &ListQuery) -> ApiResult<Reply> {
+        let clusters = self.clusters().await?;
+        let statuses: std::collections::HashMap<String, HostState> =
+            if query.filter("status").is_some() {
+                self.storage
+                    .list::<Host>()
+                    .await?
+                    .into_iter()
+                    .map(|h| (h.address, h.status))
+                    .collect()
+            } else {
+                Default::default()
+            };
+        let items = clusters
+            .into_iter()
+            .filter(|c| {
+                query.filter("status").is_none() || {
+                    let (state, _) = c.computed_status(
+                        c.hostset.len(),
+                        c.hostset.iter().filter_map(|a| statuses.get(a).copied()),
+                    );
+                    query.passes("status", Some(state.as_str()))
+                }
+            })
+            .map(|c| (c.name.clone(), json!(c.name)))
+            .collect();
+        ok(query.answer(items))
     }
 
     /// The cluster and its members' host records, in one storage call
@@ -61,18 +96,9 @@ impl Api {
     /// `GET /cluster/{name}`: the cluster with its computed status and host counts.
     pub async fn get_cluster(&self, name: &Name) -> ApiResult<Reply> {
         let (cluster, hosts) = self.cluster_with_hosts(name).await?;
-        let total = cluster.hostset.len() as u64;
-        let available = hosts
-            .iter()
-            .filter(|h| h.status == HostState::Active)
-            .count() as u64;
-        let status = if available == total {
-            ClusterState::Ok
-        } else if available == 0 {
-            ClusterState::Failed
-        } else {
-            ClusterState::Degraded
-        };
+        let total = cluster.hostset.len();
+        let (status, available) = cluster.computed_status(total, hosts.iter().map(|h| h.status));
+        let (total, available) = (total as u64, available as u64);
         let mut body = cluster.to_safe_json();
         body["status"] = json!(status);
         body["hosts"] = json!(ClusterHostCounts {

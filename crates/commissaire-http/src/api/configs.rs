@@ -5,6 +5,7 @@ use commissaire_models::*;
 use commissaire_storage_client::StorageCallError;
 use serde_json::{Map, Value, json};
 
+use super::list_query::ListQuery;
 use super::{Api, Reply, created, ok};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Name;
@@ -61,6 +62,32 @@ impl Api {
     }
 
     /// The names of every record of a named configuration kind.
+    /// The names of the records of `M`, as the plain list or a page.
+    pub(super) async fn list_names_matching<M: Model>(
+        &self,
+        query: &ListQuery,
+    ) -> ApiResult<Reply> {
+        let items = self
+            .storage
+            .list::<M>()
+            .await?
+            .iter()
+            .map(|m| (m.primary_key(), json!(m.primary_key())))
+            .collect();
+        ok(query.answer(items))
+    }
+
+    /// `GET /networks?limit=...`.
+    pub async fn list_networks_matching(&self, query: &ListQuery) -> ApiResult<Reply> {
+        self.list_names_matching::<Network>(query).await
+    }
+
+    /// `GET /containermanagers?limit=...`.
+    pub async fn list_container_managers_matching(&self, query: &ListQuery) -> ApiResult<Reply> {
+        self.list_names_matching::<ContainerManagerConfig>(query)
+            .await
+    }
+
     pub(super) async fn list_names<M: Model>(&self) -> ApiResult<Reply> {
         let names: Vec<String> = self
             .storage

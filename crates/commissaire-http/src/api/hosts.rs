@@ -9,9 +9,18 @@ use commissaire_storage_client::StorageCallError;
 use serde_json::{Map, Value, json};
 
 use super::input::*;
+use super::list_query::{FilterSpec, ListQuery};
 use super::{Api, Reply, created, ok};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Address, Name};
+
+/// The filters of `GET /hosts`.
+pub const HOST_FILTERS: &[FilterSpec] = &[
+    FilterSpec::one_of("status", HostState::ALL),
+    FilterSpec::any("cluster"),
+    FilterSpec::one_of("os", Os::ALL),
+    FilterSpec::any("source"),
+];
 
 impl Api {
     /// `GET /hosts`: every host.
@@ -27,6 +36,51 @@ impl Api {
             _ => Vec::new(),
         };
         ok(Value::Array(hosts))
+    }
+
+    /// `GET /hosts?...`: the hosts that pass the filters ([`HOST_FILTERS`]:
+    /// `status`, `cluster` (members of it), `os`, `source`), as the plain
+    /// list or a page ([`ListQuery`]).
+    pub async fn list_hosts_matching(&self, query: &ListQuery) -> ApiResult<Reply> {
+        let members: Option<std::collections::BTreeSet<String>> = match query.filter("cluster") {
+            None => None,
+            Some(names) => {
+                let mut members = std::collections::BTreeSet::new();
+                for name in names {
+                    let cluster = self
+                        .get_opt::<Cluster>(json!({"name": name}))
+                        .await?
+                        .ok_or_else(|| {
+                            ApiError::bad_request(format!("cluster: '{name}' does not exist"))
+                                .field("cluster")
+                        })?;
+                    members.extend(cluster.hostset);
+                }
+                Some(members)
+            }
+        };
+        let params = json!({"model_type_name": "Hosts"});
+        let hosts = match self
+            .bus
+            .request("storage.list", params, self.timeout)
+            .await?
+        {
+            Value::Array(items) => items,
+            _ => Vec::new(),
+        };
+        let text = |h: &Value, k: &str| h.get(k).and_then(Value::as_str).map(str::to_string);
+        let items = hosts
+            .into_iter()
+            .filter_map(|h| {
+                let address = text(&h, "address")?;
+                let passes = query.passes("status", text(&h, "status").as_deref())
+                    && query.passes("os", text(&h, "os").as_deref())
+                    && query.passes("source", text(&h, "source").as_deref())
+                    && members.as_ref().is_none_or(|m| m.contains(&address));
+                passes.then(|| (address, ModelKind::Host.safe(h)))
+            })
+            .collect();
+        ok(query.answer(items))
     }
 
     /// `GET /host/{address}`.
@@ -186,6 +240,51 @@ impl Api {
         if existing.status != HostState::Failed && pending.is_some() {
             return created(existing.to_safe_json());
         }
+        let host = self.investigate_again(existing, cluster).await?;
+        created(host.to_safe_json())
+    }
+
+    /// `PUT /host/{address}/retry`: investigates a `failed` host again (or
+    /// one left `investigating`/`bootstrapping` with nobody on it), with
+    /// the credentials it has; 202 with the host. 409 when there is nothing
+    /// to retry: it is `active` or `disassociated`, or an investigator has
+    /// it (or it is queued).
+    pub async fn retry_host(&self, address: &Address) -> ApiResult<Reply> {
+        let existing = self.get_host_record(address).await?;
+        if matches!(
+            existing.status,
+            HostState::Active | HostState::Disassociated
+        ) {
+            return Err(ApiError::conflict(format!(
+                "host '{address}' is {}: there is nothing to retry",
+                existing.status
+            )));
+        }
+        let pending = self
+            .get_opt::<Investigation>(json!({"address": address.to_string()}))
+            .await?;
+        if existing.status != HostState::Failed && pending.is_some() {
+            return Err(ApiError::conflict(format!(
+                "host '{address}' is {} and an investigator has it (or it is queued): \
+                 there is nothing to retry yet",
+                existing.status
+            )));
+        }
+        let host = self.investigate_again(existing, None).await?;
+        Ok((
+            axum::http::StatusCode::ACCEPTED,
+            axum::Json(host.to_safe_json()),
+        ))
+    }
+
+    /// Marks `existing` `investigating` again and asks for its
+    /// investigation (in `cluster`, else the cluster it is a member of).
+    async fn investigate_again(
+        &self,
+        existing: Host,
+        cluster: Option<&Cluster>,
+    ) -> ApiResult<Host> {
+        let address = existing.address.clone();
         let cluster_name = match cluster {
             Some(c) => c.name.clone(),
             None => self
@@ -214,7 +313,7 @@ impl Api {
             .await?;
         self.request_investigation(&address, &cluster_name, cluster_data, false)
             .await?;
-        created(host.to_safe_json())
+        Ok(host)
     }
 
     /// `DELETE /host/{address}`: removes the host, its credentials and its

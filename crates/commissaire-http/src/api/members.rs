@@ -8,6 +8,7 @@ use commissaire_storage_client::StorageCallError;
 use serde_json::{Map, Value, json};
 
 use super::input::*;
+use super::list_query::ListQuery;
 use super::{Api, Reply, ok};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Address, Name};
@@ -16,6 +17,19 @@ impl Api {
     /// `GET /cluster/{name}/hosts`: the member addresses.
     pub async fn list_members(&self, name: &Name) -> ApiResult<Reply> {
         ok(json!(self.get_cluster_record(name).await?.hostset))
+    }
+
+    /// `GET /cluster/{name}/hosts?limit=...`: the member addresses, as the
+    /// plain list or a page.
+    pub async fn list_members_matching(&self, name: &Name, query: &ListQuery) -> ApiResult<Reply> {
+        let items = self
+            .get_cluster_record(name)
+            .await?
+            .hostset
+            .into_iter()
+            .map(|a| (a.clone(), json!(a)))
+            .collect();
+        ok(query.answer(items))
     }
 
     /// Checks that a host exists and may join a cluster (active or disassociated).

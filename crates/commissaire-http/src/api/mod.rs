@@ -9,7 +9,7 @@
 //! (a host's pinned SSH key), [`configs`]
 //! (networks and container managers); [`health`] answers the probes;
 //! [`input`] reads and checks request
-//! input. This file holds [`Api`] and what they share.
+//! input; [`list_query`] reads the filters and pages of the lists. This file holds [`Api`] and what they share.
 
 mod audit;
 mod clusters;
@@ -18,6 +18,7 @@ mod health;
 mod host_keys;
 mod hosts;
 mod input;
+pub mod list_query;
 mod members;
 mod operations;
 mod plan;
@@ -35,8 +36,11 @@ use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
 pub use audit::AuditFilter;
+pub use clusters::CLUSTER_FILTERS;
 pub use health::{FleetCounts, StorageState};
+pub use hosts::HOST_FILTERS;
 pub use input::{check_address, check_name};
+pub use list_query::ListQuery;
 pub use operations::Operation;
 
 /// A JSON reply with a status.

@@ -101,7 +101,7 @@ pub fn required_role(method: &http::Method, route: &str) -> Role {
     if method == http::Method::GET || method == http::Method::HEAD {
         return Role::Viewer;
     }
-    const OPERATOR_ROUTES: [&str; 13] = [
+    const OPERATOR_ROUTES: [&str; 14] = [
         "/api/v0/cluster/{name}/restart",
         "/api/v0/cluster/{name}/restart/pause",
         "/api/v0/cluster/{name}/restart/resume",
@@ -115,6 +115,7 @@ pub fn required_role(method: &http::Method, route: &str) -> Role {
         "/api/v0/cluster/{name}/hosts/{address}",
         "/api/v0/host/{address}",
         "/api/v0/host/{address}/hostkey",
+        "/api/v0/host/{address}/retry",
     ];
     if OPERATOR_ROUTES.contains(&route) || route == "/api/v0/host" {
         Role::Operator
@@ -157,6 +158,7 @@ mod tests {
                 "/api/v0/host/{address}/hostkey",
                 Role::Operator,
             ),
+            (Method::PUT, "/api/v0/host/{address}/retry", Role::Operator),
             (
                 Method::PUT,
                 "/api/v0/cluster/{name}/hosts/{address}",

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::null_as_empty;
-use super::{ClusterState, RollingDefaults};
+use super::{ClusterState, HostState, RollingDefaults};
 use crate::{Model, ModelError, check_address, check_name};
 
 /// Counts of a cluster's hosts, computed on `GET /api/v0/cluster/{NAME}`.
@@ -51,6 +51,41 @@ impl Default for Cluster {
     }
 }
 
+impl Cluster {
+    /// Whether a member host with `status` counts as available in the
+    /// cluster's computed status. `active` always does. `disassociated`
+    /// (bootstrapped, but not a node of a container manager) does only
+    /// when the cluster has no container manager: there, that is what a
+    /// healthy host is. With one, the original's rule stands: only `active`.
+    pub fn counts_as_available(&self, status: HostState) -> bool {
+        status == HostState::Active
+            || (status == HostState::Disassociated && self.container_manager.is_empty())
+    }
+
+    /// The cluster's computed status from its members' statuses (`total`
+    /// members, of which those with a record are `statuses`): `ok` when every
+    /// member is available, `failed` when none is, else `degraded`; and how
+    /// many are available.
+    pub fn computed_status(
+        &self,
+        total: usize,
+        statuses: impl IntoIterator<Item = HostState>,
+    ) -> (ClusterState, usize) {
+        let available = statuses
+            .into_iter()
+            .filter(|s| self.counts_as_available(*s))
+            .count();
+        let state = if available == total {
+            ClusterState::Ok
+        } else if available == 0 {
+            ClusterState::Failed
+        } else {
+            ClusterState::Degraded
+        };
+        (state, available)
+    }
+}
+
 impl Model for Cluster {
     const NAME: &'static str = "Cluster";
     const HIDDEN: &'static [&'static str] = &["hostset"];
@@ -76,5 +111,46 @@ impl Model for Cluster {
             })?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(container_manager: &str) -> Cluster {
+        Cluster {
+            name: "c".into(),
+            container_manager: container_manager.into(),
+            ..Cluster::default()
+        }
+    }
+
+    #[test]
+    fn without_a_container_manager_disassociated_hosts_are_healthy() {
+        let c = cluster("");
+        let statuses = [HostState::Disassociated, HostState::Active];
+        assert_eq!(c.computed_status(2, statuses), (ClusterState::Ok, 2));
+        let statuses = [HostState::Disassociated, HostState::Failed];
+        assert_eq!(c.computed_status(2, statuses), (ClusterState::Degraded, 1));
+    }
+
+    #[test]
+    fn with_a_container_manager_only_active_hosts_are_available() {
+        let c = cluster("prod-kube");
+        let statuses = [HostState::Disassociated, HostState::Disassociated];
+        assert_eq!(c.computed_status(2, statuses), (ClusterState::Failed, 0));
+        let statuses = [HostState::Disassociated, HostState::Active];
+        assert_eq!(c.computed_status(2, statuses), (ClusterState::Degraded, 1));
+    }
+
+    #[test]
+    fn members_without_a_record_are_unavailable_and_an_empty_cluster_is_ok() {
+        let c = cluster("");
+        assert_eq!(
+            c.computed_status(2, [HostState::Active]),
+            (ClusterState::Degraded, 1)
+        );
+        assert_eq!(c.computed_status(0, []), (ClusterState::Ok, 0));
     }
 }
