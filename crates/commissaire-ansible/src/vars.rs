@@ -137,13 +137,20 @@ pub fn os_vars(os: &str) -> Map<String, Value> {
             set("upgrade_command", "rpm-ostree upgrade".into());
         }
         "debian" | "ubuntu" => {
-            let apt =
-                |pkg: &str| format!("DEBIAN_FRONTEND=noninteractive apt-get install -y {pkg}");
             set("enable_pkg_repos", "apt-get update".into());
             set("install_libselinux_python", "".into());
-            set("install_flannel", apt("flannel").into());
-            set("install_docker", apt("docker.io").into());
-            set("install_kube", apt("kubelet").into());
+            set(
+                "install_flannel",
+                apt_install("flannel", "install_flannel").into(),
+            );
+            set(
+                "install_docker",
+                apt_install("docker.io", "install_docker").into(),
+            );
+            set(
+                "install_kube",
+                apt_install("kubelet", "install_kube").into(),
+            );
             set(
                 "upgrade_command",
                 "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get -y upgrade".into(),
@@ -156,6 +163,21 @@ pub fn os_vars(os: &str) -> Map<String, Value> {
         _ => unreachable!("canonical_os returns a supported name"),
     }
     v
+}
+
+/// The command installing `pkg` with apt, which first checks that the
+/// distribution carries it: Debian 12 packages neither flannel nor the
+/// kubelet, and "Unable to locate package" would leave the operator to
+/// guess. When it is missing the command fails (exit 3) saying so and which
+/// variable (`commissaire_{var}`) to set in `os_commands` to install it
+/// another way, or to `true` to skip it.
+pub fn apt_install(pkg: &str, var: &str) -> String {
+    format!(
+        "if ! apt-cache show {pkg} >/dev/null 2>&1; then . /etc/os-release; \
+         echo \"{pkg} is not packaged for $ID $VERSION_ID; set os_commands.$ID.commissaire_{var} \
+         in investigator.conf to a command that installs it (or to true to skip it)\" >&2; \
+         exit 3; fi; DEBIAN_FRONTEND=noninteractive apt-get install -y {pkg}"
+    )
 }
 
 /// [`os_vars`] for `os` with `overrides` (e.g. from the service
@@ -175,6 +197,45 @@ pub fn merged_vars(os: &str, overrides: &Map<String, Value>) -> Map<String, Valu
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_package_the_distribution_lacks_fails_naming_the_variable_to_set() {
+        // Run for real on this (Debian) machine, with a package no
+        // distribution has: the guard answers before apt-get is reached.
+        assert!(
+            std::process::Command::new("apt-cache")
+                .arg("--version")
+                .output()
+                .is_ok(),
+            "apt-cache is needed (the test bed machines are Debian)"
+        );
+        let command = apt_install("no-such-package-commissaire", "install_flannel");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&command)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let os_release = std::fs::read_to_string("/etc/os-release").unwrap();
+        let id = os_release
+            .lines()
+            .find_map(|l| l.strip_prefix("ID="))
+            .unwrap()
+            .trim_matches('"');
+        assert!(
+            stderr.contains(&format!(
+                "no-such-package-commissaire is not packaged for {id} "
+            )),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("set os_commands.{id}.commissaire_install_flannel")),
+            "{stderr}"
+        );
+        assert!(command.ends_with("apt-get install -y no-such-package-commissaire"));
+    }
+
     use super::*;
 
     const COMMANDS_AND_PATHS: &[&str] = &[

@@ -21,7 +21,7 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::f
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServiceArgs {
     /// Configuration file (JSON); default /etc/commissaire/<service>.conf.
-    #[arg(short = 'c', long = "config")]
+    #[arg(short = 'c', long = "config", visible_alias = "config-file")]
     pub config: Option<PathBuf>,
     /// Message bus URI (overrides the configuration's bus_uri).
     #[arg(long = "bus-uri")]
