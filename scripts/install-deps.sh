@@ -1,6 +1,7 @@
 #!/bin/bash
 # Installs the Debian packages the test bed and the tests need (etcd, RabbitMQ,
-# Redis, sshd, Ansible, protoc, openssl, curl, Prometheus), without letting apt start the
+# Redis, sshd, Ansible, protoc, openssl, curl, Prometheus, python3-venv for
+# ansible-lint), without letting apt start the
 # packages' own services. Does nothing when everything is installed.
 # Writes the list of packages it installed to /tmp/commissaire-installed-pkgs.
 set -euo pipefail
@@ -10,8 +11,8 @@ SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 : > /tmp/commissaire-installed-pkgs
 PKGS=(etcd-server etcd-client rabbitmq-server redis-server openssh-server openssh-client
-      ansible-core ansible protobuf-compiler curl openssl python3 iproute2 procps prometheus
-      systemd)
+      ansible-core ansible protobuf-compiler curl openssl python3 python3-venv iproute2 procps
+      prometheus systemd)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -5,7 +5,10 @@
 #
 # Brings up the test bed (etcd, RabbitMQ, Redis, ssh hosts; see scripts/testbed.sh)
 # in a temporary state dir, exports its COMMISSAIRE_TEST_* variables, builds the
-# whole workspace and runs `cargo test --workspace -- --test-threads=4`.
+# whole workspace and runs `cargo test --workspace -- --test-threads=4`; with
+# no arguments also the features over Redis, scripts/lint-playbooks.sh
+# (ansible-lint) and scripts/check-first-run.sh (the all-in-one builds
+# without protoc).
 # Arguments before a `--` go to cargo test (e.g. `-p commissaire-http`, a test
 # name filter), arguments after it go to the test binaries (e.g. `--nocapture`).
 #
@@ -89,5 +92,17 @@ if [ $rc -eq 0 ] && [ ${#cargo_args[@]} -eq 0 ]; then
   COMMISSAIRE_TEST_BUS=redis cargo test -p commissaire-acceptance --test features
   rc=$?
   echo "test.sh: features over Redis exited with $rc" >&2
+fi
+# The playbooks are clean under ansible-lint.
+if [ $rc -eq 0 ] && [ ${#cargo_args[@]} -eq 0 ]; then
+  bash "$ROOT/scripts/lint-playbooks.sh"
+  rc=$?
+  echo "test.sh: ansible-lint of the playbooks exited with $rc" >&2
+fi
+# And the README's first command builds with nothing but Rust (no protoc).
+if [ $rc -eq 0 ] && [ ${#cargo_args[@]} -eq 0 ]; then
+  bash "$ROOT/scripts/check-first-run.sh"
+  rc=$?
+  echo "test.sh: first-run build check exited with $rc" >&2
 fi
 exit $rc
