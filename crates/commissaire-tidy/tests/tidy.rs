@@ -192,3 +192,73 @@ fn every_systemd_unit_is_hardened_to_an_exposure_of_3_or_less() {
         "harden these units: {too_exposed:?}"
     );
 }
+
+#[test]
+fn the_image_ships_every_binary_with_a_healthcheck_and_no_build_tree_in_its_context() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(root())
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The binaries an operator runs (not the bench's, not a test tool's).
+    let skip = [
+        "commissaire-bench",
+        "commissaire-tidy",
+        "commissaire-testkit",
+    ];
+    let mut binaries = Vec::new();
+    for package in metadata["packages"].as_array().unwrap() {
+        if skip.contains(&package["name"].as_str().unwrap()) {
+            continue;
+        }
+        for target in package["targets"].as_array().unwrap() {
+            if target["kind"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k == "bin")
+            {
+                binaries.push(target["name"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert!(binaries.len() >= 8, "{binaries:?}");
+    let containerfile = std::fs::read_to_string(root().join("Containerfile.server")).unwrap();
+    for binary in &binaries {
+        assert!(
+            containerfile.contains(&format!("/src/target/release/{binary} ")),
+            "Containerfile.server does not ship {binary}"
+        );
+    }
+    let healthcheck = containerfile
+        .lines()
+        .skip_while(|l| !l.starts_with("HEALTHCHECK"))
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        healthcheck.contains("/healthz"),
+        "a HEALTHCHECK on the liveness probe: {healthcheck}"
+    );
+    for ignore in [".containerignore", ".dockerignore"] {
+        let text = std::fs::read_to_string(root().join(ignore)).unwrap_or_default();
+        assert!(
+            text.lines()
+                .any(|l| l.trim() == "target/" || l.trim() == "target"),
+            "{ignore} keeps target/ out of the build context"
+        );
+    }
+}
