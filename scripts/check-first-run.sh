@@ -41,6 +41,7 @@ if [ "${1:-}" = "--inside" ]; then
   start=$(date +%s)
   CARGO_TARGET_DIR=$target cargo build --locked -p commissaire 2>&1 | tail -n 20
   rc=${PIPESTATUS[0]}
+  for path in ${hidden[@]+"${hidden[@]}"}; do umount "$path" 2>/dev/null; done
   rm -rf "$target" "$blocker"
   if [ "$rc" -ne 0 ]; then
     echo "check-first-run: the all-in-one does not build without protoc (rc=$rc)" >&2

@@ -44,26 +44,51 @@ pub struct AppState {
 
 type S = State<AppState>;
 
-async fn list_clusters(State(s): S, RawQuery(raw): RawQuery) -> Response {
-    let query = match ListQuery::parse(raw.as_deref(), crate::api::CLUSTER_FILTERS) {
+/// A cached list (`name`: its cache key, of records of `kind`): the plain
+/// answer without a query, else the one `matching` gives for it, which
+/// also depends on `other.1` when the query uses filter `other.0`.
+async fn cached_list<P, M>(
+    s: &AppState,
+    raw: Option<String>,
+    filters: &[crate::api::list_query::FilterSpec],
+    (name, kind): (&str, ModelKind),
+    other: (&str, ModelKind),
+    plain: P,
+    matching: impl FnOnce(ListQuery) -> M,
+) -> Response
+where
+    P: std::future::Future<Output = ApiResult<Reply>>,
+    M: std::future::Future<Output = ApiResult<Reply>>,
+{
+    let query = match ListQuery::parse(raw.as_deref(), filters) {
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };
     if query.is_plain() {
-        let load = s.api.list_clusters();
-        return s
-            .cache
-            .serve("clusters".into(), &[ModelKind::Cluster], load)
-            .await;
+        return s.cache.serve(name.into(), &[kind], plain).await;
     }
-    let kinds: &[ModelKind] = if query.filter("status").is_some() {
-        &[ModelKind::Cluster, ModelKind::Host]
+    let both = [kind, other.1];
+    let kinds: &[ModelKind] = if query.filter(other.0).is_some() {
+        &both
     } else {
-        &[ModelKind::Cluster]
+        &both[..1]
     };
-    let key = format!("clusters?{}", query.canonical());
-    let load = s.api.list_clusters_matching(&query);
-    s.cache.serve(key, kinds, load).await
+    let key = format!("{name}?{}", query.canonical());
+    s.cache.serve(key, kinds, matching(query)).await
+}
+
+async fn list_clusters(State(s): S, RawQuery(raw): RawQuery) -> Response {
+    let api = s.api.clone();
+    cached_list(
+        &s,
+        raw,
+        crate::api::CLUSTER_FILTERS,
+        ("clusters", ModelKind::Cluster),
+        ("status", ModelKind::Host),
+        s.api.list_clusters(),
+        |q| async move { api.list_clusters_matching(&q).await },
+    )
+    .await
 }
 async fn get_cluster(State(s): S, name: Name) -> Response {
     let load = s.api.get_cluster(&name);
@@ -173,25 +198,17 @@ operation_handlers!(
 );
 
 async fn list_hosts(State(s): S, RawQuery(raw): RawQuery) -> Response {
-    let query = match ListQuery::parse(raw.as_deref(), crate::api::HOST_FILTERS) {
-        Ok(q) => q,
-        Err(e) => return e.into_response(),
-    };
-    if query.is_plain() {
-        let load = s.api.list_hosts();
-        return s
-            .cache
-            .serve("hosts".into(), &[ModelKind::Host], load)
-            .await;
-    }
-    let kinds: &[ModelKind] = if query.filter("cluster").is_some() {
-        &[ModelKind::Host, ModelKind::Cluster]
-    } else {
-        &[ModelKind::Host]
-    };
-    let key = format!("hosts?{}", query.canonical());
-    let load = s.api.list_hosts_matching(&query);
-    s.cache.serve(key, kinds, load).await
+    let api = s.api.clone();
+    cached_list(
+        &s,
+        raw,
+        crate::api::HOST_FILTERS,
+        ("hosts", ModelKind::Host),
+        ("cluster", ModelKind::Cluster),
+        s.api.list_hosts(),
+        |q| async move { api.list_hosts_matching(&q).await },
+    )
+    .await
 }
 async fn get_host(State(s): S, address: Address) -> Response {
     let load = s.api.get_host(&address);

@@ -18,9 +18,8 @@ pub fn root() -> PathBuf {
         .expect("the workspace root")
 }
 
-/// Every workspace crate and the names of its normal (not dev, not build)
-/// dependencies, from `cargo metadata`.
-pub fn workspace_crates() -> BTreeMap<String, Vec<String>> {
+/// `cargo metadata --no-deps` of the workspace (offline), parsed.
+pub fn metadata() -> serde_json::Value {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .args([
@@ -38,7 +37,13 @@ pub fn workspace_crates() -> BTreeMap<String, Vec<String>> {
         "cargo metadata: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    serde_json::from_slice(&out.stdout).expect("metadata JSON")
+}
+
+/// Every workspace crate and the names of its normal (not dev, not build)
+/// dependencies, from `cargo metadata`.
+pub fn workspace_crates() -> BTreeMap<String, Vec<String>> {
+    let metadata = metadata();
     let mut crates = BTreeMap::new();
     for package in metadata["packages"].as_array().expect("packages") {
         let name = package["name"].as_str().expect("name").to_string();

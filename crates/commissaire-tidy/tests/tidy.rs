@@ -195,24 +195,7 @@ fn every_systemd_unit_is_hardened_to_an_exposure_of_3_or_less() {
 
 #[test]
 fn the_image_ships_every_binary_with_a_healthcheck_and_no_build_tree_in_its_context() {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = std::process::Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--offline",
-        ])
-        .current_dir(root())
-        .output()
-        .expect("run cargo metadata");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let metadata = commissaire_tidy::metadata();
     // The binaries an operator runs (not the bench's, not a test tool's).
     let skip = [
         "commissaire-bench",
