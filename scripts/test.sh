@@ -7,8 +7,9 @@
 # in a temporary state dir, exports its COMMISSAIRE_TEST_* variables, builds the
 # whole workspace and runs `cargo test --workspace -- --test-threads=4`; with
 # no arguments also the features over Redis, scripts/lint-playbooks.sh
-# (ansible-lint) and scripts/check-first-run.sh (the all-in-one builds
-# without protoc).
+# (ansible-lint), scripts/check-openapi.sh (openapi-spec-validator and
+# schemathesis against the all-in-one) and scripts/check-first-run.sh (the
+# all-in-one builds without protoc).
 # Arguments before a `--` go to cargo test (e.g. `-p commissaire-http`, a test
 # name filter), arguments after it go to the test binaries (e.g. `--nocapture`).
 #
@@ -98,6 +99,12 @@ if [ $rc -eq 0 ] && [ ${#cargo_args[@]} -eq 0 ]; then
   bash "$ROOT/scripts/lint-playbooks.sh"
   rc=$?
   echo "test.sh: ansible-lint of the playbooks exited with $rc" >&2
+fi
+# The API description is valid, and schemathesis finds no server error.
+if [ $rc -eq 0 ] && [ ${#cargo_args[@]} -eq 0 ]; then
+  bash "$ROOT/scripts/check-openapi.sh"
+  rc=$?
+  echo "test.sh: OpenAPI validation and schemathesis run exited with $rc" >&2
 fi
 # And the README's first command builds with nothing but Rust (no protoc).
 if [ $rc -eq 0 ] && [ ${#cargo_args[@]} -eq 0 ]; then

@@ -12,6 +12,7 @@ pub mod error;
 pub mod etag;
 pub mod extract;
 pub mod metrics;
+pub mod openapi;
 pub mod peer;
 pub mod probes;
 pub mod read_cache;

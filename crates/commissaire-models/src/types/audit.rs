@@ -8,7 +8,7 @@ use crate::{Model, ModelError};
 /// One change asked of the API (a `PUT` or `DELETE`: records created,
 /// changed or deleted, operations started, paused, resumed or cancelled,
 /// host keys accepted), refused ones included.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(default)]
 pub struct AuditEntry {
     /// `<time>-<random>`: sorts as the entries were written.

@@ -7,7 +7,7 @@ use super::{ClusterState, HostState, RollingDefaults};
 use crate::{Model, ModelError, check_address, check_name};
 
 /// Counts of a cluster's hosts, computed on `GET /api/v0/cluster/{NAME}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct ClusterHostCounts {
     /// Members of the cluster.
     pub total: u64,

@@ -7,7 +7,7 @@ use super::{ContainerManagerType, NetworkType};
 use crate::{Model, ModelError, check_name};
 
 /// A network configuration (`/api/v0/network/{NAME}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Network {
     /// Name of the network.
@@ -16,6 +16,7 @@ pub struct Network {
     #[serde(rename = "type")]
     pub kind: NetworkType,
     /// Type-specific options.
+    #[schema(value_type = Object)]
     pub options: Map<String, Value>,
 }
 
@@ -58,7 +59,7 @@ impl Model for Network {
 }
 
 /// A container manager configuration (`/api/v0/containermanager/{NAME}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(default)]
 pub struct ContainerManagerConfig {
     /// Name of the configuration.
@@ -67,6 +68,7 @@ pub struct ContainerManagerConfig {
     #[serde(rename = "type")]
     pub kind: ContainerManagerType,
     /// Type-specific options (`server_url`, `token`, ...).
+    #[schema(value_type = Object)]
     pub options: Map<String, Value>,
 }
 

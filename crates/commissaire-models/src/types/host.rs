@@ -8,7 +8,7 @@ use super::{HostState, Os};
 use crate::{Model, ModelError, check_address};
 
 /// A managed host (`/api/v0/host/{IP}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Host {
     /// IP address (or resolvable name) of the host.
@@ -160,15 +160,17 @@ pub fn host_key_fingerprints(known_hosts: &str) -> Vec<String> {
 }
 
 /// A host's status as shown by `/api/v0/host/{IP}/status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(default)]
 pub struct HostStatus {
     /// `host_only` when the host has no container manager, else the manager type.
     #[serde(rename = "type")]
     pub kind: String,
     /// Status members of the host record (`status`, `last_check`).
+    #[schema(value_type = Object)]
     pub host: Map<String, Value>,
     /// The node's status as the container manager reports it.
+    #[schema(value_type = Object)]
     pub container_manager: Map<String, Value>,
 }
 
