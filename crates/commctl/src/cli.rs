@@ -1,20 +1,80 @@
 //! The command line: every command and flag of the documentation's commctl
-//! chapter, plus machine output (`--json`), endpoint and credential overrides,
-//! `--watch` for operation status, and hidden `completions` / `man` commands.
+//! chapter, plus output formats (`-o`, `--json`), `-q`, `-v`, `--timeout`,
+//! endpoint, context and credential overrides, `--watch` for operation
+//! status, `config get-contexts|use-context`, `version`, `completions` (with
+//! server-side name completion) and a hidden `man` command.
+//!
+//! # One meaning per short flag
+//!
+//! Each short letter means one thing in every command (a test walks the
+//! whole command tree): `-o` output format, `-q` quiet, `-v` verbose, `-c`
+//! configuration file, `-t` type, `-n` network, `-w` watch, `-f` file, `-p`
+//! password, `-e` endpoint, `-u` username, `-r` remote user, `-s` SSH key
+//! path, `-a` authorized-keys path, `-C` cloud-init file, `-h` help, `-V`
+//! version. The one exception is `user-data`, which keeps the original
+//! commctl's documented flags verbatim: there `-c` is `--cluster` and `-o`
+//! is `--outfile` (see [`USER_DATA_EXCEPTIONS`]).
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::ArgValueCandidates;
+
+use crate::complete;
+
+/// The short flags of `user-data` that mean something else there than in
+/// every other command, as `(letter, long name)`: the original commctl
+/// documents `commctl user-data -p -c my_cluster -o cluster.userdata`.
+pub const USER_DATA_EXCEPTIONS: &[(char, &str)] = &[('c', "cluster"), ('o', "outfile")];
+
+/// How results are printed (`-o`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum OutputFormat {
+    /// Tables and messages for people (the default)
+    #[default]
+    Table,
+    /// Tables with more columns (lists fetch each record)
+    Wide,
+    /// The server's JSON, as `--json`
+    Json,
+    /// The server's answer as YAML
+    Yaml,
+    /// `KIND/NAME` lines, one per thing shown, created or deleted
+    Name,
+}
+
+/// `-o/--output FORMAT`, on every command that prints what the server answered.
+#[derive(Debug, Clone, Args, Default)]
+pub struct OutputArg {
+    /// Output format: table, wide (more columns), json (as --json), yaml, or
+    /// name (KIND/NAME lines)
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_enum,
+        value_name = "FORMAT",
+        global = true
+    )]
+    pub output: Option<OutputFormat>,
+}
 
 /// Command line client for Commissaire, the cluster host management service.
 ///
 /// Connection settings come from a JSON configuration file (default
 /// `~/.commissaire.json`) with the keys `endpoint` (a URL or a list of URLs
-/// tried in order), `username`, `password` and `kubeconfig`; the flags below
-/// override them. A missing password is prompted for when stdin is a terminal.
+/// tried in order), `username`, `password` and `kubeconfig`, or from one of
+/// its named `contexts` (see `commctl config get-contexts`). Precedence:
+/// flags, then environment variables (COMMCTL_ENDPOINT, COMMCTL_USERNAME,
+/// COMMCTL_PASSWORD, COMMCTL_CONTEXT), then the context, then the file's
+/// top-level keys. A missing password is prompted for when stdin is a
+/// terminal. The connection options go before the command.
+///
+/// Shell completion (commands, flags, and cluster, host, network and
+/// container manager names from the server): `commctl completions bash`.
 ///
 /// Exit codes: 0 ok, 1 error, 2 usage, 3 not found (404), 4 conflict (409),
-/// 5 credentials refused (401/403), 6 no endpoint reachable, 7 bad request (400).
+/// 5 credentials refused (401/403), 6 no endpoint reachable, 7 bad request
+/// (400), 8 timed out waiting for the server's answer (--timeout).
 #[derive(Debug, Parser)]
 #[command(name = "commctl", version)]
 pub struct Cli {
@@ -26,8 +86,18 @@ pub struct Cli {
         value_name = "FILE"
     )]
     pub config: Option<PathBuf>,
-    /// Server endpoint URL, overriding the configuration file (repeat for fallbacks, tried in order)
-    #[arg(long = "endpoint", value_name = "URL")]
+    /// Use this context of the configuration file instead of its current-context
+    #[arg(long = "context", env = "COMMCTL_CONTEXT", value_name = "NAME",
+          add = ArgValueCandidates::new(complete::contexts))]
+    pub context: Option<String>,
+    /// Server endpoint URL, overriding the configuration file (repeat, or
+    /// comma separated, for fallbacks tried in order)
+    #[arg(
+        long = "endpoint",
+        env = "COMMCTL_ENDPOINT",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
     pub endpoint: Vec<String>,
     /// User name for HTTP Basic authentication, overriding the configuration file
     #[arg(long = "username", env = "COMMCTL_USERNAME", value_name = "USER")]
@@ -40,42 +110,106 @@ pub struct Cli {
         value_name = "PASSWORD"
     )]
     pub password: Option<String>,
-    /// Print the server's raw JSON instead of tables (for scripts)
+    /// Output format: table, wide (more columns), json (as --json), yaml, or
+    /// name (KIND/NAME lines); also after the command
+    #[arg(short = 'o', long = "output", value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+    /// Print the server's raw JSON instead of tables (for scripts; same as -o json)
     #[arg(long = "json", global = true)]
     pub json: bool,
+    /// Print only errors and the data asked for: no confirmations, notes,
+    /// warnings or progress bars; lists print bare names, one per line
+    #[arg(short = 'q', long = "quiet", global = true)]
+    pub quiet: bool,
+    /// Trace each request on stderr (method, URL, status, milliseconds);
+    /// credentials, request and response bodies are never printed
+    #[arg(short = 'v', long = "verbose", global = true)]
+    pub verbose: bool,
+    /// Give up on a request after this many seconds (exit 8) [default: 120]
+    #[arg(long = "timeout", value_name = "SECONDS", global = true,
+          value_parser = parse_timeout)]
+    pub timeout: Option<f64>,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--timeout`: a positive number of seconds.
+fn parse_timeout(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 => Ok(s),
+        _ => Err(format!("'{text}' is not a positive number of seconds")),
+    }
 }
 
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Manage clusters and their operations (deploy, restart, upgrade)
-    #[command(subcommand)]
-    Cluster(ClusterCommand),
+    Cluster {
+        /// Output format
+        #[command(flatten)]
+        output: OutputArg,
+        /// The cluster command.
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// Manage hosts, their cluster membership, and connect to them
-    #[command(subcommand)]
-    Host(HostCommand),
+    Host {
+        /// Output format
+        #[command(flatten)]
+        output: OutputArg,
+        /// The host command.
+        #[command(subcommand)]
+        command: HostCommand,
+    },
     /// Manage network configurations
-    #[command(subcommand)]
-    Network(NetworkCommand),
+    Network {
+        /// Output format
+        #[command(flatten)]
+        output: OutputArg,
+        /// The network command.
+        #[command(subcommand)]
+        command: NetworkCommand,
+    },
     /// Manage container manager configurations
-    #[command(
-        subcommand,
-        name = "container_manager",
-        visible_alias = "container-manager"
-    )]
-    ContainerManager(ContainerManagerCommand),
+    #[command(name = "container_manager", visible_alias = "container-manager")]
+    ContainerManager {
+        /// Output format
+        #[command(flatten)]
+        output: OutputArg,
+        /// The container manager command.
+        #[command(subcommand)]
+        command: ContainerManagerCommand,
+    },
     /// Show the audit trail: who changed what, when, from where (admins)
     Audit(AuditArgs),
+    /// Show or switch the configuration file's contexts
+    Config {
+        /// Output format
+        #[command(flatten)]
+        output: OutputArg,
+        /// The config command.
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Print commctl's version and the server's (from its /version probe)
+    Version {
+        /// Output format
+        #[command(flatten)]
+        output: OutputArg,
+        /// Only commctl's version; the server is not asked
+        #[arg(long = "client")]
+        client_only: bool,
+    },
     /// Print a bcrypt hash of a password (for the server's users file)
     Passhash(PasshashArgs),
     /// Write a cloud-init user-data file that registers new hosts at boot
     #[command(name = "user-data")]
     UserData(UserDataArgs),
-    /// Print a shell completion script
-    #[command(hide = true)]
+    /// Print a shell completion script; it completes commands and flags, and
+    /// cluster, host, network and container manager names from the server
+    /// (e.g. `source <(commctl completions bash)`)
     Completions {
         /// The shell to complete for
         shell: clap_complete::Shell,
@@ -89,9 +223,27 @@ pub enum Command {
     },
 }
 
+/// `config ...`: the configuration file's contexts.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// List the contexts (the current one marked with *); passwords are never shown
+    GetContexts,
+    /// Make a context the file's current-context (the file is rewritten, its mode kept)
+    UseContext {
+        /// Name of the context
+        #[arg(add = ArgValueCandidates::new(complete::contexts))]
+        name: String,
+    },
+    /// Print the name of the current context
+    CurrentContext,
+}
+
 /// `audit`: the newest entries first.
 #[derive(Debug, Args)]
 pub struct AuditArgs {
+    /// Output format
+    #[command(flatten)]
+    pub output: OutputArg,
     /// Only this user's changes
     #[arg(long)]
     pub user: Option<String>,
@@ -119,23 +271,27 @@ pub enum ClusterCommand {
         #[arg(short = 't', long = "type", value_parser = ["kubernetes", "host_only"])]
         kind: Option<String>,
         /// Name of the cluster's network [server default: default]
-        #[arg(short = 'n', long = "network", value_name = "NAME")]
+        #[arg(short = 'n', long = "network", value_name = "NAME",
+              add = ArgValueCandidates::new(complete::networks))]
         network: Option<String>,
         /// Name of the container manager the cluster's hosts are registered with
-        #[arg(short = 'c', long = "container-manager", value_name = "NAME")]
+        #[arg(long = "container-manager", value_name = "NAME",
+              add = ArgValueCandidates::new(complete::container_managers))]
         container_manager: Option<String>,
         /// Name of the cluster
+        #[arg(add = ArgValueCandidates::new(complete::clusters))]
         name: String,
     },
     /// Delete clusters
     Delete {
         /// Names of the clusters
-        #[arg(required = true)]
+        #[arg(required = true, add = ArgValueCandidates::new(complete::clusters))]
         names: Vec<String>,
     },
     /// Show a cluster, its status and host counts
     Get {
         /// Name of the cluster
+        #[arg(add = ArgValueCandidates::new(complete::clusters))]
         name: String,
     },
     /// List the clusters
@@ -160,11 +316,13 @@ pub enum RollingCommand {
     /// Show the cluster's rolling defaults
     Get {
         /// Name of the cluster
+        #[arg(add = ArgValueCandidates::new(complete::clusters))]
         name: String,
     },
     /// Replace the cluster's rolling defaults (what is not given is unset)
     Set {
         /// Name of the cluster
+        #[arg(add = ArgValueCandidates::new(complete::clusters))]
         name: String,
         /// Hosts worked on at once: a count or a percent of the cluster's hosts ("25%")
         #[arg(long = "batch-size", value_name = "N|P%")]
@@ -225,6 +383,7 @@ pub enum DeployCommand {
     /// Start a deployment
     Start {
         /// Name of the cluster
+        #[arg(add = ArgValueCandidates::new(complete::clusters))]
         name: String,
         /// Version to deploy
         #[arg(id = "deploy_version", value_name = "VERSION")]
@@ -238,6 +397,7 @@ pub enum DeployCommand {
     /// Show what a deployment would do (dry run: hosts, batches, gates, evictions), changing nothing
     Plan {
         /// Name of the cluster
+        #[arg(add = ArgValueCandidates::new(complete::clusters))]
         name: String,
         /// Version to deploy
         #[arg(id = "deploy_version", value_name = "VERSION")]
@@ -258,6 +418,7 @@ pub enum DeployCommand {
 #[derive(Debug, Args)]
 pub struct NameArg {
     /// Name of the cluster
+    #[arg(add = ArgValueCandidates::new(complete::clusters))]
     pub name: String,
 }
 
@@ -267,6 +428,7 @@ pub enum OperationCommand {
     /// Start the operation
     Start {
         /// Name of the cluster
+        #[arg(add = ArgValueCandidates::new(complete::clusters))]
         name: String,
         /// How it rolls
         #[command(flatten)]
@@ -277,6 +439,7 @@ pub enum OperationCommand {
     /// Show what the operation would do (dry run: hosts, batches, gates, evictions), changing nothing
     Plan {
         /// Name of the cluster
+        #[arg(add = ArgValueCandidates::new(complete::clusters))]
         name: String,
         /// How it would roll
         #[command(flatten)]
@@ -296,6 +459,7 @@ pub enum UpgradeCommand {
     /// Start an upgrade
     Start {
         /// Name of the cluster
+        #[arg(add = ArgValueCandidates::new(complete::clusters))]
         name: String,
         /// Accepted for compatibility with the documentation's example; upgrades take no version
         #[arg(id = "upgrade_version", value_name = "VERSION")]
@@ -309,6 +473,7 @@ pub enum UpgradeCommand {
     /// Show what an upgrade would do (dry run: hosts, batches, gates, evictions), changing nothing
     Plan {
         /// Name of the cluster
+        #[arg(add = ArgValueCandidates::new(complete::clusters))]
         name: String,
         /// How it would roll
         #[command(flatten)]
@@ -326,6 +491,7 @@ pub enum UpgradeCommand {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Name of the cluster
+    #[arg(add = ArgValueCandidates::new(complete::clusters))]
     pub name: String,
     /// Poll until the operation is no longer in process, showing a progress bar
     /// (exit 0 when it finished, 1 when it failed)
@@ -342,10 +508,10 @@ pub enum HostCommand {
     /// Register a host; the server then bootstraps it over SSH
     Create {
         /// Add the host to this cluster
-        #[arg(short = 'c', long = "cluster", value_name = "NAME")]
+        #[arg(long = "cluster", value_name = "NAME", add = ArgValueCandidates::new(complete::clusters))]
         cluster: Option<String>,
         /// User the server logs in as over SSH [server default: root]
-        #[arg(short = 'u', long = "remote-user", value_name = "USER")]
+        #[arg(short = 'r', long = "remote-user", value_name = "USER")]
         remote_user: Option<String>,
         /// Address (IP or DNS name) of the host
         address: String,
@@ -355,18 +521,20 @@ pub enum HostCommand {
     /// Delete hosts
     Delete {
         /// Addresses of the hosts
-        #[arg(required = true)]
+        #[arg(required = true, add = ArgValueCandidates::new(complete::hosts))]
         addresses: Vec<String>,
     },
     /// Show a host
     Get {
         /// Address of the host
+        #[arg(add = ArgValueCandidates::new(complete::hosts))]
         address: String,
     },
     /// List every host, or the members of a cluster; --status and --os pick
     /// some (the server filters)
     List {
         /// Only the members of this cluster
+        #[arg(add = ArgValueCandidates::new(complete::clusters))]
         cluster: Option<String>,
         /// Only hosts with this status (repeat, or comma separated, for any of several)
         #[arg(long = "status", value_name = "STATUS", value_delimiter = ',')]
@@ -379,21 +547,25 @@ pub enum HostCommand {
     /// fixing what made it fail: its network, its key, a package)
     Retry {
         /// Address of the host
+        #[arg(add = ArgValueCandidates::new(complete::hosts))]
         address: String,
     },
     /// Show a host's status (and its node status in the container manager)
     Status {
         /// Address of the host
+        #[arg(add = ArgValueCandidates::new(complete::hosts))]
         address: String,
     },
     /// Print a host's SSH credentials (remote user and private key)
     Creds {
         /// Address of the host
+        #[arg(add = ArgValueCandidates::new(complete::hosts))]
         address: String,
     },
     /// Show the SSH host key recorded at the first contact with a host
     Key {
         /// Address of the host
+        #[arg(add = ArgValueCandidates::new(complete::hosts))]
         address: String,
     },
     /// Accept a host's new SSH host key (after a reinstall): the key it
@@ -404,29 +576,46 @@ pub enum HostCommand {
         #[arg(long, value_name = "FINGERPRINT")]
         fingerprint: Option<String>,
         /// Address of the host
+        #[arg(add = ArgValueCandidates::new(complete::hosts))]
         address: String,
     },
     /// Add a host to a cluster
     Join {
         /// Address of the host
+        #[arg(add = ArgValueCandidates::new(complete::hosts))]
         address: String,
         /// Name of the cluster
+        #[arg(add = ArgValueCandidates::new(complete::clusters))]
         cluster: String,
     },
     /// Remove a host from a cluster
     Unjoin {
         /// Address of the host
+        #[arg(add = ArgValueCandidates::new(complete::hosts))]
         address: String,
         /// Name of the cluster
+        #[arg(add = ArgValueCandidates::new(complete::clusters))]
         cluster: String,
     },
     /// Connect to a host with ssh, using the credentials stored on the server
     Ssh {
         /// Address of the host
+        #[arg(add = ArgValueCandidates::new(complete::hosts))]
         address: String,
-        /// Extra arguments for ssh (options, or a command to run)
+        /// Extra arguments for ssh (options, or a command to run); `-v`, `-q`
+        /// and `-o` here are ssh's own (commctl's are `--verbose`, `--quiet`
+        /// and `--output`, or go before the address)
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         extra_args: Vec<String>,
+        /// commctl's `-v`, long only here: ssh's `-v` stays ssh's
+        #[arg(id = "verbose", long = "verbose", hide = true)]
+        verbose: bool,
+        /// commctl's `-q`, long only here: ssh's `-q` stays ssh's
+        #[arg(id = "quiet", long = "quiet", hide = true)]
+        quiet: bool,
+        /// commctl's `-o`, long only here: ssh's `-o OPTION` stays ssh's
+        #[arg(id = "output", long = "output", value_enum, hide = true)]
+        output: Option<OutputFormat>,
     },
 }
 
@@ -444,7 +633,7 @@ pub enum NetworkCommand {
         )]
         kind: String,
         /// Options: a JSON object, or KEY=VALUE (repeatable)
-        #[arg(short = 'o', long = "options", value_name = "JSON|KEY=VALUE")]
+        #[arg(long = "options", value_name = "JSON|KEY=VALUE")]
         options: Vec<String>,
         /// Name of the network
         name: String,
@@ -452,12 +641,13 @@ pub enum NetworkCommand {
     /// Delete network configurations
     Delete {
         /// Names of the networks
-        #[arg(required = true)]
+        #[arg(required = true, add = ArgValueCandidates::new(complete::networks))]
         names: Vec<String>,
     },
     /// Show a network configuration
     Get {
         /// Name of the network
+        #[arg(add = ArgValueCandidates::new(complete::networks))]
         name: String,
     },
     /// List the network configurations
@@ -477,8 +667,8 @@ pub enum ContainerManagerCommand {
             value_parser = ["openshift", "kubernetes", "trivial"]
         )]
         kind: String,
-        /// Options: a JSON object, or KEY=VALUE (repeatable), e.g. -o server_url=https://...
-        #[arg(short = 'o', long = "options", value_name = "JSON|KEY=VALUE")]
+        /// Options: a JSON object, or KEY=VALUE (repeatable), e.g. --options server_url=https://...
+        #[arg(long = "options", value_name = "JSON|KEY=VALUE")]
         options: Vec<String>,
         /// Name of the container manager
         name: String,
@@ -486,12 +676,13 @@ pub enum ContainerManagerCommand {
     /// Delete container manager configurations
     Delete {
         /// Names of the container managers
-        #[arg(required = true)]
+        #[arg(required = true, add = ArgValueCandidates::new(complete::container_managers))]
         names: Vec<String>,
     },
     /// Show a container manager configuration
     Get {
         /// Name of the container manager
+        #[arg(add = ArgValueCandidates::new(complete::container_managers))]
         name: String,
     },
     /// List the container manager configurations
@@ -508,7 +699,7 @@ pub struct PasshashArgs {
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// bcrypt cost (4 to 31)
-    #[arg(short = 'r', long = "rounds", default_value_t = 12,
+    #[arg(long = "rounds", default_value_t = 12,
           value_parser = clap::value_parser!(u32).range(4..=31))]
     pub rounds: u32,
 }
@@ -519,8 +710,8 @@ pub struct UserDataArgs {
     /// Commissaire endpoint to use during bootstrapping
     #[arg(short = 'e', long = "endpoint", value_name = "URL")]
     pub endpoint: String,
-    /// Name of the cluster for new hosts to join
-    #[arg(short = 'c', long = "cluster")]
+    /// Name of the cluster for new hosts to join (`-c` here is the original commctl's)
+    #[arg(short = 'c', long = "cluster", add = ArgValueCandidates::new(complete::clusters))]
     pub cluster: Option<String>,
     /// Commissaire user to use when bootstrapping
     #[arg(short = 'u', long = "username")]
@@ -541,6 +732,7 @@ pub struct UserDataArgs {
     #[arg(short = 'C', long = "cloud-init", value_name = "FILE")]
     pub cloud_init: Option<PathBuf>,
     /// Output file (created mode 0600; it may hold a password). If omitted stdout is used
+    /// (`-o` here is the original commctl's)
     #[arg(short = 'o', long = "outfile", value_name = "FILE")]
     pub outfile: Option<PathBuf>,
 }
@@ -558,18 +750,172 @@ mod tests {
     #[test]
     fn ssh_extra_args_keep_hyphens() {
         let cli = Cli::try_parse_from([
-            "commctl", "host", "ssh", "10.0.0.1", "-v", "-p", "9876", "uptime",
+            "commctl",
+            "host",
+            "ssh",
+            "10.0.0.1",
+            "-v",
+            "-q",
+            "-o",
+            "BatchMode=yes",
+            "-p",
+            "9876",
+            "uptime",
         ])
         .unwrap();
         match cli.command {
-            Command::Host(HostCommand::Ssh {
-                address,
-                extra_args,
-            }) => {
+            Command::Host {
+                command:
+                    HostCommand::Ssh {
+                        address,
+                        extra_args,
+                        ..
+                    },
+                ..
+            } => {
                 assert_eq!(address, "10.0.0.1");
-                assert_eq!(extra_args, ["-v", "-p", "9876", "uptime"]);
+                assert_eq!(
+                    extra_args,
+                    ["-v", "-q", "-o", "BatchMode=yes", "-p", "9876", "uptime"]
+                );
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// Every `(letter, long name, command path)` in the tree, globals included.
+    fn short_flags(cmd: &clap::Command, path: &str, out: &mut Vec<(char, String, String)>) {
+        for arg in cmd.get_arguments() {
+            if let Some(short) = arg.get_short() {
+                let long = arg
+                    .get_long()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| arg.get_id().to_string());
+                out.push((short, long, path.to_string()));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            short_flags(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_short_flag_has_one_meaning_in_every_command() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut flags = Vec::new();
+        short_flags(&cmd, "commctl", &mut flags);
+        let mut meaning: std::collections::BTreeMap<char, (String, String)> = Default::default();
+        let mut exceptions_seen = Vec::new();
+        for (short, long, path) in &flags {
+            if path == "commctl user-data"
+                && USER_DATA_EXCEPTIONS.contains(&(*short, long.as_str()))
+            {
+                exceptions_seen.push((*short, long.clone()));
+                continue;
+            }
+            match meaning.get(short) {
+                Some((first, where_)) => assert_eq!(
+                    first, long,
+                    "-{short} is --{first} in '{where_}' but --{long} in '{path}'"
+                ),
+                None => {
+                    meaning.insert(*short, (long.clone(), path.clone()));
+                }
+            }
+        }
+        // The exceptions exist (the original's user-data flags) and are
+        // exceptions: elsewhere the letter means something else.
+        exceptions_seen.sort();
+        let mut expected: Vec<(char, String)> = USER_DATA_EXCEPTIONS
+            .iter()
+            .map(|(c, l)| (*c, l.to_string()))
+            .collect();
+        expected.sort();
+        assert_eq!(exceptions_seen, expected);
+        assert_eq!(meaning[&'c'].0, "config");
+        assert_eq!(meaning[&'o'].0, "output");
+        assert_eq!(meaning[&'q'].0, "quiet");
+        assert_eq!(meaning[&'v'].0, "verbose");
+    }
+
+    #[test]
+    fn the_old_long_flags_still_parse() {
+        for args in [
+            &[
+                "commctl",
+                "host",
+                "create",
+                "--cluster",
+                "c",
+                "--remote-user",
+                "u",
+                "h",
+                "k",
+            ][..],
+            &[
+                "commctl",
+                "cluster",
+                "create",
+                "--container-manager",
+                "m",
+                "c",
+            ],
+            &["commctl", "network", "create", "--options", "a=b", "n"],
+            &[
+                "commctl",
+                "container_manager",
+                "create",
+                "--options",
+                "a=b",
+                "m",
+            ],
+            &["commctl", "passhash", "--rounds", "4", "--password", "x"],
+            &[
+                "commctl",
+                "user-data",
+                "-e",
+                "http://x",
+                "-c",
+                "cl",
+                "-o",
+                "f",
+                "-p",
+                "-u",
+                "u",
+            ],
+            &[
+                "commctl",
+                "user-data",
+                "--endpoint",
+                "http://x",
+                "--cluster",
+                "cl",
+                "--outfile",
+                "f",
+            ],
+        ] {
+            Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn an_unknown_output_format_is_a_usage_error() {
+        let e = Cli::try_parse_from(["commctl", "cluster", "list", "-o", "xml"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("xml"), "{e}");
+    }
+
+    #[test]
+    fn output_format_after_the_group_or_the_command() {
+        for args in [
+            &["commctl", "cluster", "list", "-o", "yaml"][..],
+            &["commctl", "cluster", "-o", "yaml", "list"],
+            &["commctl", "cluster", "list", "--output=yaml"],
+            &["commctl", "-o", "yaml", "cluster", "list"],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            assert_eq!(crate::output_format(&cli), OutputFormat::Yaml, "{args:?}");
         }
     }
 
