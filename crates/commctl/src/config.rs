@@ -560,6 +560,44 @@ mod tests {
     }
 
     #[test]
+    fn a_context_lays_its_members_over_the_top_level_keys() {
+        let file: ConfigFile = serde_json::from_value(serde_json::json!({
+            "endpoint": "http://flat", "username": "flat", "password": "flatpw",
+            "certificate_authority": "/flat-ca.pem",
+            "current-context": "a",
+            "contexts": {
+                "a": {"endpoint": ["http://a1", "http://a2"]},
+                "b": {"username": "bee"},
+            }
+        }))
+        .unwrap();
+        let path = Path::new("/c.json");
+        // No credentials in "a": the flat ones; its endpoints.
+        let (a, name) = file.with_context(None, path).unwrap();
+        assert_eq!(name.as_deref(), Some("a"));
+        assert_eq!(a.endpoint.unwrap().into_vec(), ["http://a1", "http://a2"]);
+        assert_eq!(a.username.as_deref(), Some("flat"));
+        assert_eq!(a.password.as_deref(), Some("flatpw"));
+        // Credentials go together: "b" names a user, so no flat password.
+        let (b, _) = file.with_context(Some("b"), path).unwrap();
+        assert_eq!(b.endpoint.unwrap().into_vec(), ["http://flat"]);
+        assert_eq!(b.username.as_deref(), Some("bee"));
+        assert_eq!(b.password, None);
+        assert_eq!(b.certificate_authority, Some(PathBuf::from("/flat-ca.pem")));
+        let e = file.with_context(Some("c"), path).unwrap_err().to_string();
+        assert!(e.contains("no context 'c'") && e.contains("a, b"), "{e}");
+    }
+
+    #[test]
+    fn a_flat_file_has_no_context() {
+        let file: ConfigFile =
+            serde_json::from_value(serde_json::json!({"endpoint": "http://x"})).unwrap();
+        let (same, name) = file.with_context(None, Path::new("/c.json")).unwrap();
+        assert_eq!(name, None);
+        assert_eq!(same.endpoint.unwrap().into_vec(), ["http://x"]);
+    }
+
+    #[test]
     fn relative_paths() {
         assert_eq!(
             relative_to(Path::new("/etc/c.json"), Path::new("kube")),
