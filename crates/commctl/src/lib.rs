@@ -174,18 +174,12 @@ fn completions(shell: clap_complete::Shell) -> CliResult<i32> {
             "no completion for the shell '{name}'"
         )));
     };
-    // The program the script calls: this one, by its path when it was run by one.
-    let argv0 = std::env::args().next().unwrap_or_else(|| "commctl".into());
-    let program = if argv0.contains('/') {
-        std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or(argv0)
-    } else {
-        argv0
-    };
+    // The script calls `commctl` from PATH, so a script written at build
+    // time (a package's) works once installed.
+    let program = "commctl";
     let mut buf = Vec::new();
     completer
-        .write_registration("COMPLETE", "commctl", "commctl", &program, &mut buf)
+        .write_registration("COMPLETE", "commctl", "commctl", program, &mut buf)
         .map_err(|e| CliError::io("writing the completion script", e))?;
     output::emit(&String::from_utf8_lossy(&buf));
     Ok(exit::OK)

@@ -526,3 +526,34 @@ fn completion_offers_the_configuration_files_contexts() {
     );
     assert_eq!(got, ["dead", "live", "other"]);
 }
+
+#[test]
+fn the_bash_completion_script_completes_host_addresses_from_the_server() {
+    let s = Stack::start();
+    let key = s.write("key", "KEY");
+    s.commctl(&["host", "create", "10.7.0.9", key.to_str().unwrap()])
+        .expect(0);
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_commctl"))
+        .parent()
+        .unwrap();
+    let script = format!(
+        r#"source <(commctl completions bash)
+COMP_WORDS=(commctl -c '{}' host get "")
+COMP_CWORD=5
+COMP_TYPE=9
+_clap_complete_commctl commctl "" get
+printf '%s\n' "${{COMPREPLY[@]}}""#,
+        s.config.display()
+    );
+    let out: common::Run = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
+        .env("HOME", s.path())
+        .env_remove("COMMCTL_CONFIG")
+        .output()
+        .unwrap()
+        .into();
+    let out = out.expect(0);
+    assert!(lines(&out.stdout).contains(&"10.7.0.9"), "{out:?}");
+}
