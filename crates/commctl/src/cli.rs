@@ -899,6 +899,141 @@ mod tests {
         }
     }
 
+    /// The invocations the original commctl's documentation (0.0.6) shows.
+    #[test]
+    fn the_original_commctls_documented_invocations_still_parse() {
+        let documented: &[&[&str]] = &[
+            &[
+                "container_manager",
+                "create",
+                "--type",
+                "openshift",
+                r#"--options={"server_url": "https://openshift.example.com", "token": "aaa"}"#,
+                "ocp",
+            ],
+            &[
+                "cluster",
+                "create",
+                "--container-manager",
+                "ocp",
+                "mycluster",
+            ],
+            &[
+                "cluster",
+                "create",
+                "--type",
+                "kubernetes",
+                "--network",
+                "default",
+                "my_cluster",
+            ],
+            &[
+                "cluster",
+                "create",
+                "-t",
+                "kubernetes",
+                "-n",
+                "default",
+                "my_cluster",
+            ],
+            &[
+                "host",
+                "create",
+                "--cluster",
+                "my_cluster",
+                "192.168.152.110",
+                "/path/key",
+            ],
+            &["cluster", "restart", "start", "my_cluster"],
+            &["cluster", "deploy", "start", "mycluster", "7.4.1"],
+            &["cluster", "upgrade", "start", "datacenter1", "7.2.2"],
+            &["host", "ssh", "192.168.1.100", "-v", "-p", "9876"],
+            &[
+                "network",
+                "create",
+                "--type",
+                "flannel_server",
+                "--options",
+                r#"{"address": "192.168.152.100:8080"}"#,
+                "my_network",
+            ],
+            &["host", "list", "datacenter1"],
+            &["passhash", "--file", "my_password.txt"],
+            &["passhash", "--rounds", "15"],
+            &["passhash", "--password", "bad_idea"],
+            &[
+                "user-data",
+                "-p",
+                "-c",
+                "my_cluster",
+                "-o",
+                "cluster.userdata",
+                "-e",
+                "https://example.com/",
+            ],
+            &[
+                "user-data",
+                "--password",
+                "--username",
+                "USER",
+                "--cluster",
+                "CLUSTER",
+                "--endpoint",
+                "https://example.com/",
+                "--outfile",
+                "CLUSTER.userdata",
+            ],
+            &[
+                "user-data",
+                "-e",
+                "https://e/",
+                "-c",
+                "c",
+                "-u",
+                "u",
+                "-p",
+                "-r",
+                "root",
+                "-s",
+                "/k",
+                "-a",
+                "/a",
+                "-C",
+                "/ci",
+                "-o",
+                "/out",
+            ],
+        ];
+        for args in documented {
+            let line = [&["commctl", "-c", "/etc/commissaire.json"][..], args].concat();
+            let cli = Cli::try_parse_from(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+            assert_eq!(
+                cli.config.as_deref(),
+                Some(std::path::Path::new("/etc/commissaire.json"))
+            );
+        }
+        let cli = Cli::try_parse_from([
+            "commctl",
+            "user-data",
+            "-p",
+            "-c",
+            "my_cluster",
+            "-o",
+            "cluster.userdata",
+            "-e",
+            "http://e",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::UserData(a) => {
+                assert_eq!(a.cluster.as_deref(), Some("my_cluster"));
+                assert_eq!(a.outfile, Some(PathBuf::from("cluster.userdata")));
+                assert!(a.password);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn an_unknown_output_format_is_a_usage_error() {
         let e = Cli::try_parse_from(["commctl", "cluster", "list", "-o", "xml"]).unwrap_err();

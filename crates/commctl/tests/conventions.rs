@@ -557,3 +557,43 @@ printf '%s\n' "${{COMPREPLY[@]}}""#,
     let out = out.expect(0);
     assert!(lines(&out.stdout).contains(&"10.7.0.9"), "{out:?}");
 }
+
+#[test]
+fn host_ssh_passes_v_q_and_o_after_the_address_to_ssh() {
+    let s = Stack::start();
+    let key = s.write("key", "KEY");
+    s.commctl(&["host", "create", "10.7.0.5", key.to_str().unwrap()])
+        .expect(0);
+    // COMMCTL_SSH names the program `host ssh` runs: one that prints its arguments.
+    let program = s.write("print-args", "#!/bin/sh\nprintf '%s\\n' \"$@\"\n");
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out: common::Run = s
+        .command(&[
+            "-v",
+            "host",
+            "ssh",
+            "10.7.0.5",
+            "-v",
+            "-q",
+            "-o",
+            "BatchMode=yes",
+            "uptime",
+        ])
+        .env("COMMCTL_SSH", &program)
+        .output()
+        .unwrap()
+        .into();
+    let out = out.expect(0);
+    let args = lines(&out.stdout);
+    let tail = &args[args.len() - 5..];
+    assert_eq!(
+        tail,
+        ["-v", "-q", "-o", "BatchMode=yes", "uptime"],
+        "{out:?}"
+    );
+    // commctl's own -v (before the command) traced the credentials request.
+    assert!(
+        out.stderr.contains("/api/v0/host/10.7.0.5/creds -> 200"),
+        "{out:?}"
+    );
+}
