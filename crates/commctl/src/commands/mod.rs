@@ -114,7 +114,12 @@ impl Ctx<'_> {
 
     /// The answer to a change (create, join, pause...): for people, `human`'s
     /// text unless `-q`.
-    fn confirm(&self, value: &Value, subject: Subject, human: impl FnOnce(&Value) -> String) {
+    pub(crate) fn confirm(
+        &self,
+        value: &Value,
+        subject: Subject,
+        human: impl FnOnce(&Value) -> String,
+    ) {
         if self.machine(value, subject) || self.quiet {
             return;
         }

@@ -204,7 +204,7 @@ fn run(ctx: &Ctx, op: Operation, action: Action) -> CliResult<i32> {
                 &Value::Object(body),
             )?;
             if !roll.watch {
-                show_operation(ctx, name, &reply);
+                ctx.confirm(&reply, Subject::One("cluster", name), output::operation);
                 return Ok(exit::OK);
             }
             let args = StatusArgs {
@@ -234,7 +234,7 @@ fn run(ctx: &Ctx, op: Operation, action: Action) -> CliResult<i32> {
                     op.noun()
                 ));
             }
-            show_operation(ctx, name, &reply);
+            ctx.confirm(&reply, Subject::One("cluster", name), output::operation);
             Ok(exit::OK)
         }
     }
