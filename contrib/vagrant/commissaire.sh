@@ -118,7 +118,7 @@ cat <<MSG
 ===> Commissaire is up on http://$IP:8000 (user a, password a). Try:
   vagrant ssh commissaire
   commctl cluster create mycluster
-  commctl host create -c mycluster 192.168.152.110 ~/.ssh/commissaire_id_ed25519
+  commctl host create --cluster mycluster 192.168.152.110 ~/.ssh/commissaire_id_ed25519
   commctl host list
   systemctl status 'commissaire-*'
 MSG

@@ -18,4 +18,4 @@ grep -qxF "$key" /root/.ssh/authorized_keys || echo "$key" >> /root/.ssh/authori
 rm -f /tmp/commissaire.pub
 restorecon -R /root/.ssh 2>/dev/null || true
 
-say "$(hostname) ready to be added: commctl host create -c CLUSTER $(hostname -I | awk '{print $NF}') ~/.ssh/commissaire_id_ed25519"
+say "$(hostname) ready to be added: commctl host create --cluster CLUSTER $(hostname -I | awk '{print $NF}') ~/.ssh/commissaire_id_ed25519"

@@ -1,9 +1,9 @@
 //! The REST client: JSON requests to `/api/v0`, endpoint fallback on
 //! connection errors, authentication, and error statuses turned into
-//! [`CliError`]s.
+//! [`CliError`]s; `-v` traces (never a credential or a body) and `--timeout`.
 
 use std::cell::Cell;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use reqwest::blocking::{Client as HttpClient, RequestBuilder};
@@ -15,8 +15,19 @@ use crate::error::{CliError, CliResult, Unreachable};
 
 /// How long to wait for a connection to an endpoint.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long to wait for a whole request.
+/// How long to wait for a whole request (unless `--timeout` says).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How the client behaves (from `-v`, `-q` and `--timeout`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientOptions {
+    /// Trace each request on stderr (`-v`).
+    pub verbose: bool,
+    /// No warnings (`-q`): e.g. none when falling back to the next endpoint.
+    pub quiet: bool,
+    /// The whole-request timeout; [`REQUEST_TIMEOUT`] when `None`.
+    pub timeout: Option<Duration>,
+}
 
 /// A client for the Commissaire REST API.
 pub struct Client {
@@ -25,6 +36,12 @@ pub struct Client {
     /// The endpoint that answered last; later requests start there.
     current: Cell<usize>,
     credentials: Credentials,
+    options: ClientOptions,
+}
+
+/// One `-v` line on stderr.
+fn trace(line: &str) {
+    eprintln!("* {line}");
 }
 
 /// An endpoint URL for messages: no user info.
@@ -68,8 +85,13 @@ fn connect_reason(error: &reqwest::Error) -> String {
 }
 
 impl Client {
-    /// A client for the resolved settings.
+    /// A client for the resolved settings, with the default options.
     pub fn new(settings: &Settings) -> CliResult<Client> {
+        Self::with_options(settings, ClientOptions::default())
+    }
+
+    /// A client for the resolved settings.
+    pub fn with_options(settings: &Settings, options: ClientOptions) -> CliResult<Client> {
         let mut endpoints = Vec::new();
         for e in &settings.endpoints {
             let mut text = e.trim().to_string();
@@ -90,9 +112,10 @@ impl Client {
         if endpoints.is_empty() {
             return Err(CliError::Config("no endpoint is configured".into()));
         }
+        let timeout = options.timeout.unwrap_or(REQUEST_TIMEOUT);
         let mut builder = HttpClient::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+            .timeout(timeout)
             .user_agent(concat!("commctl/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = &settings.ca_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
@@ -111,12 +134,46 @@ impl Client {
         let http = builder
             .build()
             .map_err(|e| CliError::Config(format!("cannot set up the HTTP client: {e}")))?;
+        if options.verbose {
+            let auth = match &settings.credentials {
+                Credentials::Basic { username, .. } => {
+                    format!("HTTP Basic as '{username}' (password not shown)")
+                }
+                Credentials::Bearer(_) => "a bearer token (not shown)".to_string(),
+                Credentials::ClientCert(_) => "a TLS client certificate".to_string(),
+                Credentials::Anonymous => "none".to_string(),
+            };
+            let list: Vec<String> = endpoints.iter().map(display_url).collect();
+            trace(&format!(
+                "endpoints {}; authentication: {auth}; timeout {} s",
+                list.join(", "),
+                timeout.as_secs_f64()
+            ));
+        }
         Ok(Client {
             http,
             endpoints,
             current: Cell::new(0),
             credentials: settings.credentials.clone(),
+            options,
         })
+    }
+
+    /// The options the client was made with.
+    pub fn options(&self) -> ClientOptions {
+        self.options
+    }
+
+    /// The endpoint that answered last (or the first one), for messages.
+    pub fn endpoint(&self) -> String {
+        display_url(&self.endpoints[self.current.get()])
+    }
+
+    /// GET of a path outside the API (`/version`), from the endpoint that
+    /// answered last; the status and body.
+    pub fn get_plain(&self, path: &str) -> CliResult<(u16, String)> {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        self.send(Method::GET, &segments, None)
     }
 
     fn url(base: &reqwest::Url, segments: &[&str]) -> reqwest::Url {
@@ -142,7 +199,7 @@ impl Client {
                 request.basic_auth(username, Some(password))
             }
             Credentials::Bearer(token) => request.bearer_auth(token),
-            Credentials::ClientCert(_) => request,
+            Credentials::ClientCert(_) | Credentials::Anonymous => request,
         }
     }
 
@@ -180,7 +237,20 @@ impl Client {
                     .header(CONTENT_TYPE, "application/json")
                     .body(body.to_string());
             }
-            match self.authenticate(request).send() {
+            let url = display_url(&Self::url_query(base, segments, query));
+            let started = Instant::now();
+            let result = self.authenticate(request).send();
+            let ms = started.elapsed().as_millis();
+            if self.options.verbose {
+                match &result {
+                    Ok(r) => trace(&format!("{method} {url} -> {} ({ms} ms)", r.status())),
+                    Err(e) => trace(&format!(
+                        "{method} {url} -> {} ({ms} ms)",
+                        connect_reason(e)
+                    )),
+                }
+            }
+            match result {
                 Ok(response) => {
                     self.current.set(index);
                     let status = response.status().as_u16();
@@ -197,7 +267,7 @@ impl Client {
                         endpoint: display_url(base),
                         reason: connect_reason(&e),
                     };
-                    if i + 1 < n {
+                    if i + 1 < n && !self.options.quiet {
                         eprintln!(
                             "warning: cannot reach {} : {}; trying {}",
                             failure.endpoint,
@@ -206,6 +276,17 @@ impl Client {
                         );
                     }
                     failures.push(failure);
+                }
+                Err(e) if e.is_timeout() => {
+                    return Err(CliError::Timeout {
+                        request: format!("{method} {}", display_path(segments)),
+                        endpoint: display_url(base),
+                        seconds: self
+                            .options
+                            .timeout
+                            .unwrap_or(REQUEST_TIMEOUT)
+                            .as_secs_f64(),
+                    });
                 }
                 Err(e) => {
                     return Err(CliError::Protocol(format!(

@@ -20,6 +20,9 @@ pub mod exit {
     pub const UNREACHABLE: i32 = 6;
     /// The server answered 400 Bad Request.
     pub const BAD_REQUEST: i32 = 7;
+    /// The server accepted the connection but did not answer within the
+    /// timeout (`--timeout`, default 120 s).
+    pub const TIMEOUT: i32 = 8;
 }
 
 /// One endpoint that could not be reached, and why.
@@ -64,6 +67,16 @@ pub enum CliError {
         /// The underlying error.
         #[source]
         source: std::io::Error,
+    },
+    /// The server did not answer in time.
+    #[error("no answer to {request} from {endpoint} within {seconds} s (--timeout)")]
+    Timeout {
+        /// The request, e.g. `GET /api/v0/clusters`.
+        request: String,
+        /// The endpoint asked.
+        endpoint: String,
+        /// The timeout, in seconds.
+        seconds: f64,
     },
     /// A watched cluster operation ended in failure.
     #[error("{0}")]
@@ -117,6 +130,7 @@ impl CliError {
                 _ => exit::ERROR,
             },
             CliError::Unreachable(_) => exit::UNREACHABLE,
+            CliError::Timeout { .. } => exit::TIMEOUT,
             _ => exit::ERROR,
         }
     }

@@ -1,4 +1,5 @@
-//! Output: tables for people, the server's raw JSON for scripts (`--json`).
+//! Output: tables for people; the server's raw JSON (`-o json`, `--json`)
+//! or YAML (`-o yaml`) for scripts.
 
 use std::io::Write;
 
@@ -31,6 +32,18 @@ pub fn emit(text: &str) {
 /// Pretty JSON for `--json`.
 pub fn json(value: &Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+}
+
+/// The same value as YAML for `-o yaml`.
+pub fn yaml(value: &Value) -> String {
+    serde_norway::to_string(value).unwrap_or_else(|_| json(value))
+}
+
+/// A member of a record; `a.b` looks inside `a`.
+fn member<'v>(item: &'v Value, path: &str) -> &'v Value {
+    path.split('.')
+        .try_fold(item, |v, key| v.get(key))
+        .unwrap_or(&Value::Null)
 }
 
 fn new_table() -> Table {
@@ -281,7 +294,7 @@ pub fn rows(columns: &[(&str, &str)], what: &str, value: &Value) -> String {
             table.add_row(
                 columns
                     .iter()
-                    .map(|(_, member)| cell(item.get(*member).unwrap_or(&Value::Null)))
+                    .map(|(_, m)| cell(member(item, m)))
                     .collect::<Vec<_>>(),
             );
         } else {
@@ -352,6 +365,23 @@ mod tests {
             text.contains("node_ready: the node reports Ready"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn yaml_keeps_the_records_members() {
+        let text = yaml(&json!({"name": "c", "hosts": {"total": 2}}));
+        let back: Value = serde_norway::from_str(&text).unwrap();
+        assert_eq!(back, json!({"name": "c", "hosts": {"total": 2}}));
+    }
+
+    #[test]
+    fn rows_reach_nested_members() {
+        let text = rows(
+            &[("HOSTS", "hosts.total")],
+            "x",
+            &json!([{"hosts": {"total": 3}}]),
+        );
+        assert_eq!(text.lines().nth(1).map(str::trim), Some("3"), "{text}");
     }
 
     #[test]

@@ -125,7 +125,7 @@ fn cluster_with_container_manager_and_operations() {
             "--json",
             "cluster",
             "create",
-            "-c",
+            "--container-manager",
             "cm1",
             "--network",
             "default",
@@ -198,7 +198,7 @@ fn watch_until(s: &Stack, last: Value, expected_code: i32) -> common::Run {
         s.commctl(&[
             "host",
             "create",
-            "-c",
+            "--cluster",
             "w",
             address,
             s.write("key", "KEY").to_str().unwrap(),
@@ -334,7 +334,16 @@ fn host_commands() {
 
     // create (with a cluster and remote user)
     let out = s
-        .commctl(&["host", "create", "-c", "hc", "-u", "core", "10.1.0.1", key])
+        .commctl(&[
+            "host",
+            "create",
+            "--cluster",
+            "hc",
+            "-r",
+            "core",
+            "10.1.0.1",
+            key,
+        ])
         .expect(0);
     assert!(out.stdout.contains("10.1.0.1"), "{out:?}");
     assert!(
@@ -359,7 +368,7 @@ fn host_commands() {
     s.commctl(&["host", "create", "10.1.0.1", other.to_str().unwrap()])
         .expect(CONFLICT);
     // unknown cluster: 409 (as the original)
-    s.commctl(&["host", "create", "-c", "nocluster", "10.1.0.9", key])
+    s.commctl(&["host", "create", "--cluster", "nocluster", "10.1.0.9", key])
         .expect(CONFLICT);
     // unreadable key file: local error
     let out = s
@@ -581,7 +590,7 @@ fn network_commands() {
         "create",
         "-t",
         "flannel_server",
-        "-o",
+        "--options",
         "address=192.168.152.100:8080",
         "fs",
     ])
@@ -595,7 +604,7 @@ fn network_commands() {
     assert!(out.stderr.contains("options.address"), "{out:?}");
     // Bad local input.
     let out = s
-        .commctl(&["network", "create", "-o", "{not json", "x"])
+        .commctl(&["network", "create", "--options", "{not json", "x"])
         .expect(1);
     assert!(out.stderr.contains("not a valid JSON object"), "{out:?}");
     // clap rejects unknown types.
@@ -633,9 +642,9 @@ fn container_manager_commands() {
             "create",
             "-t",
             "kubernetes",
-            "-o",
+            "--options",
             r#"{"server_url": "https://k8s.example.com:6443"}"#,
-            "-o",
+            "--options",
             "token=aaa",
             "k8s",
         ])
@@ -977,7 +986,7 @@ fn passhash() {
     std::fs::write(&file, "from file\n").unwrap();
     let out = commctl_in(
         dir.path(),
-        &["passhash", "-f", file.to_str().unwrap(), "-r", "5"],
+        &["passhash", "-f", file.to_str().unwrap(), "--rounds", "5"],
     )
     .expect(0);
     let hash = out.stdout.trim();
@@ -997,7 +1006,7 @@ fn passhash() {
     let run = run.expect(0);
     assert!(bcrypt::verify("typed", run.stdout.trim()).unwrap());
 
-    commctl_in(dir.path(), &["passhash", "-r", "3", "-p", "x"]).expect(2);
+    commctl_in(dir.path(), &["passhash", "--rounds", "3", "-p", "x"]).expect(2);
     commctl_in(dir.path(), &["passhash", "-p", "x", "-f", "y"]).expect(2);
     commctl_in(dir.path(), &["passhash", "-f", "/nonexistent"]).expect(1);
 }
@@ -1020,10 +1029,15 @@ fn usage_help_completions_and_man() {
     ] {
         assert!(out.stdout.contains(command), "{command}: {out:?}");
     }
-    assert!(!out.stdout.contains("completions"), "hidden: {out:?}");
+    // Completions are listed; the script calls commctl back (dynamic completion).
+    assert!(out.stdout.contains("completions"), "listed: {out:?}");
+    assert!(!out.stdout.contains("\n  man "), "hidden: {out:?}");
     let out = commctl_in(dir.path(), &["completions", "bash"]).expect(0);
-    assert!(out.stdout.contains("commctl"), "{out:?}");
-    commctl_in(dir.path(), &["completions", "zsh"]).expect(0);
+    assert!(out.stdout.contains("COMPLETE=\"bash\""), "{out:?}");
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let out = commctl_in(dir.path(), &["completions", shell]).expect(0);
+        assert!(out.stdout.contains("COMPLETE"), "{shell}: {out:?}");
+    }
     let out = commctl_in(dir.path(), &["man"]).expect(0);
     assert!(out.stdout.contains(".TH commctl"), "{out:?}");
     let mandir = dir.path().join("man");
@@ -1038,8 +1052,15 @@ fn rolling_operations_are_started_with_budgets_planned_paused_resumed_and_cancel
     s.commctl(&["cluster", "create", "r"]).expect(0);
     let key = s.write("key", "KEY");
     for address in ["10.9.1.1", "10.9.1.2", "10.9.1.3"] {
-        s.commctl(&["host", "create", "-c", "r", address, key.to_str().unwrap()])
-            .expect(0);
+        s.commctl(&[
+            "host",
+            "create",
+            "--cluster",
+            "r",
+            address,
+            key.to_str().unwrap(),
+        ])
+        .expect(0);
     }
     // Defaults on the cluster.
     let out = s

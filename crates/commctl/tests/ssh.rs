@@ -96,8 +96,15 @@ fn host_ssh_uses_the_stored_remote_user() {
     };
     let s = Stack::start();
     // A stored user that does not exist on 127.0.0.20 must be what ssh uses.
-    s.commctl(&["host", "create", "-u", "commctl-nouser", "127.0.0.20", &key])
-        .expect(0);
+    s.commctl(&[
+        "host",
+        "create",
+        "--remote-user",
+        "commctl-nouser",
+        "127.0.0.20",
+        &key,
+    ])
+    .expect(0);
     let tmp = tempfile::tempdir().unwrap();
     let out = ssh_run(&s, tmp.path(), "127.0.0.20", &["-v", "hostname"]);
     assert_eq!(out.code, 255, "{out:?}");

@@ -11,7 +11,7 @@ use crate::cli::HostCommand;
 use crate::error::{CliError, CliResult, exit};
 use crate::output;
 
-use super::Ctx;
+use super::{Ctx, OutputFormat, Subject};
 
 fn read_key_file(path: &Path) -> CliResult<Vec<u8>> {
     if path == Path::new("-") {
@@ -34,6 +34,30 @@ const HOST_COLUMNS: &[(&str, &str)] = &[
     ("SPACE", "space"),
     ("LAST CHECK", "last_check"),
 ];
+
+/// `host list -o wide`: also where the host came from and why it is in its status.
+const HOST_WIDE: &[(&str, &str)] = &[
+    ("ADDRESS", "address"),
+    ("STATUS", "status"),
+    ("OS", "os"),
+    ("CPUS", "cpus"),
+    ("MEMORY", "memory"),
+    ("SPACE", "space"),
+    ("LAST CHECK", "last_check"),
+    ("SOURCE", "source"),
+    ("REASON", "reason"),
+];
+
+/// The host table's columns for the output format.
+fn host_columns(ctx: &Ctx) -> &'static [(&'static str, &'static str)] {
+    if ctx.format == OutputFormat::Wide {
+        HOST_WIDE
+    } else {
+        HOST_COLUMNS
+    }
+}
+
+const HOSTS: Subject<'static> = Subject::List("host", "address");
 
 /// `host ...`
 pub fn host(ctx: &Ctx, command: &HostCommand) -> CliResult<i32> {
@@ -64,10 +88,11 @@ pub fn host(ctx: &Ctx, command: &HostCommand) -> CliResult<i32> {
                 body.insert("remote_user".into(), json!(u));
             }
             let reply = c.put(&["api", "v0", "host", address], &Value::Object(body))?;
-            ctx.show_record(&reply);
+            ctx.confirm(&reply, Subject::One("host", address), output::record);
         }
         HostCommand::Delete { addresses } => {
             return ctx.each(
+                "host",
                 addresses,
                 |a| c.delete(&["api", "v0", "host", a]),
                 |a| format!("Deleted host '{a}'"),
@@ -75,7 +100,7 @@ pub fn host(ctx: &Ctx, command: &HostCommand) -> CliResult<i32> {
         }
         HostCommand::Get { address } => {
             let reply = c.get(&["api", "v0", "host", address])?;
-            ctx.show_record(&reply);
+            ctx.show_record(&reply, Subject::One("host", address));
         }
         HostCommand::List {
             cluster,
@@ -94,28 +119,41 @@ pub fn host(ctx: &Ctx, command: &HostCommand) -> CliResult<i32> {
                 query.push(("os", os.join(",")));
             }
             let reply = c.get_query(&["api", "v0", "hosts"], &query)?;
-            ctx.show(&reply, |v| output::rows(HOST_COLUMNS, "hosts", v));
+            ctx.show(&reply, HOSTS, |v| {
+                output::rows(host_columns(ctx), "hosts", v)
+            });
         }
         HostCommand::List { cluster: None, .. } => {
             let reply = c.get(&["api", "v0", "hosts"])?;
-            ctx.show(&reply, |v| output::rows(HOST_COLUMNS, "hosts", v));
+            ctx.show(&reply, HOSTS, |v| {
+                output::rows(host_columns(ctx), "hosts", v)
+            });
         }
         HostCommand::List {
             cluster: Some(cluster),
             ..
         } => {
-            let reply = c.get(&["api", "v0", "cluster", cluster, "hosts"])?;
-            ctx.show(&reply, |v| {
-                output::names("ADDRESS", &format!("hosts in cluster '{cluster}'"), v)
-            });
+            if ctx.format == OutputFormat::Wide && !ctx.quiet {
+                // The members' records: the list filtered by the server.
+                let reply =
+                    c.get_query(&["api", "v0", "hosts"], &[("cluster", cluster.clone())])?;
+                ctx.show(&reply, HOSTS, |v| {
+                    output::rows(HOST_WIDE, &format!("hosts in cluster '{cluster}'"), v)
+                });
+            } else {
+                let reply = c.get(&["api", "v0", "cluster", cluster, "hosts"])?;
+                ctx.show(&reply, Subject::List("host", ""), |v| {
+                    output::names("ADDRESS", &format!("hosts in cluster '{cluster}'"), v)
+                });
+            }
         }
         HostCommand::Status { address } => {
             let reply = c.get(&["api", "v0", "host", address, "status"])?;
-            ctx.show_record(&reply);
+            ctx.show_record(&reply, Subject::One("host", address));
         }
         HostCommand::Creds { address } => {
             let reply = c.get(&["api", "v0", "host", address, "creds"])?;
-            ctx.show(&reply, |v| {
+            ctx.show(&reply, Subject::One("host", address), |v| {
                 // The purpose of this command is to show the credentials.
                 let user = v.get("remote_user").and_then(Value::as_str).unwrap_or("");
                 let key = v.get("ssh_priv_key").and_then(Value::as_str).unwrap_or("");
@@ -131,7 +169,9 @@ pub fn host(ctx: &Ctx, command: &HostCommand) -> CliResult<i32> {
         }
         HostCommand::Key { address } => {
             let reply = c.get(&["api", "v0", "host", address, "hostkey"])?;
-            ctx.show(&reply, |v| host_key_text(address, v));
+            ctx.show(&reply, Subject::One("host", address), |v| {
+                host_key_text(address, v)
+            });
         }
         HostCommand::Retry { address } => {
             let reply = c.call(
@@ -139,7 +179,7 @@ pub fn host(ctx: &Ctx, command: &HostCommand) -> CliResult<i32> {
                 &["api", "v0", "host", address, "retry"],
                 None,
             )?;
-            ctx.show(&reply, |h| {
+            ctx.confirm(&reply, Subject::One("host", address), |h| {
                 format!(
                     "Host '{address}' is {} again",
                     h["status"].as_str().unwrap_or("investigating")
@@ -159,7 +199,7 @@ pub fn host(ctx: &Ctx, command: &HostCommand) -> CliResult<i32> {
                 &["api", "v0", "host", address, "hostkey"],
                 Some(&Value::Object(body)),
             )?;
-            ctx.show(&reply, |_| match fingerprint {
+            ctx.confirm(&reply, Subject::One("host", address), |_| match fingerprint {
                 Some(fp) => format!(
                     "Host '{address}': its key will be recorded at the next connection if its fingerprint is {fp}"
                 ),
@@ -174,19 +214,20 @@ pub fn host(ctx: &Ctx, command: &HostCommand) -> CliResult<i32> {
                 &["api", "v0", "cluster", cluster, "hosts", address],
                 None,
             )?;
-            ctx.show(&reply, |_| {
+            ctx.confirm(&reply, Subject::One("host", address), |_| {
                 format!("Host '{address}' is a member of cluster '{cluster}'")
             });
         }
         HostCommand::Unjoin { address, cluster } => {
             let reply = c.delete(&["api", "v0", "cluster", cluster, "hosts", address])?;
-            ctx.show(&reply, |_| {
+            ctx.confirm(&reply, Subject::One("host", address), |_| {
                 format!("Host '{address}' is not a member of cluster '{cluster}'")
             });
         }
         HostCommand::Ssh {
             address,
             extra_args,
+            ..
         } => {
             let creds = c.get(&["api", "v0", "host", address, "creds"])?;
             return crate::ssh::run(address, &creds, extra_args);

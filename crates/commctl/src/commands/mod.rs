@@ -13,39 +13,124 @@ mod operation;
 pub use host::host;
 pub use operation::{Operation, operation_status};
 
-/// How results are printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Tables and messages.
-    Human,
-    /// The server's raw JSON.
-    Json,
+pub use crate::cli::OutputFormat;
+
+/// What a command's output is about, for `-o name` and `-q`.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    /// One thing: its kind (`cluster`, `host`...) and name.
+    One(&'a str, &'a str),
+    /// A list of things of a kind: the items are names, or records whose
+    /// `member` is the name (`""` for plain names).
+    List(&'a str, &'a str),
+}
+
+impl Subject<'_> {
+    /// The names of what `value` shows.
+    fn names(&self, value: &Value) -> Vec<String> {
+        match self {
+            Subject::One(_, name) => vec![name.to_string()],
+            Subject::List(_, member) => value
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|item| match item.get(*member) {
+                    Some(v) if !member.is_empty() => output::cell(v),
+                    _ => output::cell(item),
+                })
+                .collect(),
+        }
+    }
+
+    fn kind(&self) -> &str {
+        match self {
+            Subject::One(kind, _) | Subject::List(kind, _) => kind,
+        }
+    }
 }
 
 /// A context for running commands.
 pub struct Ctx<'a> {
     /// The REST client.
     pub client: &'a Client,
-    /// The output mode.
-    pub mode: Mode,
+    /// The output format (`-o`, `--json`).
+    pub format: OutputFormat,
+    /// `-q`: no confirmations, notes or progress; lists print bare names.
+    pub quiet: bool,
 }
 
 impl Ctx<'_> {
-    fn show(&self, value: &Value, human: impl FnOnce(&Value) -> String) {
-        match self.mode {
-            Mode::Json => emit(&output::json(value)),
-            Mode::Human => emit(&human(value)),
+    /// Whether the output is for people (`table` or `wide`).
+    pub fn human(&self) -> bool {
+        matches!(self.format, OutputFormat::Table | OutputFormat::Wide)
+    }
+
+    /// A note on stderr (nothing with `-q`).
+    pub fn note(&self, text: &str) {
+        if !self.quiet {
+            eprintln!("note: {text}");
         }
     }
 
-    fn show_record(&self, value: &Value) {
-        self.show(value, output::record)
+    /// Prints `value` for a machine (`json`, `yaml`, `name`); false for people.
+    fn machine(&self, value: &Value, subject: Subject) -> bool {
+        match self.format {
+            OutputFormat::Json => emit(&output::json(value)),
+            OutputFormat::Yaml => emit(&output::yaml(value)),
+            OutputFormat::Name => {
+                let lines: Vec<String> = subject
+                    .names(value)
+                    .iter()
+                    .map(|n| format!("{}/{n}", subject.kind()))
+                    .collect();
+                if !lines.is_empty() {
+                    emit(&lines.join("\n"));
+                }
+            }
+            OutputFormat::Table | OutputFormat::Wide => return false,
+        }
+        true
+    }
+
+    /// Data asked for: printed in every format, with `-q` too (a list then
+    /// prints bare names).
+    fn show(&self, value: &Value, subject: Subject, human: impl FnOnce(&Value) -> String) {
+        if self.machine(value, subject) {
+            return;
+        }
+        if self.quiet && matches!(subject, Subject::List(..)) {
+            let names = subject.names(value);
+            if !names.is_empty() {
+                emit(&names.join("\n"));
+            }
+            return;
+        }
+        emit(&human(value));
+    }
+
+    fn show_record(&self, value: &Value, subject: Subject) {
+        self.show(value, subject, output::record)
+    }
+
+    /// The answer to a change (create, join, pause...): for people, `human`'s
+    /// text unless `-q`.
+    pub(crate) fn confirm(
+        &self,
+        value: &Value,
+        subject: Subject,
+        human: impl FnOnce(&Value) -> String,
+    ) {
+        if self.machine(value, subject) || self.quiet {
+            return;
+        }
+        emit(&human(value));
     }
 
     /// Runs `f` for each name; errors are reported and the rest still run.
     /// Returns the exit code of the first failure (0 if none).
     fn each(
         &self,
+        kind: &str,
         names: &[String],
         mut f: impl FnMut(&str) -> CliResult<Value>,
         done: impl Fn(&str) -> String,
@@ -55,12 +140,16 @@ impl Ctx<'_> {
         for name in names {
             match f(name) {
                 Ok(reply) => {
-                    if self.mode == Mode::Human {
-                        emit(&done(name));
+                    match self.format {
+                        OutputFormat::Table | OutputFormat::Wide if !self.quiet => {
+                            emit(&done(name))
+                        }
+                        OutputFormat::Name => emit(&format!("{kind}/{name}")),
+                        _ => {}
                     }
                     replies.push(reply);
                 }
-                Err(e @ CliError::Unreachable(_)) => return Err(e),
+                Err(e @ (CliError::Unreachable(_) | CliError::Timeout { .. })) => return Err(e),
                 Err(e) => {
                     eprintln!("error: {e}");
                     if code == exit::OK {
@@ -69,18 +158,33 @@ impl Ctx<'_> {
                 }
             }
         }
-        if self.mode == Mode::Json {
-            match replies.len() {
-                0 => {}
-                1 if names.len() == 1 => emit(&output::json(&replies[0])),
-                _ => emit(&output::json(&Value::Array(replies))),
+        let all = match replies.len() {
+            0 => None,
+            1 if names.len() == 1 => replies.pop(),
+            _ => Some(Value::Array(replies)),
+        };
+        if let Some(all) = all {
+            match self.format {
+                OutputFormat::Json => emit(&output::json(&all)),
+                OutputFormat::Yaml => emit(&output::yaml(&all)),
+                _ => {}
             }
         }
         Ok(code)
     }
 }
 
-/// Parses `-o` values: JSON objects (merged) or `KEY=VALUE` pairs (string values).
+/// The records behind a list of names (for `-o wide`), one GET each.
+fn records(c: &Client, one: &str, names: &Value) -> CliResult<Value> {
+    let mut out = Vec::new();
+    for name in names.as_array().into_iter().flatten() {
+        let name = output::cell(name);
+        out.push(c.get(&["api", "v0", one, &name])?);
+    }
+    Ok(Value::Array(out))
+}
+
+/// Parses `--options` values: JSON objects (merged) or `KEY=VALUE` pairs (string values).
 pub fn parse_options(values: &[String]) -> CliResult<Map<String, Value>> {
     let mut options = Map::new();
     for value in values {
@@ -119,7 +223,7 @@ pub fn cluster(ctx: &Ctx, command: &ClusterCommand) -> CliResult<i32> {
             name,
         } => {
             if kind.is_some() {
-                eprintln!("note: the server keeps no cluster type; --type is ignored");
+                ctx.note("the server keeps no cluster type; --type is ignored");
             }
             let mut body = Map::new();
             if let Some(n) = network {
@@ -129,10 +233,11 @@ pub fn cluster(ctx: &Ctx, command: &ClusterCommand) -> CliResult<i32> {
                 body.insert("container_manager".into(), json!(cm));
             }
             let reply = c.put(&["api", "v0", "cluster", name], &Value::Object(body))?;
-            ctx.show_record(&reply);
+            ctx.confirm(&reply, Subject::One("cluster", name), output::record);
         }
         ClusterCommand::Delete { names } => {
             return ctx.each(
+                "cluster",
                 names,
                 |n| c.delete(&["api", "v0", "cluster", n]),
                 |n| format!("Deleted cluster '{n}'"),
@@ -140,11 +245,17 @@ pub fn cluster(ctx: &Ctx, command: &ClusterCommand) -> CliResult<i32> {
         }
         ClusterCommand::Get { name } => {
             let reply = c.get(&["api", "v0", "cluster", name])?;
-            ctx.show_record(&reply);
+            ctx.show_record(&reply, Subject::One("cluster", name));
         }
         ClusterCommand::List => {
             let reply = c.get(&["api", "v0", "clusters"])?;
-            ctx.show(&reply, |v| output::names("NAME", "clusters", v));
+            let subject = Subject::List("cluster", "");
+            if ctx.format == OutputFormat::Wide && !ctx.quiet {
+                let all = records(c, "cluster", &reply)?;
+                emit(&output::rows(CLUSTER_WIDE, "clusters", &all));
+            } else {
+                ctx.show(&reply, subject, |v| output::names("NAME", "clusters", v));
+            }
         }
         ClusterCommand::Deploy(command) => return operation::deploy(ctx, command),
         ClusterCommand::Restart(command) => return operation::restart(ctx, command),
@@ -153,6 +264,20 @@ pub fn cluster(ctx: &Ctx, command: &ClusterCommand) -> CliResult<i32> {
     }
     Ok(exit::OK)
 }
+
+/// `cluster list -o wide`.
+const CLUSTER_WIDE: &[(&str, &str)] = &[
+    ("NAME", "name"),
+    ("STATUS", "status"),
+    ("NETWORK", "network"),
+    ("CONTAINER MANAGER", "container_manager"),
+    ("HOSTS", "hosts.total"),
+    ("AVAILABLE", "hosts.available"),
+    ("UNAVAILABLE", "hosts.unavailable"),
+];
+
+/// `network list -o wide` and `container_manager list -o wide`.
+const CONFIG_WIDE: &[(&str, &str)] = &[("NAME", "name"), ("TYPE", "type")];
 
 /// The create/delete/get/list commands shared by networks and container managers.
 struct ConfigResource {
@@ -164,6 +289,8 @@ struct ConfigResource {
     noun: &'static str,
     /// Plural noun.
     plural: &'static str,
+    /// Kind for `-o name` (the command's name).
+    kind: &'static str,
 }
 
 enum ConfigOp<'a> {
@@ -190,10 +317,11 @@ fn config_command(ctx: &Ctx, r: &ConfigResource, op: ConfigOp) -> CliResult<i32>
                 &["api", "v0", r.one, name],
                 &json!({"type": kind, "options": options}),
             )?;
-            ctx.show_record(&reply);
+            ctx.confirm(&reply, Subject::One(r.kind, name), output::record);
         }
         ConfigOp::Delete(names) => {
             return ctx.each(
+                r.kind,
                 names,
                 |n| c.delete(&["api", "v0", r.one, n]),
                 |n| format!("Deleted {} '{n}'", r.noun),
@@ -201,11 +329,18 @@ fn config_command(ctx: &Ctx, r: &ConfigResource, op: ConfigOp) -> CliResult<i32>
         }
         ConfigOp::Get(name) => {
             let reply = c.get(&["api", "v0", r.one, name])?;
-            ctx.show_record(&reply);
+            ctx.show_record(&reply, Subject::One(r.kind, name));
         }
         ConfigOp::List => {
             let reply = c.get(&["api", "v0", r.many])?;
-            ctx.show(&reply, |v| output::names("NAME", r.plural, v));
+            if ctx.format == OutputFormat::Wide && !ctx.quiet {
+                let all = records(c, r.one, &reply)?;
+                emit(&output::rows(CONFIG_WIDE, r.plural, &all));
+            } else {
+                ctx.show(&reply, Subject::List(r.kind, ""), |v| {
+                    output::names("NAME", r.plural, v)
+                });
+            }
         }
     }
     Ok(exit::OK)
@@ -218,6 +353,7 @@ pub fn network(ctx: &Ctx, command: &NetworkCommand) -> CliResult<i32> {
         many: "networks",
         noun: "network",
         plural: "networks",
+        kind: "network",
     };
     let op = match command {
         NetworkCommand::Create {
@@ -253,7 +389,21 @@ pub fn audit(ctx: &Ctx, args: &crate::cli::AuditArgs) -> CliResult<i32> {
         query.push(("limit", limit.to_string()));
     }
     let answer = ctx.client.get_query(&["api", "v0", "audit"], &query)?;
-    ctx.show(&answer, |a| {
+    let entries = answer.get("entries").cloned().unwrap_or(Value::Null);
+    let names: Vec<Value> = entries
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| json!(output::cell(e.get("path").unwrap_or(&Value::Null))))
+        .collect();
+    if ctx.format == OutputFormat::Name {
+        // One `audit/PATH` line per entry: what was changed.
+        ctx.show(&Value::Array(names), Subject::List("audit", ""), |_| {
+            String::new()
+        });
+        return Ok(exit::OK);
+    }
+    ctx.show(&answer, Subject::One("audit", ""), |a| {
         output::rows(
             &[
                 ("AT", "at"),
@@ -279,6 +429,7 @@ pub fn container_manager(ctx: &Ctx, command: &ContainerManagerCommand) -> CliRes
         many: "containermanagers",
         noun: "container manager",
         plural: "container managers",
+        kind: "container_manager",
     };
     let op = match command {
         ContainerManagerCommand::Create {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use super::Ctx;
+use super::{Ctx, Subject};
 use crate::cli::{
     Control, DeployCommand, OperationCommand, RollArgs, RollingCommand, StatusArgs, UpgradeCommand,
 };
@@ -99,8 +99,8 @@ pub fn upgrade(ctx: &Ctx, command: &UpgradeCommand) -> CliResult<i32> {
             roll,
         } => {
             if version.is_some() {
-                eprintln!(
-                    "note: upgrades take no version (the hosts' own update source decides); VERSION is ignored"
+                ctx.note(
+                    "upgrades take no version (the hosts' own update source decides); VERSION is ignored",
                 );
             }
             Action::Start {
@@ -190,7 +190,7 @@ fn run(ctx: &Ctx, op: Operation, action: Action) -> CliResult<i32> {
                 &["api", "v0", "cluster", name, op.segment()],
                 &Value::Object(body),
             )?;
-            ctx.show(&plan, output::plan);
+            ctx.show(&plan, Subject::One("cluster", name), output::plan);
             Ok(exit::OK)
         }
         Action::Start {
@@ -204,7 +204,7 @@ fn run(ctx: &Ctx, op: Operation, action: Action) -> CliResult<i32> {
                 &Value::Object(body),
             )?;
             if !roll.watch {
-                show_operation(ctx, &reply);
+                ctx.confirm(&reply, Subject::One("cluster", name), output::operation);
                 return Ok(exit::OK);
             }
             let args = StatusArgs {
@@ -228,25 +228,28 @@ fn run(ctx: &Ctx, op: Operation, action: Action) -> CliResult<i32> {
                     "resume",
                 ),
             };
-            if ctx.mode == super::Mode::Human {
+            if ctx.human() && !ctx.quiet {
                 output::emit(&format!(
                     "Asked the {} of cluster '{name}' to {said} (after the hosts in process)",
                     op.noun()
                 ));
             }
-            show_operation(ctx, &reply);
+            ctx.confirm(&reply, Subject::One("cluster", name), output::operation);
             Ok(exit::OK)
         }
     }
 }
 
-fn show_operation(ctx: &Ctx, record: &Value) {
-    ctx.show(record, output::operation)
+fn show_operation(ctx: &Ctx, cluster: &str, record: &Value) {
+    ctx.show(record, Subject::One("cluster", cluster), output::operation)
 }
 
 /// `cluster rolling get|set NAME`
 pub fn rolling(ctx: &Ctx, command: &RollingCommand) -> CliResult<i32> {
     let c = ctx.client;
+    let name = match command {
+        RollingCommand::Get { name } | RollingCommand::Set { name, .. } => name,
+    };
     let reply = match command {
         RollingCommand::Get { name } => c.get(&["api", "v0", "cluster", name, "rolling"])?,
         RollingCommand::Set {
@@ -279,7 +282,7 @@ pub fn rolling(ctx: &Ctx, command: &RollingCommand) -> CliResult<i32> {
             )?
         }
     };
-    ctx.show_record(&reply);
+    ctx.show_record(&reply, Subject::One("cluster", name));
     Ok(exit::OK)
 }
 
@@ -356,7 +359,7 @@ pub fn operation_status(ctx: &Ctx, op: Operation, args: &StatusArgs) -> CliResul
     let path = ["api", "v0", "cluster", args.name.as_str(), op.segment()];
     if !args.watch {
         let reply = c.get(&path)?;
-        show_operation(ctx, &reply);
+        show_operation(ctx, &args.name, &reply);
         return Ok(exit::OK);
     }
     if !(args.interval.is_finite() && args.interval > 0.0) {
@@ -380,8 +383,12 @@ pub fn operation_status(ctx: &Ctx, op: Operation, args: &StatusArgs) -> CliResul
         .progress_chars("=> "),
     );
     bar.set_prefix(format!("{} of {}", op.noun(), args.name));
-    bar.enable_steady_tick(Duration::from_millis(120));
-    let plain = !std::io::stderr().is_terminal();
+    if ctx.quiet {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    } else {
+        bar.enable_steady_tick(Duration::from_millis(120));
+    }
+    let plain = !ctx.quiet && !std::io::stderr().is_terminal();
     let mut last_line = String::new();
     let record = loop {
         let record = c.get(&path)?;
@@ -423,7 +430,7 @@ pub fn operation_status(ctx: &Ctx, op: Operation, args: &StatusArgs) -> CliResul
         std::thread::sleep(interval);
     };
     bar.finish_and_clear();
-    show_operation(ctx, &record);
+    show_operation(ctx, &args.name, &record);
     // Newer servers name the failed hosts and a reason; older records leave
     // the failed host in `in_process`.
     let mut failed = string_list(&record, "failed_hosts");

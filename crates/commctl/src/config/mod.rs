@@ -12,6 +12,26 @@
 //! }
 //! ```
 //!
+//! Named contexts (like kubectl's) keep several servers in one file; the
+//! `current-context` one is used unless `--context NAME` or `COMMCTL_CONTEXT`
+//! picks another:
+//!
+//! ```json
+//! {
+//!   "current-context": "lab",
+//!   "contexts": {
+//!     "lab":  {"endpoint": "http://127.0.0.1:8000", "username": "a", "password": "a"},
+//!     "prod": {"endpoint": ["https://c1:8000", "https://c2:8000"], "kubeconfig": "~/.kube/config"}
+//!   }
+//! }
+//! ```
+//!
+//! Precedence, member by member: a flag, then its environment variable
+//! (`COMMCTL_ENDPOINT`, `COMMCTL_USERNAME`, `COMMCTL_PASSWORD`), then the
+//! context, then the file's top-level keys. Credentials go together: a
+//! context naming any of `username`, `password` or `kubeconfig` uses only
+//! its own. A file without contexts works as before.
+//!
 //! `endpoint` is a URL or a list tried in order (on a connection error the
 //! next one is tried). With `kubeconfig` the current context's user
 //! credentials (a token, a client certificate, or a user name and password)
@@ -19,6 +39,7 @@
 //! `--password` is given. `certificate_authority` (optional) adds CA
 //! certificates (PEM) to trust for `https` endpoints.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -26,6 +47,10 @@ use serde::Deserialize;
 
 use crate::error::{CliError, CliResult};
 use crate::kubeconfig::{self, KubeCredentials};
+
+mod context_file;
+
+pub use context_file::{ContextRow, contexts, use_context};
 
 /// The default configuration file name, in the home directory.
 pub const DEFAULT_FILE_NAME: &str = ".commissaire.json";
@@ -66,6 +91,83 @@ pub struct ConfigFile {
     /// Extra CA certificates (PEM) for `https` endpoints.
     #[serde(alias = "certificate-authority", alias = "ca_file")]
     pub certificate_authority: Option<PathBuf>,
+    /// The context used when neither `--context` nor `COMMCTL_CONTEXT` names one.
+    #[serde(rename = "current-context", alias = "current_context")]
+    pub current_context: Option<String>,
+    /// Named contexts.
+    #[serde(default)]
+    pub contexts: BTreeMap<String, Context>,
+}
+
+/// One named context of the configuration file: the same members as the
+/// file's top level (each optional).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Context {
+    /// Server URL(s).
+    pub endpoint: Option<Endpoints>,
+    /// HTTP Basic user name.
+    pub username: Option<String>,
+    /// HTTP Basic password.
+    pub password: Option<String>,
+    /// A kubeconfig whose current user's credentials are used.
+    pub kubeconfig: Option<PathBuf>,
+    /// Extra CA certificates (PEM) for `https` endpoints.
+    #[serde(alias = "certificate-authority", alias = "ca_file")]
+    pub certificate_authority: Option<PathBuf>,
+}
+
+impl Context {
+    pub(crate) fn has_credentials(&self) -> bool {
+        self.username.is_some() || self.password.is_some() || self.kubeconfig.is_some()
+    }
+}
+
+impl ConfigFile {
+    /// The file with the context `name` (or, with `None`, its
+    /// `current-context`, if any) laid over its top-level keys; the name of
+    /// the context used. An unknown name is an error listing the known ones.
+    pub fn with_context(
+        &self,
+        name: Option<&str>,
+        path: &Path,
+    ) -> CliResult<(ConfigFile, Option<String>)> {
+        let Some(name) = name.or(self.current_context.as_deref()) else {
+            return Ok((self.clone(), None));
+        };
+        let Some(context) = self.contexts.get(name) else {
+            return Err(unknown_context(name, self, path));
+        };
+        let mut merged = self.clone();
+        if context.endpoint.is_some() {
+            merged.endpoint = context.endpoint.clone();
+        }
+        if context.certificate_authority.is_some() {
+            merged.certificate_authority = context.certificate_authority.clone();
+        }
+        if context.has_credentials() {
+            merged.username = context.username.clone();
+            merged.password = context.password.clone();
+            merged.kubeconfig = context.kubeconfig.clone();
+        }
+        Ok((merged, Some(name.to_string())))
+    }
+}
+
+/// "no context 'x' in FILE (its contexts: a, b)".
+pub(crate) fn unknown_context(name: &str, file: &ConfigFile, path: &Path) -> CliError {
+    let known = if file.contexts.is_empty() {
+        "it has no contexts".to_string()
+    } else {
+        format!(
+            "its contexts: {}",
+            file.contexts.keys().cloned().collect::<Vec<_>>().join(", ")
+        )
+    };
+    CliError::Config(format!(
+        "there is no context '{name}' in {} ({known})",
+        path.display()
+    ))
 }
 
 /// How requests authenticate.
@@ -82,6 +184,8 @@ pub enum Credentials {
     Bearer(String),
     /// A TLS client certificate and key (PEM, concatenated).
     ClientCert(Vec<u8>),
+    /// None (only for what needs none: `commctl version`).
+    Anonymous,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -95,6 +199,7 @@ impl std::fmt::Debug for Credentials {
                 .finish(),
             Credentials::Bearer(_) => f.write_str("Bearer(<hidden>)"),
             Credentials::ClientCert(_) => f.write_str("ClientCert(<hidden>)"),
+            Credentials::Anonymous => f.write_str("Anonymous"),
         }
     }
 }
@@ -115,6 +220,13 @@ pub struct Settings {
 pub struct Overrides {
     /// `--config`
     pub config: Option<PathBuf>,
+    /// `--context` / `COMMCTL_CONTEXT`
+    pub context: Option<String>,
+    /// Never prompt (for shell completion), even on a terminal.
+    pub no_prompt: bool,
+    /// Without configured credentials, go on without any (instead of
+    /// prompting or failing): for requests that need none.
+    pub credentials_optional: bool,
     /// `--endpoint` (repeatable)
     pub endpoints: Vec<String>,
     /// `--username`
@@ -200,15 +312,10 @@ pub fn prompt_password(prompt: &str) -> CliResult<String> {
 /// Resolves the settings: overrides, then the file, then prompts (only when
 /// stdin is a terminal).
 pub fn resolve(overrides: &Overrides) -> CliResult<Settings> {
-    let (path, required) = match &overrides.config {
-        Some(p) => (expand_home(p), true),
-        None => match default_path() {
-            Some(p) => (p, false),
-            None => (PathBuf::from(DEFAULT_FILE_NAME), false),
-        },
-    };
+    let (path, required) = config_path(overrides.config.as_deref());
     let file = read_file(&path, required)?;
-    let interactive = std::io::stdin().is_terminal();
+    let (file, _) = file.with_context(overrides.context.as_deref(), &path)?;
+    let interactive = !overrides.no_prompt && std::io::stdin().is_terminal();
 
     let mut endpoints = if overrides.endpoints.is_empty() {
         file.endpoint
@@ -263,6 +370,13 @@ pub fn resolve(overrides: &Overrides) -> CliResult<Settings> {
         });
     }
 
+    if overrides.credentials_optional && overrides.username.is_none() && file.username.is_none() {
+        return Ok(Settings {
+            endpoints,
+            credentials: Credentials::Anonymous,
+            ca_pem,
+        });
+    }
     let username = match overrides.username.clone().or(file.username.clone()) {
         Some(u) => u,
         None if interactive => prompt_line("Username: ")?,
@@ -275,6 +389,13 @@ pub fn resolve(overrides: &Overrides) -> CliResult<Settings> {
     };
     let password = match overrides.password.clone().or(file.password.clone()) {
         Some(p) => p,
+        None if overrides.credentials_optional => {
+            return Ok(Settings {
+                endpoints,
+                credentials: Credentials::Anonymous,
+                ca_pem,
+            });
+        }
         None if interactive => prompt_password("Password: ")?,
         None => {
             return Err(CliError::Config(format!(
@@ -288,6 +409,18 @@ pub fn resolve(overrides: &Overrides) -> CliResult<Settings> {
         credentials: Credentials::Basic { username, password },
         ca_pem,
     })
+}
+
+/// The configuration file to read, and whether it must exist (it must when
+/// named by `--config` / `COMMCTL_CONFIG`).
+pub fn config_path(config: Option<&Path>) -> (PathBuf, bool) {
+    match config {
+        Some(p) => (expand_home(p), true),
+        None => match default_path() {
+            Some(p) => (p, false),
+            None => (PathBuf::from(DEFAULT_FILE_NAME), false),
+        },
+    }
 }
 
 /// A path from a file is relative to the file's directory.
@@ -333,6 +466,44 @@ mod tests {
         };
         assert!(!format!("{c:?}").contains("hunter2"));
         assert!(!format!("{:?}", Credentials::Bearer("tok".into())).contains("tok"));
+    }
+
+    #[test]
+    fn a_context_lays_its_members_over_the_top_level_keys() {
+        let file: ConfigFile = serde_json::from_value(serde_json::json!({
+            "endpoint": "http://flat", "username": "flat", "password": "flatpw",
+            "certificate_authority": "/flat-ca.pem",
+            "current-context": "a",
+            "contexts": {
+                "a": {"endpoint": ["http://a1", "http://a2"]},
+                "b": {"username": "bee"},
+            }
+        }))
+        .unwrap();
+        let path = Path::new("/c.json");
+        // No credentials in "a": the flat ones; its endpoints.
+        let (a, name) = file.with_context(None, path).unwrap();
+        assert_eq!(name.as_deref(), Some("a"));
+        assert_eq!(a.endpoint.unwrap().into_vec(), ["http://a1", "http://a2"]);
+        assert_eq!(a.username.as_deref(), Some("flat"));
+        assert_eq!(a.password.as_deref(), Some("flatpw"));
+        // Credentials go together: "b" names a user, so no flat password.
+        let (b, _) = file.with_context(Some("b"), path).unwrap();
+        assert_eq!(b.endpoint.unwrap().into_vec(), ["http://flat"]);
+        assert_eq!(b.username.as_deref(), Some("bee"));
+        assert_eq!(b.password, None);
+        assert_eq!(b.certificate_authority, Some(PathBuf::from("/flat-ca.pem")));
+        let e = file.with_context(Some("c"), path).unwrap_err().to_string();
+        assert!(e.contains("no context 'c'") && e.contains("a, b"), "{e}");
+    }
+
+    #[test]
+    fn a_flat_file_has_no_context() {
+        let file: ConfigFile =
+            serde_json::from_value(serde_json::json!({"endpoint": "http://x"})).unwrap();
+        let (same, name) = file.with_context(None, Path::new("/c.json")).unwrap();
+        assert_eq!(name, None);
+        assert_eq!(same.endpoint.unwrap().into_vec(), ["http://x"]);
     }
 
     #[test]
