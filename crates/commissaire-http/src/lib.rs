@@ -11,6 +11,7 @@ pub mod dev_user;
 pub mod error;
 pub mod etag;
 pub mod extract;
+pub mod guards;
 pub mod metrics;
 pub mod openapi;
 pub mod peer;

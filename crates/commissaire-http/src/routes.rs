@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, RawQuery, Request, State};
 use axum::http::StatusCode;
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
@@ -14,7 +14,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::{Api, ListQuery, Operation, Reply, peer_address};
-use crate::auth::RequestCredentials;
 use crate::auth::roles::Role;
 use crate::auth::throttle::FailureThrottle;
 use crate::error::{ApiError, ApiResult};
@@ -185,7 +184,7 @@ macro_rules! operation_handlers {
             // Command gates run commands on the hosts: an admin's to give.
             let role = caller.map_or(Role::Admin, |c| c.0.role);
             if role < Role::Admin && gives_command_gates(&body) {
-                return Err(forbidden_role(&user.0, role, Role::Admin));
+                return Err(crate::guards::forbidden_role(&user.0, role, Role::Admin));
             }
             s.api
                 .put_operation(&name, $op, &user, body)
@@ -389,125 +388,6 @@ async fn method_not_allowed(request: Request) -> ApiError {
     )
 }
 
-/// Lets a request through if an authentication plugin allows it; else 403.
-async fn authenticate(State(s): S, mut request: Request, next: Next) -> Response {
-    let fallback_peer = PeerInfo {
-        addr: ([0, 0, 0, 0], 0).into(),
-        client_cert_cn: None,
-    };
-    let peer = request
-        .extensions()
-        .get::<PeerInfo>()
-        .cloned()
-        .unwrap_or(fallback_peer);
-    let credentials = RequestCredentials {
-        headers: request.headers(),
-        peer: &peer,
-        path: request.uri().path(),
-    };
-    // Only requests that carried credentials are login attempts.
-    let carried = request.headers().contains_key(http::header::AUTHORIZATION)
-        || peer.client_cert_cn.is_some();
-    match s.auth.current().identify(&credentials).await {
-        Some(identity) => {
-            let user = identity.user.clone();
-            request.extensions_mut().insert(identity);
-            tracing::debug!(%user, method = %request.method(), path = %request.uri().path(), "authenticated");
-            if carried {
-                s.throttle.accepted(peer.addr.ip());
-            }
-            request.extensions_mut().insert(User(user.clone()));
-            let mut response = next.run(request).await;
-            // For the access log, which wraps everything.
-            response.extensions_mut().insert(User(user));
-            response
-        }
-        None => {
-            // The user name a Basic header gave, never its password.
-            let user = crate::auth::basic_credentials(request.headers())
-                .map(|(user, _)| user)
-                .unwrap_or_default();
-            let (refusals, delay) = if carried {
-                s.throttle.refused(peer.addr.ip())
-            } else {
-                (0, std::time::Duration::ZERO)
-            };
-            metrics::counter!(commissaire_service::metrics::names::AUTH_FAILURES).increment(1);
-            tracing::info!(peer = %peer.addr, %user, refusals, delay_ms = delay.as_millis() as u64,
-                method = %request.method(), path = %request.uri().path(), "authentication denied");
-            tokio::time::sleep(delay).await;
-            ApiError::forbidden().into_response()
-        }
-    }
-}
-
-/// Refuses (403, naming the role needed and the caller's) a request its
-/// caller's role does not allow ([`crate::auth::roles::required_role`]).
-async fn authorize(request: Request, next: Next) -> Response {
-    use crate::auth::roles::{Role, required_role};
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
-    let needed = required_role(request.method(), &route);
-    let (user, role) = match request.extensions().get::<crate::auth::Identity>() {
-        Some(i) => (i.user.clone(), i.role),
-        None => (crate::auth::ANONYMOUS_USER.to_string(), Role::Admin),
-    };
-    if role >= needed {
-        return next.run(request).await;
-    }
-    tracing::info!(%user, %role, %needed, method = %request.method(), path = %request.uri().path(), "refused: role");
-    forbidden_role(&user, role, needed)
-}
-
-/// The 403 of a caller whose role is too weak.
-pub fn forbidden_role(
-    user: &str,
-    role: crate::auth::roles::Role,
-    needed: crate::auth::roles::Role,
-) -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        axum::Json(serde_json::json!({
-            "error": format!("Forbidden: this needs the {needed} role; '{user}' is {}", with_article(role)),
-            "required_role": needed.as_str(),
-            "role": role.as_str(),
-        })),
-    )
-        .into_response()
-}
-
-fn with_article(role: crate::auth::roles::Role) -> String {
-    match role {
-        crate::auth::roles::Role::Admin => "an admin".into(),
-        crate::auth::roles::Role::Operator => "an operator".into(),
-        crate::auth::roles::Role::Viewer => "a viewer".into(),
-    }
-}
-
-/// Answers 413 with a JSON body when the body limit was hit, and 400 with a
-/// JSON body when the body could not be read (e.g. it stopped arriving).
-async fn body_too_large(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the request body exceeds {MAX_BODY} bytes"),
-        )
-        .into_response();
-    }
-    let json = response
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
-    if response.status() == StatusCode::BAD_REQUEST && !json {
-        return ApiError::bad_request("the request body could not be read").into_response();
-    }
-    response
-}
-
 /// The whole API, and the unauthenticated probes at `probes`' paths.
 pub fn router(state: AppState, probes: &ProbePaths) -> Router {
     let api = api_router(state.clone());
@@ -592,7 +472,7 @@ fn api_router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(crate::etag::etag))
-        .layer(middleware::from_fn(authorize))
+        .layer(middleware::from_fn(crate::guards::authorize))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::audit::audit,
@@ -602,8 +482,11 @@ fn api_router(state: AppState) -> Router {
             crate::probes::require_started,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(middleware::from_fn(body_too_large))
-        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn(crate::guards::body_too_large))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::guards::authenticate,
+        ))
         .with_state(state)
 }
 
