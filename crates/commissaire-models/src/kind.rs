@@ -31,6 +31,8 @@ pub enum ModelKind {
     Investigation,
     /// [`AuditEntry`]
     AuditEntry,
+    /// [`ClusterLock`]
+    ClusterLock,
     /// [`Hosts`] (list of [`Host`])
     Hosts,
     /// [`Clusters`] (list of [`Cluster`])
@@ -92,6 +94,10 @@ macro_rules! dispatch {
                 type $t = AuditEntry;
                 $body
             }
+            ModelKind::ClusterLock => {
+                type $t = ClusterLock;
+                $body
+            }
             ModelKind::Hosts => {
                 type $t = Hosts;
                 $body
@@ -127,6 +133,7 @@ impl ModelKind {
         ModelKind::WatcherRecord,
         ModelKind::Investigation,
         ModelKind::AuditEntry,
+        ModelKind::ClusterLock,
         ModelKind::Hosts,
         ModelKind::Clusters,
         ModelKind::Networks,
@@ -217,6 +224,7 @@ impl ModelKind {
             | ModelKind::ClusterRestart
             | ModelKind::ClusterUpgrade
             | ModelKind::Network
+            | ModelKind::ClusterLock
             | ModelKind::ContainerManagerConfig => "name",
             ModelKind::AuditEntry => "id",
             _ => {

@@ -73,6 +73,7 @@ pub fn collection(kind: ModelKind) -> Option<&'static str> {
         ModelKind::WatcherRecord => "watcher",
         ModelKind::Investigation => "investigations",
         ModelKind::AuditEntry => "audit",
+        ModelKind::ClusterLock => "reboot_locks",
         ModelKind::ClusterDeploy | ModelKind::ClusterRestart | ModelKind::ClusterUpgrade => {
             "cluster"
         }

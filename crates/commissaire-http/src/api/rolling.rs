@@ -11,13 +11,14 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::Name;
 
 /// The members `PUT /cluster/NAME/rolling` accepts.
-const MEMBERS: [&str; 6] = [
+const MEMBERS: [&str; 7] = [
     "batch_size",
     "max_failures",
     "last",
     "keep_runs",
     "windows",
     "gates",
+    "max_unavailable",
 ];
 
 /// Reads a rolling-defaults body; every error is a 400 naming the member.
@@ -37,6 +38,7 @@ fn parse(body: &Map<String, Value>) -> ApiResult<RollingDefaults> {
         keep_runs,
         windows: windows(body)?,
         gates: optional_gates(body)?.unwrap_or_default(),
+        max_unavailable: optional_budget(body, "max_unavailable", 1)?,
     };
     rolling
         .check()

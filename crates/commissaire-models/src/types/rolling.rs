@@ -119,6 +119,12 @@ pub struct RollingDefaults {
     /// What must hold after each host before the next (a request's `gates` wins).
     #[serde(skip_serializing_if = "super::Gates::is_empty")]
     pub gates: super::Gates,
+    /// The slots of the cluster's reboot lock: how many hosts may be out at
+    /// once, rebooting by FleetLock or worked on by a roll (a count, at
+    /// least 1, or a percent of the hosts; default
+    /// [`RollingDefaults::MAX_UNAVAILABLE`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<Budget>,
 }
 
 impl RollingDefaults {
@@ -126,6 +132,17 @@ impl RollingDefaults {
     pub const KEEP_RUNS: u32 = 10;
     /// The most past runs a record may keep.
     pub const MAX_KEEP_RUNS: u32 = 100;
+    /// Hosts that may be out at once when the cluster does not say.
+    pub const MAX_UNAVAILABLE: usize = 1;
+
+    /// The slots of the cluster's reboot lock for a cluster of `hosts`
+    /// members: `max_unavailable` of them (a percent rounded down), at
+    /// least 1.
+    pub fn lock_slots(&self, hosts: usize) -> usize {
+        self.max_unavailable
+            .map_or(Self::MAX_UNAVAILABLE, |b| b.batch_of(hosts))
+            .max(1)
+    }
 
     /// Whether nothing is set.
     pub fn is_empty(&self) -> bool {
@@ -136,6 +153,9 @@ impl RollingDefaults {
     pub fn check(&self) -> Result<(), (String, String)> {
         if self.batch_size == Some(Budget::Count(0)) {
             return Err(("batch_size".into(), "must be at least 1".into()));
+        }
+        if self.max_unavailable == Some(Budget::Count(0)) {
+            return Err(("max_unavailable".into(), "must be at least 1".into()));
         }
         if let Some(n) = self.keep_runs
             && n > Self::MAX_KEEP_RUNS
