@@ -278,6 +278,37 @@ pub fn names(header: &str, what: &str, value: &Value) -> String {
     finish(&table)
 }
 
+/// A cluster's reboot lock: its slots, then a row per holder.
+pub fn lock(value: &Value) -> String {
+    let summary: serde_json::Map<String, Value> = value
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| k.as_str() != "holders")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let holders = value.get("holders").cloned().unwrap_or(json!([]));
+    format!(
+        "{}\n\n{}",
+        record(&Value::Object(summary)),
+        rows(
+            &[
+                ("ID", "id"),
+                ("KIND", "kind"),
+                ("STATE", "state"),
+                ("HOSTS", "hosts"),
+                ("SINCE", "since"),
+                ("WHY", "why"),
+                ("STALE", "stale"),
+            ],
+            "holders",
+            &holders,
+        )
+    )
+}
+
 /// Rows of records with the given columns (`(header, member)`).
 pub fn rows(columns: &[(&str, &str)], what: &str, value: &Value) -> String {
     let items = match value {

@@ -42,7 +42,6 @@
 #![warn(missing_docs)]
 
 mod config;
-mod drain;
 mod engine;
 mod error;
 mod executor;
@@ -53,8 +52,8 @@ mod record;
 mod store;
 mod wait;
 
+pub use commissaire_service::node_drain::{BusDrainer, DrainError, NodeDrainer, node_is_ready};
 pub use config::{ClusterExecConfig, default_replica_id};
-pub use drain::{BusDrainer, DrainError, NodeDrainer, node_is_ready};
 pub use engine::{ClusterExec, StartOutcome};
 pub use error::ExecError;
 pub use executor::{AnsibleExecutor, HostExecutor};

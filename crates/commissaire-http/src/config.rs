@@ -135,6 +135,8 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// Who has which role.
     pub roles: crate::auth::roles::RoleSettings,
+    /// Where the FleetLock endpoints are served, and how long they wait.
+    pub fleetlock: crate::fleetlock::FleetLockSettings,
     /// The whole file, for members other binaries add (e.g. the all-in-one's).
     pub file: Map<String, Value>,
 }
@@ -176,7 +178,7 @@ fn read_file(args: &ServerArgs) -> Result<(String, Map<String, Value>), ServerCo
 }
 
 /// The members of the server's configuration file (`_` may stand for `-`).
-pub const FILE_MEMBERS: [&str; 18] = [
+pub const FILE_MEMBERS: [&str; 19] = [
     "listen-interface",
     "listen-port",
     "tls-pemfile",
@@ -195,6 +197,7 @@ pub const FILE_MEMBERS: [&str; 18] = [
     "probes",
     "shutdown-timeout",
     "roles",
+    "fleetlock",
 ];
 
 impl ServerConfig {
@@ -385,6 +388,21 @@ impl ServerConfig {
                 p
             }
         };
+        let fleetlock = match file.get("fleetlock") {
+            None | Some(Value::Null) => Default::default(),
+            Some(v) => {
+                let f: crate::fleetlock::FleetLockSettings = serde_json::from_value(v.clone())
+                    .map_err(|e| ServerConfigError::Invalid {
+                        origin: origin.clone(),
+                        reason: format!("'fleetlock': {e}"),
+                    })?;
+                f.check().map_err(|e| ServerConfigError::Invalid {
+                    origin: origin.clone(),
+                    reason: format!("'fleetlock': {e}"),
+                })?;
+                f
+            }
+        };
         let roles = match file.get("roles") {
             None | Some(Value::Null) => Default::default(),
             Some(v) => {
@@ -427,6 +445,7 @@ impl ServerConfig {
             probes,
             shutdown_timeout: Duration::from_secs_f64(shutdown_timeout),
             roles,
+            fleetlock,
             file,
         })
     }

@@ -11,6 +11,7 @@ pub mod dev_user;
 pub mod error;
 pub mod etag;
 pub mod extract;
+pub mod fleetlock;
 pub mod guards;
 pub mod metrics;
 pub mod openapi;
@@ -66,6 +67,7 @@ pub async fn build_app(config: &ServerConfig, bus: Bus) -> anyhow::Result<App> {
         throttle: Arc::new(auth::throttle::FailureThrottle::new(config.auth_throttle)),
         startup: startup.clone(),
         audit: Default::default(),
+        fleetlock: config.fleetlock.clone(),
     };
     Ok(App {
         router: routes::router(state, &config.probes),

@@ -167,6 +167,9 @@ pub struct RollingRequest {
     /// Health gates.
     #[schema(value_type = Object)]
     pub gates: Option<Value>,
+    /// The slots of the cluster's reboot lock (hosts out at once, by
+    /// FleetLock or a roll; default 1).
+    pub max_unavailable: Option<Budget>,
 }
 
 /// `PUT /api/v0/host/{address}` and `PUT /api/v0/host`.

@@ -41,6 +41,8 @@ pub struct AppState {
     pub startup: Arc<Startup>,
     /// The audit entries this server wrote.
     pub audit: Arc<crate::audit::AuditCounter>,
+    /// The FleetLock endpoints' settings.
+    pub fleetlock: crate::fleetlock::FleetLockSettings,
 }
 
 type S = State<AppState>;
@@ -146,6 +148,26 @@ async fn get_rolling(State(s): S, name: Name) -> ApiResult<Reply> {
 #[utoipa::path(put, path = "/api/v0/cluster/{name}/rolling", tag = "clusters", summary = "Replace a cluster's rolling defaults", params(("name" = String, Path, description = "the cluster (letters, digits, _ or -)", pattern = r"^[A-Za-z0-9_-]{1,253}$")), request_body = crate::openapi::RollingRequest, responses((status = 200, description = "stored", body = Object), (status = 404, description = "no such cluster", body = crate::openapi::ErrorBody)))]
 async fn put_rolling(State(s): S, name: Name, JsonObject(body): JsonObject) -> ApiResult<Reply> {
     s.api.put_rolling(&name, body).await
+}
+#[utoipa::path(get, path = "/api/v0/cluster/{name}/lock", tag = "clusters", summary = "Get a cluster's reboot lock: its slots and who holds them", params(("name" = String, Path, description = "the cluster (letters, digits, _ or -)", pattern = r"^[A-Za-z0-9_-]{1,253}$")), responses((status = 200, description = "the lock", body = Object), (status = 404, description = "no such cluster", body = crate::openapi::ErrorBody)))]
+async fn get_lock(State(s): S, name: Name) -> ApiResult<Reply> {
+    s.api.get_lock(&name).await
+}
+#[utoipa::path(delete, path = "/api/v0/cluster/{name}/lock/holders/{id}", tag = "clusters", summary = "Release a holder's slots of a cluster's reboot lock", params(("name" = String, Path, description = "the cluster (letters, digits, _ or -)", pattern = r"^[A-Za-z0-9_-]{1,253}$"), ("id" = String, Path, description = "the holder: a FleetLock client id, or restart, upgrade, deploy", pattern = r"^[^\x00-\x1f/]{1,253}$")), responses((status = 200, description = "released (the lock)", body = Object), (status = 404, description = "no such cluster, or the id holds no slot", body = crate::openapi::ErrorBody)))]
+async fn release_lock_holder(
+    State(s): S,
+    axum::extract::Path(params): axum::extract::Path<std::collections::HashMap<String, String>>,
+) -> ApiResult<Reply> {
+    let name = Name::parse("name", params.get("name").cloned().unwrap_or_default())?;
+    let id = params.get("id").map(String::as_str).unwrap_or_default();
+    if id.is_empty() || id.len() > 253 || id.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!("id '{id}' is not a holder id")).field("id"));
+    }
+    s.api.release_lock_holder(&name, id).await
+}
+#[utoipa::path(put, path = "/api/v0/cluster/{name}/lock/token", tag = "clusters", summary = "Make a new FleetLock token for a cluster's hosts (admins)", params(("name" = String, Path, description = "the cluster (letters, digits, _ or -)", pattern = r"^[A-Za-z0-9_-]{1,253}$")), responses((status = 200, description = "the token (shown this once)", body = Object), (status = 404, description = "no such cluster", body = crate::openapi::ErrorBody)))]
+async fn new_lock_token(State(s): S, name: Name) -> ApiResult<Reply> {
+    s.api.new_lock_token(&name).await
 }
 /// Whether an operation request gives command gates of its own.
 fn gives_command_gates(body: &serde_json::Map<String, serde_json::Value>) -> bool {
@@ -405,6 +427,13 @@ pub fn router(state: AppState, probes: &ProbePaths) -> Router {
         open = open.route(path, get(crate::metrics::scrape));
     }
     open = open.route(crate::openapi::DOCUMENT_PATH, get(crate::openapi::serve));
+    let fleetlock = &state.fleetlock;
+    if !fleetlock.prefix.is_empty() {
+        open = open.merge(crate::fleetlock::router(
+            &fleetlock.prefix,
+            fleetlock.drain_wait(),
+        ));
+    }
     open.with_state(state)
         .merge(api)
         .layer(middleware::from_fn(crate::metrics::track))
@@ -436,6 +465,9 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_clusters_alias))
         .routes(routes!(get_cluster, put_cluster, delete_cluster))
         .routes(routes!(get_rolling, put_rolling))
+        .routes(routes!(get_lock))
+        .routes(routes!(release_lock_holder))
+        .routes(routes!(new_lock_token))
         .routes(routes!(list_members, put_members))
         .routes(routes!(get_member, put_member, delete_member))
         .routes(routes!(get_restart, put_restart, cancel_restart))

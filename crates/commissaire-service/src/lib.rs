@@ -20,6 +20,7 @@ mod logging;
 mod members;
 mod methods;
 pub mod metrics;
+pub mod node_drain;
 mod replica;
 mod settings;
 pub mod systemd;

@@ -57,6 +57,9 @@ pub mod names {
     /// Counter: requests refused by authentication (credentials given and
     /// refused, or none given where they are required).
     pub const AUTH_FAILURES: &str = "commissaire_auth_failures_total";
+    /// FleetLock requests answered, by `outcome` (`ok`, or the protocol
+    /// error's kind: a bounded set).
+    pub const FLEETLOCK_REQUESTS: &str = "commissaire_fleetlock_requests_total";
     /// Gauge, always 1: the build, by `version` and `commit`.
     pub const BUILD_INFO: &str = "commissaire_build_info";
 }
@@ -142,6 +145,10 @@ fn describe() {
         "Time a playbook run took, by playbook."
     );
     describe_counter!(AUTH_FAILURES, "Requests refused by authentication.");
+    describe_counter!(
+        FLEETLOCK_REQUESTS,
+        "FleetLock requests answered, by outcome (ok or the error kind)."
+    );
     describe_gauge!(BUILD_INFO, "Always 1: the build's version and git commit.");
 }
 

@@ -52,6 +52,36 @@ pub enum ClusterCommand {
     /// Show or set a cluster's defaults for its rolling operations
     #[command(subcommand)]
     Rolling(RollingCommand),
+    /// Show or release a cluster's reboot lock (shared with FleetLock hosts)
+    #[command(subcommand)]
+    Lock(LockCommand),
+}
+
+/// `cluster lock ...`
+#[derive(Debug, Subcommand)]
+pub enum LockCommand {
+    /// Show the lock's slots and who holds them, since when and why
+    Status {
+        /// Name of the cluster
+        #[arg(add = ArgValueCandidates::new(complete::clusters))]
+        name: String,
+    },
+    /// Give back the slots a holder (a FleetLock client id, or restart,
+    /// upgrade, deploy) holds; its node is left as it is
+    Release {
+        /// Name of the cluster
+        #[arg(add = ArgValueCandidates::new(complete::clusters))]
+        name: String,
+        /// The holder's id, as `status` shows it
+        id: String,
+    },
+    /// Make a new FleetLock token for the cluster's hosts (shown once; the
+    /// one before stops working)
+    Token {
+        /// Name of the cluster
+        #[arg(add = ArgValueCandidates::new(complete::clusters))]
+        name: String,
+    },
 }
 
 /// `cluster rolling ...`
@@ -80,6 +110,10 @@ pub enum RollingCommand {
         /// Past runs an operation record keeps [server default: 10]
         #[arg(long = "keep-runs", value_name = "N")]
         keep_runs: Option<u32>,
+        /// Hosts that may be out at once, by FleetLock or a roll: the slots of
+        /// the cluster's reboot lock, a count or a percent [server default: 1]
+        #[arg(long = "max-unavailable", value_name = "N|P%")]
+        max_unavailable: Option<String>,
         /// A JSON file of the defaults, with maintenance `windows` and health
         /// `gates` ("-" reads stdin); the flags above override its members
         #[arg(short = 'f', long = "file", value_name = "FILE")]

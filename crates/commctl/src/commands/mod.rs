@@ -261,6 +261,7 @@ pub fn cluster(ctx: &Ctx, command: &ClusterCommand) -> CliResult<i32> {
         ClusterCommand::Restart(command) => return operation::restart(ctx, command),
         ClusterCommand::Upgrade(command) => return operation::upgrade(ctx, command),
         ClusterCommand::Rolling(command) => return operation::rolling(ctx, command),
+        ClusterCommand::Lock(command) => return operation::lock(ctx, command),
     }
     Ok(exit::OK)
 }

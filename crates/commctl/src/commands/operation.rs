@@ -258,6 +258,7 @@ pub fn rolling(ctx: &Ctx, command: &RollingCommand) -> CliResult<i32> {
             max_failures,
             last,
             keep_runs,
+            max_unavailable,
             file,
         } => {
             let mut body = match file {
@@ -276,6 +277,9 @@ pub fn rolling(ctx: &Ctx, command: &RollingCommand) -> CliResult<i32> {
             if let Some(k) = keep_runs {
                 body.insert("keep_runs".into(), json!(k));
             }
+            if let Some(m) = max_unavailable {
+                body.insert("max_unavailable".into(), budget(m));
+            }
             c.put(
                 &["api", "v0", "cluster", name, "rolling"],
                 &Value::Object(body),
@@ -283,6 +287,36 @@ pub fn rolling(ctx: &Ctx, command: &RollingCommand) -> CliResult<i32> {
         }
     };
     ctx.show_record(&reply, Subject::One("cluster", name));
+    Ok(exit::OK)
+}
+
+/// `cluster lock status|release|token NAME`
+pub fn lock(ctx: &Ctx, command: &crate::cli::LockCommand) -> CliResult<i32> {
+    use crate::cli::LockCommand;
+    let c = ctx.client;
+    match command {
+        LockCommand::Status { name } => {
+            let reply = c.get(&["api", "v0", "cluster", name, "lock"])?;
+            ctx.show(&reply, Subject::One("cluster", name), output::lock);
+        }
+        LockCommand::Release { name, id } => {
+            let reply = c.delete(&["api", "v0", "cluster", name, "lock", "holders", id])?;
+            ctx.confirm(&reply, Subject::One("cluster", name), |v| {
+                format!("released the slots of '{id}'\n\n{}", output::lock(v))
+            });
+        }
+        LockCommand::Token { name } => {
+            let reply = c.put(&["api", "v0", "cluster", name, "lock", "token"], &json!({}))?;
+            ctx.show(&reply, Subject::One("cluster", name), |v| {
+                let token = v.get("token").and_then(Value::as_str).unwrap_or_default();
+                format!(
+                    "FleetLock token of cluster '{name}' (shown this once):\n{token}\n\n\
+                     Zincati: [identity] group = \"{name}\"; [updates] strategy = \"fleet_lock\";\n\
+                     [updates.fleet_lock] base_url = \"https://fleetlock:{token}@SERVER:8000/fleetlock/\""
+                )
+            });
+        }
+    }
     Ok(exit::OK)
 }
 

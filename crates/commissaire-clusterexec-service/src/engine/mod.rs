@@ -17,15 +17,16 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::drain::{BusDrainer, NodeDrainer};
 use crate::executor::{AnsibleExecutor, HostExecutor};
 use crate::gates::GateRunner;
 use crate::lease::{Claim, Lease};
 use crate::record::{OpKind, OpRecord, push_unique};
 use crate::store::OpStore;
 use crate::{ClusterExecConfig, ExecError};
+use commissaire_service::node_drain::{BusDrainer, NodeDrainer};
 
 mod host_step;
+mod slots;
 mod waits;
 
 use host_step::Step;
@@ -348,6 +349,8 @@ impl Inner {
         let started = Instant::now();
         let result = self.execute(&lease, kind, record, took_over_from).await;
         renewal.abort();
+        // However it ended, its slots of the reboot lock are free again.
+        self.give_back_slots(kind, &name).await;
         match result {
             Ok(rec) => tracing::info!(op = kind.as_str(), cluster = %name, status = %rec.status,
                 done = rec.done.len(), failed = rec.failed_hosts.len(),
@@ -427,6 +430,7 @@ impl Inner {
             .or(defaults.batch_size)
             .map_or(self.config.batch_size as usize, |b| b.batch_of(total))
             .max(1);
+        let slots = commissaire_reboot_lock::RebootLock::slots(&cluster);
         let last = if record.details.last.is_empty() {
             &defaults.last
         } else {
@@ -452,10 +456,15 @@ impl Inner {
         for chunk in pending.chunks(batch) {
             let rec = loop {
                 let now = self.windows_now(&name, &mut windows).await;
-                match self.between_steps(lease, chunk, now).await? {
+                let lock_wait = self.take_slots(kind, &name, chunk, slots).await;
+                match self
+                    .between_steps(lease, chunk, now, lock_wait.as_deref())
+                    .await?
+                {
                     Between::Go(rec) => break rec,
                     Between::Ended(rec) => return Ok(rec),
                     Between::Wait(why) => {
+                        self.give_back_slots(kind, &name).await;
                         self.wait_while(kind, &name, &why, &mut windows, &mut lost)
                             .await?
                     }
@@ -505,6 +514,7 @@ impl Inner {
                     }
                 })
                 .await?;
+            self.give_back_slots(kind, &name).await;
             if stop {
                 return Ok(rec);
             }

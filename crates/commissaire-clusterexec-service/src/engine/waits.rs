@@ -67,14 +67,16 @@ impl Inner {
     }
 
     /// Before each step: ends the operation if cancel was asked for, makes
-    /// it wait if it was paused or is outside the maintenance windows
-    /// (saying why in `waiting` and `events`), else records `chunk` in
-    /// process (and, after a wait, that it resumed).
+    /// it wait if it was paused, is outside the maintenance windows or
+    /// could not take its reboot-lock slots (`lock_wait`; saying why in
+    /// `waiting` and `events`), else records `chunk` in process (and, after
+    /// a wait, that it resumed).
     pub(super) async fn between_steps(
         &self,
         lease: &Lease,
         chunk: &[String],
         windows: WindowState,
+        lock_wait: Option<&str>,
     ) -> Result<Between, ExecError> {
         let at = now_iso();
         let (decision, rec) = lease
@@ -86,7 +88,8 @@ impl Inner {
                     r.end(OperationStatus::Cancelled, Some("cancelled on request"));
                     return None;
                 }
-                if let Some(why) = wait_reason(r, windows) {
+                if let Some(why) = wait_reason(r, windows).or_else(|| lock_wait.map(str::to_string))
+                {
                     r.in_process.clear();
                     if r.details.waiting != why {
                         let event = if why == PAUSED {
@@ -137,6 +140,10 @@ impl Inner {
                         why: format!("the lease was lost while {why}"),
                     });
                 }
+            }
+            // The lock is asked again at the next step.
+            if why.starts_with(super::slots::LOCK_WAIT) {
+                return Ok(());
             }
             let now = self.windows_now(name, windows).await;
             match self.ops.get(kind, name).await {

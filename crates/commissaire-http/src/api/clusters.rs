@@ -193,6 +193,9 @@ impl Api {
                 .request("storage.delete", params, self.timeout)
                 .await;
         }
+        if let Err(e) = self.reboot_lock().delete(name).await {
+            tracing::warn!(cluster = %name, error = %e, "could not delete the cluster's reboot lock");
+        }
         ok(json!([]))
     }
 }

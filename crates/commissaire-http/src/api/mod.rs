@@ -19,6 +19,7 @@ mod host_keys;
 mod hosts;
 mod input;
 pub mod list_query;
+pub mod lock;
 mod members;
 mod operations;
 mod plan;

@@ -91,7 +91,8 @@ impl RoleSettings {
 /// The role a request needs: `method` on the route whose pattern is
 /// `route` (`/api/v0/cluster/{name}/restart`). Reads need a viewer but
 /// host credentials and the audit trail an admin; cluster operations (start, cancel, pause,
-/// resume), hosts, cluster membership and host keys an operator; every
+/// resume), hosts, cluster membership, host keys and releases of reboot-lock
+/// slots an operator; every
 /// other change (clusters, rolling defaults, networks, container managers)
 /// an admin.
 pub fn required_role(method: &http::Method, route: &str) -> Role {
@@ -101,7 +102,7 @@ pub fn required_role(method: &http::Method, route: &str) -> Role {
     if method == http::Method::GET || method == http::Method::HEAD {
         return Role::Viewer;
     }
-    const OPERATOR_ROUTES: [&str; 14] = [
+    const OPERATOR_ROUTES: [&str; 15] = [
         "/api/v0/cluster/{name}/restart",
         "/api/v0/cluster/{name}/restart/pause",
         "/api/v0/cluster/{name}/restart/resume",
@@ -116,6 +117,7 @@ pub fn required_role(method: &http::Method, route: &str) -> Role {
         "/api/v0/host/{address}",
         "/api/v0/host/{address}/hostkey",
         "/api/v0/host/{address}/retry",
+        "/api/v0/cluster/{name}/lock/holders/{id}",
     ];
     if OPERATOR_ROUTES.contains(&route) || route == "/api/v0/host" {
         Role::Operator

@@ -121,12 +121,15 @@ impl ClusterLock {
 
     /// Takes slots for `holder` out of `slots`: a holder with its id keeps
     /// what it holds (the protocol's locks are recursive); else it is added
-    /// if its slots are free, or [`LockFull`] says who holds them.
+    /// if its slots are free, or if it needs more than there are and no one
+    /// holds any (a roll's batch larger than the slots takes the whole
+    /// lock), or [`LockFull`] says who holds them.
     pub fn take(&mut self, holder: LockHolder, slots: usize) -> Result<&LockHolder, LockFull> {
         if let Some(i) = self.holders.iter().position(|h| h.id == holder.id) {
             return Ok(&self.holders[i]);
         }
-        if self.used() + holder.slots() > slots.max(1) {
+        let fits = self.used() + holder.slots() <= slots.max(1);
+        if !fits && !self.holders.is_empty() {
             return Err(LockFull {
                 slots: slots.max(1),
                 holders: self.holders.clone(),
@@ -206,9 +209,15 @@ mod tests {
             hosts: vec!["10.0.0.1".into(), "10.0.0.2".into()],
             ..LockHolder::default()
         };
-        assert!(lock.take(batch.clone(), 1).is_err());
-        lock.take(batch, 3).unwrap();
+        lock.take(batch.clone(), 3).unwrap();
         assert!(lock.take(fleetlock("a", "10.0.0.3"), 3).is_ok());
         assert!(lock.take(fleetlock("b", "10.0.0.4"), 3).is_err());
+        // A batch larger than the slots takes the whole lock, and only then.
+        let mut lock = ClusterLock::default();
+        lock.take(fleetlock("a", "10.0.0.3"), 1).unwrap();
+        assert!(lock.take(batch.clone(), 1).is_err());
+        lock.give_back("a");
+        lock.take(batch, 1).unwrap();
+        assert!(lock.take(fleetlock("a", "10.0.0.3"), 1).is_err());
     }
 }

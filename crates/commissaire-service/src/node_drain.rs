@@ -1,6 +1,8 @@
 //! Taking a node out of its container manager's scheduling around its
 //! restart, upgrade or deploy (as kured and OpenShift's machine-config
-//! operator do): cordon, drain, then after the host is back and Ready, uncordon.
+//! operator do): cordon, drain, then after the host is back and Ready,
+//! uncordon. Used by clusterexec's rolls and by the server's FleetLock
+//! endpoints, over the containermgr service on the bus.
 
 use std::time::Duration;
 
