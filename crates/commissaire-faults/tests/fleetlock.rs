@@ -211,3 +211,127 @@ async fn a_fleetlock_holder_holds_a_restart_back_until_its_steady_state_and_the_
     let lock = api.get_ok("/api/v0/cluster/locked/lock").await;
     assert_eq!(lock["used"], 0, "{lock}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_holder_whose_host_the_watcher_sees_down_is_reported_kept_and_released_by_the_verb() {
+    let _serial = serial().await;
+    let mut sshd = testkit::TestSshd::start("127.0.2.51");
+    let host = sshd.address.clone();
+    let other = "10.9.5.2".to_string();
+    let mut stack = stack();
+    stack.configure(Daemon::Watcher, "playbook_dir", json!(playbook_dir()));
+    stack.configure(Daemon::Watcher, "interval", json!(1));
+    stack.configure(Daemon::Watcher, "check_timeout", json!(10));
+    let runtime = tempfile::tempdir().unwrap();
+    stack.configure(
+        Daemon::Watcher,
+        "ssh",
+        json!({"runtime_dir": runtime.path()}),
+    );
+    // Down for 3 s is stale (a reboot would take longer in real life);
+    // the policy is the default: keep the slot.
+    stack.configure(
+        Daemon::Server,
+        "fleetlock",
+        json!({"down_after_seconds": 3, "scan_seconds": 0.5}),
+    );
+    start(
+        &mut stack,
+        &[Daemon::Storage, Daemon::Server, Daemon::Watcher],
+    )
+    .await;
+    let api = Api::new(&stack);
+    let bus = bus(&stack).await;
+    active_cluster(&api, &bus, "watched", &[host.clone(), other.clone()]).await;
+    storage_save(
+        &bus,
+        "WatcherRecord",
+        json!({"address": host, "last_check": "2000-01-01T00:00:00.000000", "previous_status": ""}),
+    )
+    .await;
+    let path = format!("/api/v0/host/{host}");
+    wait_until(Duration::from_secs(30), "a first check", || {
+        let api = api.clone();
+        let path = path.clone();
+        async move {
+            let h = api.get_ok(&path).await;
+            match h["last_check"].as_str() {
+                Some(c) if !c.is_empty() && h["status"] == "active" => Ok(()),
+                _ => Err(h.to_string()),
+            }
+        }
+    })
+    .await;
+
+    let (status, answer) = zincati(&api, "pre-reboot", &host, "watched").await;
+    assert_eq!(status, 200, "{answer}");
+    // The host goes down and does not come back.
+    sshd.stop();
+    let lock = wait_until(Duration::from_secs(60), "the holder is found stale", || {
+        let api = api.clone();
+        async move {
+            let lock = api.get_ok("/api/v0/cluster/watched/lock").await;
+            match lock["holders"][0]["stale"].as_str() {
+                Some(s) if !s.is_empty() => Ok(lock),
+                _ => Err(lock.to_string()),
+            }
+        }
+    })
+    .await;
+    let holder = &lock["holders"][0];
+    let why = holder["stale"].as_str().unwrap();
+    assert!(
+        why.starts_with(&format!("host {host} down for ")) && why.ends_with("longer than 3 s"),
+        "{lock}"
+    );
+    assert!(holder["down_since"].is_string(), "{lock}");
+    assert_eq!(api.get_ok(&path).await["status"], "failed");
+    // Kept: the other host waits.
+    let (status, answer) = zincati(&api, "pre-reboot", &other, "watched").await;
+    assert_eq!(
+        (status, answer["kind"].as_str()),
+        (409, Some("failed_lock_semaphore_full")),
+        "{answer}"
+    );
+    // Reported once, by the system, in the audit trail and the metrics.
+    let audit = api.get_ok("/api/v0/audit?kind=cluster.lock.stale").await;
+    let entries = audit["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{audit}");
+    assert_eq!(
+        (entries[0]["user"].as_str(), entries[0]["name"].as_str()),
+        (
+            Some("commissaire"),
+            Some(format!("watched/{host}").as_str())
+        ),
+        "{audit}"
+    );
+    let metrics = reqwest::get(format!("{}/metrics", stack.server_url(0)))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sample = |series: &str| -> Option<f64> {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    };
+    assert_eq!(
+        sample("commissaire_lock_stale_holders "),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample("commissaire_lock_stale_total{action=\"kept\"} "),
+        Some(1.0),
+        "{metrics}"
+    );
+
+    // The operator's verb gives the slot back; the other host gets it.
+    let released = api
+        .delete(&format!("/api/v0/cluster/watched/lock/holders/{host}"))
+        .await;
+    assert_eq!(released.status, Some(200), "{released:?}");
+    let (status, answer) = zincati(&api, "pre-reboot", &other, "watched").await;
+    assert_eq!(status, 200, "{answer}");
+}

@@ -66,12 +66,8 @@ pub async fn audit(State(s): State<AppState>, request: Request, next: Next) -> R
         error_of(response).await
     };
     let at = commissaire_models::now_iso();
-    let stamp: String = at.chars().filter(|c| c.is_ascii_digit()).collect();
     let entry = AuditEntry {
-        id: format!(
-            "{stamp}-{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        ),
+        id: entry_id(&at),
         at,
         user,
         role,
@@ -89,6 +85,7 @@ pub async fn audit(State(s): State<AppState>, request: Request, next: Next) -> R
         }
         .into(),
         error,
+        ..AuditEntry::default()
     };
     // A change that happened is recorded before its answer leaves. A
     // refusal or a failure (a 503 while storage is down) is recorded in the
@@ -110,6 +107,16 @@ pub async fn audit(State(s): State<AppState>, request: Request, next: Next) -> R
         });
     }
     response
+}
+
+/// A new entry's id for an entry written `at`: `<time>-<random>`, so
+/// entries sort as they were written.
+pub fn entry_id(at: &str) -> String {
+    let stamp: String = at.chars().filter(|c| c.is_ascii_digit()).collect();
+    format!(
+        "{stamp}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
 }
 
 async fn write_entry(api: &crate::api::Api, entry: &AuditEntry) {

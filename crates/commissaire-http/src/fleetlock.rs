@@ -19,6 +19,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use commissaire_reboot_lock::{StalePolicy, StaleRules};
 use serde_json::{Value, json};
 
 use crate::api::lock::FleetLockAnswer;
@@ -37,6 +38,17 @@ pub struct FleetLockSettings {
     /// steady-state for the node to be Ready, before answering "not yet"
     /// (the client asks again).
     pub drain_wait_seconds: f64,
+    /// A FleetLock holder holding longer than this is stale (0: never).
+    pub stale_after_seconds: f64,
+    /// A FleetLock holder whose host the watcher has seen down (status
+    /// `failed`) longer than this is stale (0: never); longer than a
+    /// reboot takes.
+    pub down_after_seconds: f64,
+    /// What happens to a stale holder: `keep` (reported, the slot kept:
+    /// the safe default) or `release` (reported, the slot given back).
+    pub stale_policy: StalePolicy,
+    /// How often the server looks for stale holders.
+    pub scan_seconds: f64,
 }
 
 impl Default for FleetLockSettings {
@@ -44,6 +56,10 @@ impl Default for FleetLockSettings {
         FleetLockSettings {
             prefix: "/fleetlock".into(),
             drain_wait_seconds: 30.0,
+            stale_after_seconds: 3600.0,
+            down_after_seconds: 600.0,
+            stale_policy: StalePolicy::Keep,
+            scan_seconds: 30.0,
         }
     }
 }
@@ -67,7 +83,34 @@ impl FleetLockSettings {
         if !(self.drain_wait_seconds > 0.0 && self.drain_wait_seconds <= 3600.0) {
             return Err("drain_wait_seconds must be more than 0 and at most 3600".into());
         }
+        for (name, value) in [
+            ("stale_after_seconds", self.stale_after_seconds),
+            ("down_after_seconds", self.down_after_seconds),
+        ] {
+            if !(value.is_finite() && (0.0..=31_536_000.0).contains(&value)) {
+                return Err(format!(
+                    "{name} must be 0 (never) or a number of seconds up to a year"
+                ));
+            }
+        }
+        if !(self.scan_seconds >= 0.1 && self.scan_seconds <= 3600.0) {
+            return Err("scan_seconds must be at least 0.1 and at most 3600".into());
+        }
         Ok(())
+    }
+
+    /// When a holder is stale, from the `*_after_seconds` (0: never).
+    pub fn stale_rules(&self) -> StaleRules {
+        let limit = |s: f64| (s > 0.0).then(|| Duration::from_secs_f64(s));
+        StaleRules {
+            held_longer_than: limit(self.stale_after_seconds),
+            down_longer_than: limit(self.down_after_seconds),
+        }
+    }
+
+    /// [`FleetLockSettings::scan_seconds`] as a duration.
+    pub fn scan_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.scan_seconds)
     }
 
     /// [`FleetLockSettings::drain_wait_seconds`] as a duration.

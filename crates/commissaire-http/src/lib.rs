@@ -168,6 +168,18 @@ pub async fn serve_until(
         .metrics
         .is_some()
         .then(|| metrics::spawn_fleet_refresh(app.api.clone()));
+    let fl = &config.fleetlock;
+    let rules = fl.stale_rules();
+    let stale_scan = (!fl.prefix.is_empty()
+        && (rules.held_longer_than.is_some() || rules.down_longer_than.is_some()))
+    .then(|| {
+        api::lock_stale::spawn_stale_scan(
+            app.api.clone(),
+            rules,
+            fl.stale_policy,
+            fl.scan_interval(),
+        )
+    });
     let grace = config.shutdown_timeout;
     let served = serve::serve(
         listener,
@@ -179,7 +191,10 @@ pub async fn serve_until(
     )
     .await;
     starting.abort();
-    for task in [reloading, fleet, Some(exposed)].into_iter().flatten() {
+    for task in [reloading, fleet, stale_scan, Some(exposed)]
+        .into_iter()
+        .flatten()
+    {
         task.abort();
     }
     served?;

@@ -225,6 +225,169 @@ async fn an_operator_releases_a_stale_holder() {
     assert_eq!(lock["used"].as_u64(), Some(0), "{lock}");
 }
 
+/// A stack whose server looks for stale holders every 100 ms.
+async fn stack_judging_stale(
+    stale_after_seconds: f64,
+    down_after_seconds: f64,
+    policy: &str,
+) -> Stack {
+    let fleetlock = serde_json::from_value(json!({
+        "stale_after_seconds": stale_after_seconds,
+        "down_after_seconds": down_after_seconds,
+        "stale_policy": policy,
+        "scan_seconds": 0.1,
+    }))
+    .unwrap();
+    Stack::start_with(common::StackOptions {
+        fleetlock: Some(fleetlock),
+        ..Default::default()
+    })
+    .await
+}
+
+/// Polls `cluster`'s lock until `done` says yes (10 s at most).
+async fn wait_lock(s: &Stack, cluster: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, lock) = s.get(&format!("/api/v0/cluster/{cluster}/lock")).await;
+        assert_eq!(status, 200, "{lock}");
+        if done(&lock) {
+            return lock;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: {lock}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The value of the sample `series` in this process's metrics.
+fn metric(series: &str) -> f64 {
+    commissaire_service::metrics::render()
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The system's audit entries of stale holders.
+async fn stale_entries(s: &Stack) -> Vec<Value> {
+    let (status, audit) = s.get("/api/v0/audit?kind=cluster.lock.stale").await;
+    assert_eq!(status, 200, "{audit}");
+    audit["entries"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_holder_held_too_long_is_reported_and_keeps_its_slot_until_an_operator_releases_it() {
+    let s = stack_judging_stale(1.0, 0.0, "keep").await;
+    cluster_of(&s, "prod", &["10.0.5.1", "10.0.5.2"]).await;
+    let base = base_with(&s, "a:a");
+    assert_eq!(
+        zincati(&base, "pre-reboot", "10.0.5.1", "prod").await.0,
+        200
+    );
+    let lock = wait_lock(&s, "prod", "the holder is found stale", |l| {
+        l["holders"][0]["stale"]
+            .as_str()
+            .is_some_and(|w| !w.is_empty())
+    })
+    .await;
+    let why = lock["holders"][0]["stale"].as_str().unwrap();
+    assert!(
+        why.starts_with("held for ") && why.contains("longer than 1 s"),
+        "{lock}"
+    );
+    // Kept: the slot stays taken, the other host waits.
+    assert_eq!(lock["used"], 1, "{lock}");
+    let (status, answer) = zincati(&base, "pre-reboot", "10.0.5.2", "prod").await;
+    assert_eq!(
+        (status, answer["kind"].as_str()),
+        (409, Some("failed_lock_semaphore_full"))
+    );
+    // Reported once: one audit entry by the system, a count, a log line.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let entries = stale_entries(&s).await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let e = &entries[0];
+    assert_eq!(
+        (
+            e["user"].as_str(),
+            e["role"].as_str(),
+            e["name"].as_str(),
+            e["method"].as_str()
+        ),
+        (
+            Some("commissaire"),
+            Some("system"),
+            Some("prod/10.0.5.1"),
+            Some("PUT")
+        )
+    );
+    assert!(
+        e["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("stale FleetLock holder kept: held for"),
+        "{e}"
+    );
+    assert!(metric("commissaire_lock_stale_total{action=\"kept\"}") >= 1.0);
+    // The operator's release gives the slot to the host that waits.
+    let (status, lock) = s.delete("/api/v0/cluster/prod/lock/holders/10.0.5.1").await;
+    assert_eq!((status, lock["used"].as_u64()), (200, Some(0)), "{lock}");
+    assert_eq!(
+        zincati(&base, "pre-reboot", "10.0.5.2", "prod").await.0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn with_the_release_policy_a_holder_whose_host_stays_down_gives_its_slot_back() {
+    let s = stack_judging_stale(0.0, 1.0, "release").await;
+    cluster_of(&s, "prod", &["10.0.6.1", "10.0.6.2"]).await;
+    let base = base_with(&s, "a:a");
+    assert_eq!(
+        zincati(&base, "pre-reboot", "10.0.6.1", "prod").await.0,
+        200
+    );
+    // Held for long but up: never stale by time here (0 = never).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, lock) = s.get("/api/v0/cluster/prod/lock").await;
+    assert_eq!(lock["holders"][0]["stale"], Value::Null, "{lock}");
+    // The watcher marks the host failed: remembered as down, then, down
+    // longer than a reboot may take, stale and released.
+    s.set_host_status("10.0.6.1", "failed").await;
+    let lock = wait_lock(&s, "prod", "the host is seen down", |l| {
+        l["holders"][0]["down_since"].is_string() || l["used"] == 0
+    })
+    .await;
+    if lock["used"] == 1 {
+        assert_eq!(
+            lock["holders"][0]["stale"],
+            Value::Null,
+            "not stale at once: {lock}"
+        );
+    }
+    wait_lock(&s, "prod", "the stale holder is released", |l| {
+        l["used"] == 0
+    })
+    .await;
+    let entries = stale_entries(&s).await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["method"], "DELETE", "{entries:?}");
+    let detail = entries[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("stale FleetLock holder released: host 10.0.6.1 down for "),
+        "{detail}"
+    );
+    assert!(metric("commissaire_lock_stale_total{action=\"released\"}") >= 1.0);
+    assert_eq!(
+        zincati(&base, "pre-reboot", "10.0.6.2", "prod").await.0,
+        200
+    );
+    // Zincati's steady-state from the released host, once back, is a 200.
+    assert_eq!(
+        zincati(&base, "steady-state", "10.0.6.1", "prod").await.0,
+        200
+    );
+}
+
 #[tokio::test]
 async fn bad_requests_get_the_protocols_error_naming_what_is_wrong() {
     let s = Stack::start().await;

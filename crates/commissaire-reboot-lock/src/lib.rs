@@ -10,10 +10,15 @@
 //! - [`RebootLock::change`]: changes a holder in place (its state, whether
 //!   it cordoned its node, why it is stale).
 //! - [`RebootLock::slots`]: a cluster's slots, from its rolling defaults.
+//! - [`RebootLock::rejudge`] and [`RebootLock::give_back_if`]: the stale
+//!   holder scan's writes ([`stale`]).
+
+pub mod stale;
 
 use commissaire_models::{Cluster, ClusterLock, DATE_FORMAT, LockFull, LockHolder};
 use commissaire_storage_client::{StorageCallError, StorageClient, UpdateError};
 use serde_json::json;
+pub use stale::{StalePolicy, StaleRules, Verdict, judge};
 
 /// Why slots were not taken.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +149,75 @@ impl RebootLock {
             })
             .await?;
         Ok(changed)
+    }
+
+    /// Gives back the slots of holder `id` of `cluster`'s lock only if it
+    /// is still the one that took them at `since` (not a holder that took
+    /// them again since); the holder it was, if given back.
+    pub async fn give_back_if(
+        &self,
+        cluster: &str,
+        id: &str,
+        since: &str,
+    ) -> Result<Option<LockHolder>, StorageCallError> {
+        let mut gone = None;
+        self.storage
+            .upsert(json!({"name": cluster}), |current: Option<&ClusterLock>| {
+                gone = None;
+                let Some(current) = current else {
+                    return Ok::<_, std::convert::Infallible>(None);
+                };
+                if current.holder(id).is_none_or(|h| h.since != since) {
+                    return Ok(None);
+                }
+                let mut lock = current.clone();
+                gone = lock.give_back(id);
+                Ok(Some(lock))
+            })
+            .await?;
+        Ok(gone)
+    }
+
+    /// Judges holder `id` of `cluster`'s lock by `rules` ([`judge`]), its
+    /// host being down or not, as it is stored at the time of the write,
+    /// and writes the verdict when it changes anything: the holder before
+    /// and after (`None`: `id` holds nothing). Of several replicas judging
+    /// at once, exactly one sees a holder become stale (`before.stale`
+    /// empty, `after.stale` not).
+    pub async fn rejudge(
+        &self,
+        cluster: &str,
+        id: &str,
+        host_down: bool,
+        rules: &StaleRules,
+    ) -> Result<Option<(LockHolder, LockHolder)>, StorageCallError> {
+        let mut judged = None;
+        self.storage
+            .upsert(json!({"name": cluster}), |current: Option<&ClusterLock>| {
+                judged = None;
+                let Some(current) = current else {
+                    return Ok::<_, std::convert::Infallible>(None);
+                };
+                let Some(before) = current.holder(id).cloned() else {
+                    return Ok(None);
+                };
+                let now = chrono::Utc::now().naive_utc();
+                let verdict = judge(&before, host_down, now, rules);
+                let mut after = before.clone();
+                verdict.apply(&mut after);
+                let changed = after != before;
+                judged = Some((before, after.clone()));
+                if !changed {
+                    return Ok(None);
+                }
+                let mut lock = current.clone();
+                if let Some(h) = lock.holders.iter_mut().find(|h| h.id == id) {
+                    *h = after;
+                }
+                Ok(Some(lock))
+            })
+            .await?;
+        Ok(judged)
     }
 
     /// Forgets `cluster`'s lock (with the cluster).

@@ -60,6 +60,12 @@ pub mod names {
     /// FleetLock requests answered, by `outcome` (`ok`, or the protocol
     /// error's kind: a bounded set).
     pub const FLEETLOCK_REQUESTS: &str = "commissaire_fleetlock_requests_total";
+    /// Gauge: FleetLock holders of every cluster's reboot lock found stale
+    /// at the server's last scan and still holding (policy `keep`).
+    pub const LOCK_STALE_HOLDERS: &str = "commissaire_lock_stale_holders";
+    /// Counter: FleetLock holders found stale, by `action` (`kept` or
+    /// `released`, as the policy says).
+    pub const LOCK_STALE: &str = "commissaire_lock_stale_total";
     /// Gauge, always 1: the build, by `version` and `commit`.
     pub const BUILD_INFO: &str = "commissaire_build_info";
 }

@@ -8,6 +8,8 @@
 //! [`hosts`], [`host_keys`]
 //! (a host's pinned SSH key), [`configs`]
 //! (networks and container managers); [`health`] answers the probes;
+//! [`lock`] is a cluster's reboot lock and the FleetLock side of it,
+//! [`lock_stale`] the scan for its stale holders;
 //! [`input`] reads and checks request
 //! input; [`list_query`] reads the filters and pages of the lists. This file holds [`Api`] and what they share.
 
@@ -20,6 +22,7 @@ mod hosts;
 mod input;
 pub mod list_query;
 pub mod lock;
+pub mod lock_stale;
 mod members;
 mod operations;
 mod plan;

@@ -55,10 +55,14 @@ impl Stack {
             .await
             .unwrap();
         let throttle = options.auth_throttle;
+        let fleetlock = options.fleetlock.clone();
         let args = options.server_args(dir.path());
         let mut config = ServerConfig::resolve(&args, "inprocess://").unwrap();
         if let Some(t) = throttle {
             config.auth_throttle = t;
+        }
+        if let Some(f) = fleetlock {
+            config.fleetlock = f;
         }
         let (api, server) = client::serve(config, bus.clone()).await;
         let stack = Stack {

@@ -33,6 +33,8 @@ pub struct StackOptions {
     pub open: bool,
     /// How refused credentials are slowed down (absent: the server's default).
     pub auth_throttle: Option<commissaire_http::auth::throttle::ThrottleSettings>,
+    /// The FleetLock settings (absent: the server's default).
+    pub fleetlock: Option<commissaire_http::fleetlock::FleetLockSettings>,
 }
 
 impl StackOptions {

@@ -40,6 +40,11 @@ pub struct AuditEntry {
     /// The answer's `error`, when it was not a success.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub error: String,
+    /// What the server did by itself, and why (its own entries: user
+    /// `commissaire`, role `system`, such as a stale reboot-lock holder
+    /// reported or released).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
 }
 
 impl Model for AuditEntry {

@@ -57,6 +57,11 @@ pub struct LockHolder {
     /// it is; reported, and released or kept as the policy says.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub stale: String,
+    /// Since when the lock server has seen the holder's host down (its
+    /// status `failed`: the watcher cannot reach it), when it has
+    /// ([`crate::DATE_FORMAT`], UTC); cleared when the host answers again.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub down_since: String,
 }
 
 impl LockHolder {
