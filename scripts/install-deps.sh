@@ -1,7 +1,8 @@
 #!/bin/bash
 # Installs the Debian packages the test bed and the tests need (etcd, RabbitMQ,
 # Redis, sshd, Ansible, protoc, openssl, curl, Prometheus, python3-venv for
-# ansible-lint), without letting apt start the
+# ansible-lint; Go, rsync and dpkg-dev to build the test bed's kube-apiserver
+# with scripts/build-kube-apiserver.sh), without letting apt start the
 # packages' own services. Does nothing when everything is installed.
 # Writes the list of packages it installed to /tmp/commissaire-installed-pkgs.
 set -euo pipefail
@@ -12,7 +13,8 @@ SUDO=
 : > /tmp/commissaire-installed-pkgs
 PKGS=(etcd-server etcd-client rabbitmq-server redis-server openssh-server openssh-client
       ansible-core ansible protobuf-compiler curl openssl python3 python3-venv iproute2 procps
-      prometheus systemd)
+      prometheus systemd
+      golang-go rsync dpkg-dev)   # the last three build the test bed's kube-apiserver
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -21,8 +21,10 @@
 #
 # Environment: N_SSH (default 10), TEST_THREADS (default 4), TESTBED_CLUSTER
 # (default 3: the clustered engines the clustered fault tests need; 0 leaves
-# them out, and those tests then fail saying so), plus the port variables
-# understood by scripts/testbed.sh.
+# them out, and those tests then fail saying so), TESTBED_KUBE (default 1: a
+# real kube-apiserver, built once per machine; 0 leaves it out, and the tests
+# that need it fail saying so), plus the port variables understood by
+# scripts/testbed.sh.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
@@ -71,7 +73,10 @@ else
   # TESTBED_CLUSTER=3 adds the clustered engines (3 etcd members, 3 RabbitMQ
   # nodes) for the clustered fault tests
   # (crates/commissaire-faults/tests/clustered.rs).
-  TESTBED_CLUSTER=${TESTBED_CLUSTER:-3} "$TESTBED" up "$STATE" "${N_SSH:-10}" >/dev/null ||
+  # TESTBED_KUBE=1 adds a real kube-apiserver (built once per machine; see
+  # scripts/testbed-kube.sh) for the container manager's tests.
+  TESTBED_CLUSTER=${TESTBED_CLUSTER:-3} TESTBED_KUBE=${TESTBED_KUBE:-1} \
+    "$TESTBED" up "$STATE" "${N_SSH:-10}" >/dev/null ||
     { echo "test.sh: test bed failed to start" >&2; exit 1; }
   # shellcheck disable=SC1091
   . "$STATE/env"

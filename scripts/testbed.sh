@@ -22,6 +22,8 @@
 #   REDIS_PORT (16379)  SSH_NET (127.0.0; hosts are SSH_NET.11, .12, ...)  N_SSH (3)
 #   ERL_EPMD_PORT (AMQP_PORT+38000, a private epmd)  TESTBED_TIMEOUT (seconds, 120)
 #   TESTBED_CLUSTER (0, or 3 for the clustered engines)  CLUSTER_PORT (47000)
+#   TESTBED_KUBE (0, or 1 for a real kube-apiserver, scripts/testbed-kube.sh: built once
+#   per machine)  KUBE_PORT (56443)  KUBE_ETCD_PORT (52379; peer port +1)
 #
 # Every daemon runs in its own session (setsid), so Ctrl-C on the caller does not
 # hit it and `down` can kill it by PID / process group.  All processes are ended
@@ -45,6 +47,8 @@ S=$(readlink -m "$1"); shift
 # ---------------------------------------------------------------- helpers
 # shellcheck source=scripts/testbed-cluster.sh
 . "$(dirname "$SELF")/testbed-cluster.sh"
+# shellcheck source=scripts/testbed-kube.sh
+. "$(dirname "$SELF")/testbed-kube.sh"
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
 
@@ -215,6 +219,7 @@ write_env() {
       echo "export COMMISSAIRE_TEST_CLUSTER_ETCD=$(q "$(cl_etcd_endpoints)")"
       echo "export COMMISSAIRE_TEST_CLUSTER_AMQP=$(q "$(cl_amqp_uris)")"
     fi
+    if [ "${TESTBED_KUBE:-0}" = 1 ]; then kube_env; fi
   } > "$S/env.tmp"
   mv "$S/env.tmp" "$S/env"
 }
@@ -228,10 +233,14 @@ do_up() {
   ERL_EPMD_PORT=${ERL_EPMD_PORT:-$((AMQP_PORT + 38000))}
   TESTBED_CLUSTER=${TESTBED_CLUSTER:-0}
   CLUSTER_PORT=${CLUSTER_PORT:-47000}
+  TESTBED_KUBE=${TESTBED_KUBE:-0}
+  KUBE_PORT=${KUBE_PORT:-56443}
+  KUBE_ETCD_PORT=${KUBE_ETCD_PORT:-52379}
   local timeout=${TESTBED_TIMEOUT:-120}
   export ERL_EPMD_PORT
   case "$TESTBED_CLUSTER" in 0|3) ;; *) die "TESTBED_CLUSTER must be 0 or 3, got '$TESTBED_CLUSTER'" ;; esac
   case "$N_SSH" in ''|*[!0-9]*) die "N_SSH must be a number, got '$N_SSH'" ;; esac
+  case "$TESTBED_KUBE" in 0|1) ;; *) die "TESTBED_KUBE must be 0 or 1, got '$TESTBED_KUBE'" ;; esac
 
   if [ -f "$S/env" ] && [ -f "$S/$MARKER" ]; then
     # already up? then this is a no-op
@@ -259,6 +268,11 @@ do_up() {
   for p in "$ETCD_PORT" "$((ETCD_PORT + 10))" "$AMQP_PORT" "$((AMQP_PORT + 20000))" "$ERL_EPMD_PORT" "$REDIS_PORT"; do
     tcp_open 127.0.0.1 "$p" && busy="$busy 127.0.0.1:$p"
   done
+  if [ "$TESTBED_KUBE" = 1 ]; then
+    for p in "$KUBE_PORT" "$KUBE_ETCD_PORT" "$((KUBE_ETCD_PORT + 1))"; do
+      tcp_open 127.0.0.1 "$p" && busy="$busy 127.0.0.1:$p"
+    done
+  fi
   for i in $(seq 1 "$N_SSH"); do
     A=$(host_addr "$i"); tcp_open "$A" 22 && busy="$busy $A:22"
   done
@@ -277,6 +291,9 @@ ERL_EPMD_PORT=$ERL_EPMD_PORT
 RMQ_NODE=tb$AMQP_PORT@localhost
 TESTBED_CLUSTER=$TESTBED_CLUSTER
 CLUSTER_PORT=$CLUSTER_PORT
+TESTBED_KUBE=$TESTBED_KUBE
+KUBE_PORT=$KUBE_PORT
+KUBE_ETCD_PORT=$KUBE_ETCD_PORT
 EOF
   . "$S/config"
 
@@ -349,6 +366,10 @@ EOF
     log "clustered engines up in $(elapsed "$tc")s: etcd $(cl_etcd_endpoints), amqp :$((CLUSTER_PORT + 21))-$((CLUSTER_PORT + 23))"
   fi
 
+  if [ "$TESTBED_KUBE" = 1 ]; then
+    kube_up "$timeout"
+  fi
+
   write_env
   trap - EXIT
   log "up in $(elapsed "$t0")s: etcd :$ETCD_PORT amqp :$AMQP_PORT redis :$REDIS_PORT" \
@@ -377,6 +398,7 @@ do_stop() {
   if [ -f "$S/config" ]; then . "$S/config"; export ERL_EPMD_PORT; fi
   local f i p
   [ -d "$S/cluster" ] && cl_stop
+  [ -d "$S/kube" ] && kube_stop
   # ssh hosts first (their sessions may be talking to the other services)
   for f in "$S"/ssh*/; do
     [ -d "$f" ] || continue
@@ -413,7 +435,7 @@ leftovers() {
     [ "$p" = "$me" ] && continue
     [ "$p" = "$PPID" ] && continue
     comm=$(cat "$d/comm" 2>/dev/null) || continue
-    case "$comm" in sshd|etcd|redis-server|beam.smp|epmd|erl_child_setup|unshare) ;; *) continue ;; esac
+    case "$comm" in sshd|etcd|redis-server|beam.smp|epmd|erl_child_setup|unshare|kube-apiserver) ;; *) continue ;; esac
     tr '\0' ' ' < "$d/cmdline" 2>/dev/null | grep -qF -- "$S/" && echo "$p"
   done
   return 0

@@ -13,7 +13,7 @@ Feature: Bootstrapping hosts
 
   Scenario: A host in a cluster with a container manager becomes an active node
     Given a running commissaire stack
-      And a stand-in Kubernetes API that marks nodes ready
+      And a Kubernetes API server whose kubelets mark nodes ready
       And a kubernetes container manager named "k8s"
       And a cluster named "managed" using container manager "k8s"
      When we add the ssh host "127.0.0.38" to cluster "managed"

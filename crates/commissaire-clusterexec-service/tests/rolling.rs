@@ -349,7 +349,8 @@ async fn a_killed_clusterexec_is_taken_over_within_the_lease() {
 
 /// With a container manager, each host is cordoned and drained before its
 /// restart and uncordoned once it is back and Ready, one host after another
-/// (the containermgr service against the stand-in Kubernetes API).
+/// (the containermgr service against the test bed's real Kubernetes API
+/// server; the test samples each node and its pod while the roll runs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_managed_cluster_is_cordoned_drained_and_uncordoned_around_each_host() {
     let _hosts = HOSTS_LOCK.lock().await;
@@ -357,7 +358,29 @@ async fn a_managed_cluster_is_cordoned_drained_and_uncordoned_around_each_host()
     let markers = Markers::new();
     let hosts = &HOSTS[..2];
     let managed = stack.managed_cluster("managed", hosts).await;
-    let kube = &managed.kube;
+    let kube = managed.kube.clone();
+    // Each host's (cordoned, its pod present), sampled every 100 ms while
+    // the roll runs: the distinct samples, in order.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (kube, stop) = (kube.clone(), stop.clone());
+        let hosts: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
+        tokio::spawn(async move {
+            let mut samples: Vec<Vec<(bool, bool)>> = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut sample = Vec::new();
+                for h in &hosts {
+                    let pod = kube.pods_on(h).await.contains(&format!("app-on-{h}"));
+                    sample.push((kube.unschedulable(h).await, pod));
+                }
+                if samples.last() != Some(&sample) {
+                    samples.push(sample);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            samples
+        })
+    };
     let exec = stack
         .clusterexec(&exec_config(&markers, "drainer", 10.0))
         .await;
@@ -369,37 +392,41 @@ async fn a_managed_cluster_is_cordoned_drained_and_uncordoned_around_each_host()
         .wait_end("managed", "restart", Duration::from_secs(180))
         .await;
     assert_eq!(end["status"], "finished", "{end}");
-    {
-        let state = kube.state.lock().unwrap();
-        assert!(state.pods.is_empty(), "every pod was evicted");
-        assert!(state.nodes.values().all(|n| !n.unschedulable), "uncordoned");
-        // Per host: cordon (PATCH), eviction, uncordon (PATCH), strictly host after host.
-        let position = |needle: &str, nth: usize| {
-            state
-                .requests
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| r.as_str() == needle)
-                .nth(nth)
-                .map(|(i, _)| i)
-                .unwrap_or_else(|| panic!("no {needle} #{nth} in {:#?}", state.requests))
-        };
-        let mut previous_uncordon = 0;
-        for h in hosts {
-            let patch = format!("PATCH /api/v1/nodes/{h}");
-            let cordon = position(&patch, 0);
-            let evict = position(
-                &format!("POST /api/v1/namespaces/default/pods/app-on-{h}/eviction"),
-                0,
-            );
-            let uncordon = position(&patch, 1);
-            assert!(
-                previous_uncordon <= cordon && cordon < evict && evict < uncordon,
-                "{:#?}",
-                state.requests
-            );
-            previous_uncordon = uncordon;
-        }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let samples = sampler.await.unwrap();
+    for h in hosts {
+        assert!(
+            kube.pods_on(h).await.is_empty(),
+            "the pod on {h} was evicted"
+        );
+        assert!(!kube.unschedulable(h).await, "{h} uncordoned");
+    }
+    // Per host, the states seen only ever move forward: schedulable with
+    // its pod, cordoned with its pod, cordoned and drained, uncordoned
+    // and drained; a host is not touched before the one before it is
+    // back (batch size 1: never two nodes cordoned at once).
+    let order = [(false, true), (true, true), (true, false), (false, false)];
+    let rank = |state: (bool, bool)| {
+        order
+            .iter()
+            .position(|s| *s == state)
+            .unwrap_or_else(|| panic!("state {state:?} seen: {samples:?}"))
+    };
+    for i in 0..hosts.len() {
+        let ranks: Vec<usize> = samples.iter().map(|s| rank(s[i])).collect();
+        assert!(
+            ranks.windows(2).all(|w| w[0] <= w[1]),
+            "host {} went back: {samples:?}",
+            hosts[i]
+        );
+    }
+    for s in &samples {
+        assert!(
+            s.iter().filter(|(cordoned, _)| *cordoned).count() <= 1,
+            "{samples:?}"
+        );
+        // The second host is left alone until the first is done.
+        assert!(rank(s[1]) == 0 || rank(s[0]) == 3, "{samples:?}");
     }
     exec.shutdown().await;
 }

@@ -164,13 +164,8 @@ async fn a_crashed_clusterexec_resumes_and_uncordons_only_what_the_operation_cor
     let hosts = &HOSTS[..3];
     let managed = stack.managed_cluster("kept", hosts).await;
     let kube = &managed.kube;
-    kube.state
-        .lock()
-        .unwrap()
-        .nodes
-        .get_mut(hosts[2])
-        .unwrap()
-        .unschedulable = true;
+    kube.set_unschedulable(hosts[2], true).await;
+    let third_version = kube.node_version(hosts[2]).await;
     let lease = 6.0;
     let mut first =
         stack.clusterexec_binary(&exec_config(&markers, "doomed", lease), markers.path());
@@ -195,7 +190,7 @@ async fn a_crashed_clusterexec_resumes_and_uncordons_only_what_the_operation_cor
     first.kill().unwrap();
     first.wait().unwrap();
     assert!(
-        kube.state.lock().unwrap().nodes[hosts[1]].unschedulable,
+        kube.unschedulable(hosts[1]).await,
         "the killed replica left the second node cordoned"
     );
 
@@ -219,21 +214,19 @@ async fn a_crashed_clusterexec_resumes_and_uncordons_only_what_the_operation_cor
         .collect();
     assert_eq!(cordoned, [true, true, false], "{end}");
     heir.shutdown().await;
-    let state = kube.state.lock().unwrap();
-    assert!(!state.nodes[hosts[0]].unschedulable);
+    assert!(!kube.unschedulable(hosts[0]).await);
     assert!(
-        !state.nodes[hosts[1]].unschedulable,
+        !kube.unschedulable(hosts[1]).await,
         "uncordoned by the heir"
     );
     assert!(
-        state.nodes[hosts[2]].unschedulable,
+        kube.unschedulable(hosts[2]).await,
         "left as the operator had it"
     );
-    let third = format!("PATCH /api/v1/nodes/{}", hosts[2]);
-    assert!(
-        !state.requests.contains(&third),
-        "the third node was never patched: {:#?}",
-        state.requests
+    assert_eq!(
+        kube.node_version(hosts[2]).await,
+        third_version,
+        "the third node was never written"
     );
 }
 
@@ -451,17 +444,14 @@ async fn a_dry_run_plans_the_batches_and_evictions_and_changes_nothing() {
     let hosts = &HOSTS[..3];
     let managed = stack.managed_cluster("planned", hosts).await;
     let kube = &managed.kube;
-    kube.state
-        .lock()
-        .unwrap()
-        .nodes
-        .get_mut(hosts[1])
-        .unwrap()
-        .unschedulable = true;
+    kube.set_unschedulable(hosts[1], true).await;
     let exec = stack
         .clusterexec(&exec_config(&markers, "planner", 10.0))
         .await;
-    let requests_before = kube.state.lock().unwrap().requests.len();
+    let mut versions_before = Vec::new();
+    for h in hosts {
+        versions_before.push(kube.node_version(h).await);
+    }
     let (s, plan) = stack
         .put(
             "/api/v0/cluster/planned/restart",
@@ -476,7 +466,7 @@ async fn a_dry_run_plans_the_batches_and_evictions_and_changes_nothing() {
         let h = row["host"].as_str().unwrap();
         assert_eq!(
             row["evictions"],
-            json!([format!("default/app-on-{h}")]),
+            json!([format!("{}/app-on-{h}", kube.namespace)]),
             "{plan}"
         );
     }
@@ -487,14 +477,14 @@ async fn a_dry_run_plans_the_batches_and_evictions_and_changes_nothing() {
     assert_eq!(stack.get("/api/v0/cluster/planned/restart").await.0, 404);
     exec.shutdown().await;
     assert!(markers.lines("restart.log").is_empty(), "no host restarted");
-    let state = kube.state.lock().unwrap();
-    let writes: Vec<&String> = state.requests[requests_before..]
-        .iter()
-        .filter(|r| !r.starts_with("GET "))
-        .collect();
-    assert!(
-        writes.is_empty(),
-        "the dry run changed the cluster: {writes:?}"
-    );
-    assert_eq!(state.pods.len(), 3, "no pod was evicted");
+    let mut versions_after = Vec::new();
+    for h in hosts {
+        versions_after.push(kube.node_version(h).await);
+        assert_eq!(
+            kube.pods_on(h).await,
+            [format!("app-on-{h}")],
+            "no pod was evicted"
+        );
+    }
+    assert_eq!(versions_after, versions_before, "the dry run wrote no node");
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use k8s_openapi::List;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use k8s_openapi::api::policy::v1::Eviction;
+use k8s_openapi::api::policy::v1::Eviction; // v1beta1's body is the same shape
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Map, Value, json};
 
@@ -55,8 +55,9 @@ impl KubernetesManager {
         ) {
             (Some(cert), Some(key)) => {
                 let pem = [read(cert)?, read(key)?].concat();
-                let identity = reqwest::Identity::from_pem(&pem)
-                    .map_err(|e| CmError::config(format!("client certificate: {e}")))?;
+                let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                    CmError::config(format!("client certificate: {}", with_sources(&e)))
+                })?;
                 builder = builder.identity(identity);
             }
             (None, None) => {}
@@ -74,7 +75,7 @@ impl KubernetesManager {
         Ok(KubernetesManager {
             client: builder
                 .build()
-                .map_err(|e| CmError::config(e.to_string()))?,
+                .map_err(|e| CmError::config(with_sources(&e)))?,
             base,
             token: option_str(options, "token").map(str::to_string),
         })
@@ -180,6 +181,84 @@ impl KubernetesManager {
     }
 }
 
+impl KubernetesManager {
+    /// The Eviction API version the server serves, found as kubectl does
+    /// (its discovery document of the `policy` group): `policy/v1` where
+    /// served (Kubernetes 1.21 and later), else `policy/v1beta1`.
+    async fn eviction_version(&self) -> Result<&'static str, CmError> {
+        let what = "discover the policy API group";
+        let response = self
+            .send(self.request(reqwest::Method::GET, "/apis/policy"), what)
+            .await?;
+        if !response.status().is_success() {
+            return Err(Self::fail(response, what).await);
+        }
+        let group: Value = response
+            .json()
+            .await
+            .map_err(|e| CmError::api(200, format!("{what}: {e}")))?;
+        let served = |v: &str| {
+            group["versions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|g| g["version"] == v)
+        };
+        if served("v1") {
+            Ok("policy/v1")
+        } else if served("v1beta1") {
+            Ok("policy/v1beta1")
+        } else {
+            Err(CmError::api(
+                404,
+                format!("{what}: the API server serves no Eviction API (policy/v1 or v1beta1)"),
+            ))
+        }
+    }
+}
+
+/// Why an eviction was refused (429), from the API's answer: the
+/// disruption budgets it names (`The disruption budget web needs 1 healthy
+/// pods and has 1 currently`), else its message.
+fn budget_refusal(body: &Value) -> String {
+    let causes: Vec<&str> = body["details"]["causes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["message"].as_str())
+        .collect();
+    if !causes.is_empty() {
+        return causes.join("; ");
+    }
+    match body["message"].as_str() {
+        Some(m) if !m.is_empty() => m.to_string(),
+        _ => "a disruption budget forbids it (429)".into(),
+    }
+}
+
+/// An error and its sources, `outer: inner: ...` (reqwest's own text is
+/// only its outermost, e.g. "builder error").
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// A duration as `90 s` or `1.5 s`.
+fn humanize(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0} s")
+    } else {
+        format!("{s:.1} s")
+    }
+}
+
 #[async_trait]
 impl ContainerManager for KubernetesManager {
     async fn register_node(&self, address: &str) -> Result<(), CmError> {
@@ -265,6 +344,10 @@ impl ContainerManager for KubernetesManager {
     async fn drain(&self, address: &str, timeout: Duration) -> Result<usize, CmError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let pods = self.pods_on(address).await?;
+        if pods.is_empty() {
+            return Ok(0);
+        }
+        let api_version = self.eviction_version().await?;
         let mut evicted = 0;
         for pod in &pods {
             let (Some(name), Some(namespace)) = (&pod.metadata.name, &pod.metadata.namespace)
@@ -282,7 +365,7 @@ impl ContainerManager for KubernetesManager {
             let mut body =
                 serde_json::to_value(&eviction).map_err(|e| CmError::config(e.to_string()))?;
             body["kind"] = json!("Eviction");
-            body["apiVersion"] = json!("policy/v1");
+            body["apiVersion"] = json!(api_version);
             let what = format!("evict pod {namespace}/{name}");
             loop {
                 let path = format!("/api/v1/namespaces/{namespace}/pods/{name}/eviction");
@@ -298,7 +381,18 @@ impl ContainerManager for KubernetesManager {
                         break;
                     }
                     // 429: a disruption budget forbids it now; retry until the time limit.
-                    429 if tokio::time::Instant::now() < deadline => {
+                    429 => {
+                        let body: Value = response.json().await.unwrap_or(Value::Null);
+                        if tokio::time::Instant::now() >= deadline {
+                            return Err(CmError::api(
+                                429,
+                                format!(
+                                    "drain {address}: pod {namespace}/{name} could not be evicted within {}: {}",
+                                    humanize(timeout),
+                                    budget_refusal(&body)
+                                ),
+                            ));
+                        }
                         tokio::time::sleep(Duration::from_secs(1)).await
                     }
                     _ => return Err(Self::fail(response, &what).await),

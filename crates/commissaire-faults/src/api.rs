@@ -162,12 +162,12 @@ pub async fn active_cluster(api: &Api, bus: &commissaire_bus::Bus, name: &str, h
     }
 }
 
-/// Creates the container manager `k8s` (Kubernetes at `kube_url`, bearer
-/// `token`) and the cluster `managed` using it.
-pub async fn create_managed_cluster(api: &Api, kube_url: &str, token: &str) {
+/// Creates the container manager `k8s` (Kubernetes reached with
+/// `options`, e.g. `RealKube::options`) and the cluster `managed` using it.
+pub async fn create_managed_cluster(api: &Api, options: Value) {
     api.put_expect(
         "/api/v0/containermanager/k8s",
-        json!({"type": "kubernetes", "options": {"server_url": kube_url, "token": token}}),
+        json!({"type": "kubernetes", "options": options}),
         201,
     )
     .await;

@@ -92,11 +92,11 @@ pub async fn wait_op_end(api: &Api, cluster: &str, op: &str, within: Duration) -
 
 /// Waits up to a minute until host `address` is `active` and `kube` has
 /// its node (a join is a job: the server does not wait for it).
-pub async fn wait_joined(api: &Api, kube: &testkit::kube::StandInKube, address: &str, what: &str) {
+pub async fn wait_joined(api: &Api, kube: &testkit::kube_api::RealKube, address: &str, what: &str) {
     wait_until(Duration::from_secs(60), what, || {
-        let api = api.clone();
-        let registered = kube.state.lock().unwrap().nodes.contains_key(address);
+        let (api, kube) = (api.clone(), kube.clone());
         async move {
+            let registered = kube.node(address).await.is_some();
             let host = api.get_ok(&format!("/api/v0/host/{address}")).await;
             if registered && host["status"] == "active" {
                 Ok(())

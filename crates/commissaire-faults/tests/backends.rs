@@ -25,16 +25,20 @@ fn same_processes(stack: &mut SplitStack, before: &[(Daemon, Option<u32>)]) {
 }
 
 /// A managed cluster and a bootstrapped host to join to it after the outage.
-async fn managed_cluster(api: &Api, bus: &commissaire_bus::Bus, kube: &testkit::kube::StandInKube) {
-    create_managed_cluster(api, &kube.url, "t").await;
+async fn managed_cluster(
+    api: &Api,
+    bus: &commissaire_bus::Bus,
+    kube: &testkit::kube_api::RealKube,
+) {
+    create_managed_cluster(api, kube.options()).await;
     bootstrapped_host(bus, "10.7.0.1").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rabbitmq_restart_under_load() {
     let _serial = serial().await;
-    let kube = testkit::kube::StandInKube::start("t").await;
-    kube.state.lock().unwrap().ready_on_register = true;
+    let kube = testkit::kube_api::RealKube::connect(&["10.7.0.1"]).await;
+    let _kubelet = kube.kubelet(&["10.7.0.1"]);
     let mut stack = stack();
     let daemons = [Daemon::Storage, Daemon::Server, Daemon::ContainerMgr];
     start(&mut stack, &daemons).await;
@@ -73,7 +77,10 @@ async fn rabbitmq_restart_under_load() {
     )
     .await
     .expect("containermgr answers after the restart");
-    assert!(kube.state.lock().unwrap().nodes.contains_key("10.7.0.1"));
+    assert!(
+        kube.node("10.7.0.1").await.is_some(),
+        "the node was registered"
+    );
     println!(
         "rabbitmq restart: {} clusters and {} hosts intact, {outage_503} clear 503s during the \
          outage, slowest answer {slowest:?}, writes succeed {recovery:?} after start_app",

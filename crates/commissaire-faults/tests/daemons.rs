@@ -457,8 +457,9 @@ async fn watcher_killed_then_restarted_resumes_its_checks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_join_accepted_while_containermgr_is_down_completes_after_its_restart() {
     let _serial = serial().await;
-    let kube = testkit::kube::StandInKube::start("cm-token").await;
-    kube.state.lock().unwrap().ready_on_register = true;
+    let hosts = ["10.8.0.1", "10.8.0.2"];
+    let kube = testkit::kube_api::RealKube::connect(&hosts).await;
+    let _kubelet = kube.kubelet(&hosts);
     let mut stack = stack();
     start(
         &mut stack,
@@ -472,8 +473,7 @@ async fn a_join_accepted_while_containermgr_is_down_completes_after_its_restart(
     .await;
     let api = Api::new(&stack);
     let bus = bus(&stack).await;
-    create_managed_cluster(&api, &kube.url, "cm-token").await;
-    let hosts = ["10.8.0.1", "10.8.0.2"];
+    create_managed_cluster(&api, kube.options()).await;
     for h in hosts {
         bootstrapped_host(&bus, h).await;
     }
@@ -507,7 +507,7 @@ async fn a_join_accepted_while_containermgr_is_down_completes_after_its_restart(
     );
     assert!(a.took <= HANG_LIMIT, "{a:?}");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(!kube.state.lock().unwrap().nodes.contains_key(hosts[1]));
+    assert!(kube.node(hosts[1]).await.is_none(), "not registered yet");
     assert_eq!(
         api.get_ok(&format!("/api/v0/host/{}", hosts[1])).await["status"],
         "disassociated",

@@ -1,8 +1,9 @@
 //! The FleetLock lock server on the real split stack (the daemon binaries
 //! over RabbitMQ, the store behind the storage daemon), driven as Zincati
 //! drives it: an HTTP client posting the protocol's body with its header.
-//! The Kubernetes API is the stand-in of `testkit::kube` (no kubelet can
-//! run here); the rolls work on the test bed's sshd hosts.
+//! The Kubernetes API is the test bed's real API server, with a kubelet
+//! stand-in (`testkit::kube_api`: no kubelet can run here); the rolls work
+//! on the test bed's sshd hosts.
 
 use std::time::Duration;
 
@@ -24,15 +25,12 @@ async fn zincati(api: &Api, endpoint: &str, id: &str, group: &str) -> (u16, Valu
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-fn node(kube: &testkit::kube::StandInKube, name: &str) -> testkit::kube::FakeNode {
-    kube.state.lock().unwrap().nodes[name].clone()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_fleetlock_reboot_is_drained_before_it_is_granted_and_uncordoned_once_ready() {
     let _serial = serial().await;
-    let kube = testkit::kube::StandInKube::start("fl-token").await;
-    kube.state.lock().unwrap().ready_on_register = true;
+    let host = "10.9.0.1";
+    let kube = testkit::kube_api::RealKube::connect(&[host]).await;
+    let _kubelet = kube.kubelet(&[host]);
     let mut stack = stack();
     start(
         &mut stack,
@@ -46,42 +44,24 @@ async fn a_fleetlock_reboot_is_drained_before_it_is_granted_and_uncordoned_once_
     .await;
     let api = Api::new(&stack);
     let bus = bus(&stack).await;
-    create_managed_cluster(&api, &kube.url, "fl-token").await;
-    let host = "10.9.0.1";
+    create_managed_cluster(&api, kube.options()).await;
     bootstrapped_host(&bus, host).await;
     let a = api
         .put(&format!("/api/v0/cluster/managed/hosts/{host}"), json!({}))
         .await;
     assert_eq!(a.status, Some(200), "{a:?}");
     wait_joined(&api, &kube, host, "the host joins").await;
-    kube.state.lock().unwrap().pods.extend([
-        testkit::kube::FakePod {
-            namespace: "default".into(),
-            name: "web-1".into(),
-            node: host.into(),
-            daemonset: false,
-        },
-        testkit::kube::FakePod {
-            namespace: "kube-system".into(),
-            name: "proxy-1".into(),
-            node: host.into(),
-            daemonset: true,
-        },
-    ]);
-    assert!(!node(&kube, host).unschedulable);
+    kube.create_pod("web-1", host, json!({"app": "web"}), false)
+        .await;
+    kube.create_pod("proxy-1", host, json!({"app": "proxy"}), true)
+        .await;
+    assert!(!kube.unschedulable(host).await);
 
     // Pre-reboot: granted only once the node is cordoned and drained.
     let (status, answer) = zincati(&api, "pre-reboot", host, "managed").await;
     assert_eq!(status, 200, "{answer}");
-    assert!(node(&kube, host).unschedulable, "cordoned before the grant");
-    let left: Vec<String> = kube
-        .state
-        .lock()
-        .unwrap()
-        .pods
-        .iter()
-        .map(|p| p.name.clone())
-        .collect();
+    assert!(kube.unschedulable(host).await, "cordoned before the grant");
+    let left = kube.pods_on(host).await;
     assert_eq!(left, vec!["proxy-1"], "drained (DaemonSet pods stay)");
     let lock = api.get_ok("/api/v0/cluster/managed/lock").await;
     let holder = &lock["holders"][0];
@@ -92,22 +72,22 @@ async fn a_fleetlock_reboot_is_drained_before_it_is_granted_and_uncordoned_once_
     );
 
     // Back from the reboot, the node not Ready yet: not yet, still cordoned.
-    kube.set_ready(host, false);
+    kube.set_ready(host, false).await;
     let (status, answer) = zincati(&api, "steady-state", host, "managed").await;
     assert_eq!(
         (status, answer["kind"].as_str()),
         (503, Some("node_not_ready")),
         "{answer}"
     );
-    assert!(node(&kube, host).unschedulable);
+    assert!(kube.unschedulable(host).await);
     let lock = api.get_ok("/api/v0/cluster/managed/lock").await;
     assert_eq!(lock["holders"][0]["state"], "returning", "{lock}");
 
     // Ready: uncordoned, and the slot is free.
-    kube.set_ready(host, true);
+    kube.set_ready(host, true).await;
     let (status, answer) = zincati(&api, "steady-state", host, "managed").await;
     assert_eq!(status, 200, "{answer}");
-    assert!(!node(&kube, host).unschedulable, "uncordoned");
+    assert!(!kube.unschedulable(host).await, "uncordoned");
     let lock = api.get_ok("/api/v0/cluster/managed/lock").await;
     assert_eq!(lock["used"], 0, "{lock}");
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use base64::Engine;
 
 use commissaire_testkit::TestSshd;
+use commissaire_testkit::kube_api::RealKube;
 use common::{Stack, key_b64, start, start_with};
 use serde_json::{Value, json};
 
@@ -145,7 +146,7 @@ async fn a_bad_key_ends_failed_with_the_reason() {
 #[tokio::test]
 async fn a_host_in_a_managed_cluster_becomes_an_active_node() {
     let sshd = TestSshd::start("127.0.0.34");
-    let kube = commissaire_testkit::kube::StandInKube::start("node-token").await;
+    let kube = RealKube::connect(&[&sshd.address]).await;
     let s = start().await;
     managed_cluster(&s, &kube).await;
     s.send(
@@ -156,13 +157,14 @@ async fn a_host_in_a_managed_cluster_becomes_an_active_node() {
     .await;
     // The investigator registers the node, then waits for it to be Ready.
     registered_not_ready(&s, &kube, &sshd.address, "bootstrapping").await;
-    kube.set_ready(&sshd.address, true);
+    // Its kubelet says it is Ready.
+    kube.set_ready(&sshd.address, true).await;
     let host = s.settled(&sshd.address).await;
     assert_eq!(host["status"], "active", "{host}");
     // The kubernetes configuration was templated with the manager's URL and token.
     let kubeconfig = std::fs::read_to_string(s.work.path().join("kubeconfig")).unwrap();
     assert!(
-        kubeconfig.contains(&kube.url) && kubeconfig.contains("node-token"),
+        kubeconfig.contains(&kube.url) && kubeconfig.contains(&kube.token),
         "{kubeconfig}"
     );
     // Host status: the manager's section.
@@ -179,7 +181,7 @@ async fn a_host_in_a_managed_cluster_becomes_an_active_node() {
         json!({"total": 1, "available": 1, "unavailable": 0})
     );
     // NotReady shows in the status.
-    kube.set_ready(&sshd.address, false);
+    kube.set_ready(&sshd.address, false).await;
     let body = s
         .get(&format!("/api/v0/host/{}/status", sshd.address))
         .await
@@ -196,7 +198,10 @@ async fn a_host_in_a_managed_cluster_becomes_an_active_node() {
         .0,
         200
     );
-    assert!(!kube.state.lock().unwrap().nodes.contains_key(&sshd.address));
+    assert!(
+        kube.node(&sshd.address).await.is_none(),
+        "its node was removed"
+    );
     // A manager in use cannot be deleted; once unused it can.
     assert_eq!(
         s.send("DELETE", "/api/v0/containermanager/k8s", Value::Null)
@@ -209,7 +214,7 @@ async fn a_host_in_a_managed_cluster_becomes_an_active_node() {
 #[tokio::test]
 async fn a_node_that_never_gets_ready_fails_the_host() {
     let sshd = TestSshd::start("127.0.0.35");
-    let kube = commissaire_testkit::kube::StandInKube::start("node-token").await;
+    let kube = RealKube::connect(&[&sshd.address]).await;
     let s = start_with(json!({"node_ready_timeout": 3})).await;
     managed_cluster(&s, &kube).await;
     s.send(
@@ -232,9 +237,11 @@ async fn a_node_that_never_gets_ready_fails_the_host() {
 #[tokio::test]
 async fn a_wrong_manager_token_fails_the_host_with_the_reason() {
     let sshd = TestSshd::start("127.0.0.36");
-    let kube = commissaire_testkit::kube::StandInKube::start("node-token").await;
+    let kube = RealKube::connect(&[&sshd.address]).await;
     let s = start().await;
-    let cm = json!({"type": "openshift", "options": {"server_url": kube.url, "token": "stale"}});
+    let mut options = kube.options();
+    options["token"] = json!("stale");
+    let cm = json!({"type": "openshift", "options": options});
     s.send("PUT", "/api/v0/containermanager/os", cm).await;
     s.send(
         "PUT",
@@ -256,7 +263,7 @@ async fn a_wrong_manager_token_fails_the_host_with_the_reason() {
 #[tokio::test]
 async fn a_bootstrapped_host_added_to_a_managed_cluster_joins_like_a_new_one() {
     let sshd = TestSshd::start("127.0.0.42");
-    let kube = commissaire_testkit::kube::StandInKube::start("node-token").await;
+    let kube = RealKube::connect(&[&sshd.address]).await;
     let s = start().await;
     // Bootstrapped outside any cluster: disassociated.
     s.send(
@@ -278,7 +285,7 @@ async fn a_bootstrapped_host_added_to_a_managed_cluster_joins_like_a_new_one() {
         .await;
     assert_eq!((status, body), (200, json!([sshd.address])));
     registered_not_ready(&s, &kube, &sshd.address, "disassociated").await;
-    kube.set_ready(&sshd.address, true);
+    kube.set_ready(&sshd.address, true).await;
     for _ in 0..150 {
         if s.get(&format!("/api/v0/host/{}", sshd.address)).await.1["status"] == "active" {
             break;
@@ -291,21 +298,17 @@ async fn a_bootstrapped_host_added_to_a_managed_cluster_joins_like_a_new_one() {
 }
 
 /// Waits until `kube` has the node of `address`, then checks that the host
-/// stays `status` (not `active`) while the node is not Ready.
-async fn registered_not_ready(
-    s: &Stack,
-    kube: &commissaire_testkit::kube::StandInKube,
-    address: &str,
-    status: &str,
-) {
+/// stays `status` (not `active`) while the node is not Ready (no kubelet
+/// runs: the node has no Ready condition until the test sets one).
+async fn registered_not_ready(s: &Stack, kube: &RealKube, address: &str, status: &str) {
     for _ in 0..300 {
-        if kube.state.lock().unwrap().nodes.contains_key(address) {
+        if kube.node(address).await.is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(
-        kube.state.lock().unwrap().nodes.contains_key(address),
+        kube.node(address).await.is_some(),
         "the node was registered"
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -316,11 +319,10 @@ async fn registered_not_ready(
     );
 }
 
-/// The container manager `k8s` (the stand-in Kubernetes `kube`, token
-/// `node-token`) and the cluster `managed` using it.
-async fn managed_cluster(s: &Stack, kube: &commissaire_testkit::kube::StandInKube) {
-    let cm =
-        json!({"type": "kubernetes", "options": {"server_url": kube.url, "token": "node-token"}});
+/// The container manager `k8s` (the test bed's Kubernetes API server,
+/// as its admin) and the cluster `managed` using it.
+async fn managed_cluster(s: &Stack, kube: &RealKube) {
+    let cm = json!({"type": "kubernetes", "options": kube.options()});
     assert_eq!(
         s.send("PUT", "/api/v0/containermanager/k8s", cm).await.0,
         201

@@ -1,11 +1,12 @@
 //! Runs `features/hosts/*.feature` with cucumber-rs against a real stack
 //! (REST server, storage on etcd, investigator, container manager service,
-//! RabbitMQ, sshd hosts, ansible-playbook, a stand-in Kubernetes API).
+//! RabbitMQ, sshd hosts, ansible-playbook, the test bed's real Kubernetes
+//! API server with a kubelet stand-in, since no kubelet runs here).
 
 mod common;
 
 use commissaire_testkit::TestSshd;
-use commissaire_testkit::kube::StandInKube;
+use commissaire_testkit::kube_api::{Kubelet, RealKube};
 use common::{Stack, key_b64, start};
 use cucumber::{World, given, then, when};
 use serde_json::{Value, json};
@@ -13,7 +14,7 @@ use serde_json::{Value, json};
 #[derive(World, Default)]
 struct HostWorld {
     stack: Option<Stack>,
-    kube: Option<StandInKube>,
+    kube: Option<(RealKube, Kubelet)>,
     sshds: Vec<TestSshd>,
 }
 
@@ -34,18 +35,17 @@ async fn running(w: &mut HostWorld) {
     w.stack = Some(start().await);
 }
 
-#[given("a stand-in Kubernetes API that marks nodes ready")]
+#[given("a Kubernetes API server whose kubelets mark nodes ready")]
 async fn kube(w: &mut HostWorld) {
-    let kube = StandInKube::start("feature-token").await;
-    kube.state.lock().unwrap().ready_on_register = true;
-    w.kube = Some(kube);
+    let kube = RealKube::connect(&[]).await;
+    let kubelet = kube.kubelet(&[]);
+    w.kube = Some((kube, kubelet));
 }
 
 #[given(expr = "a kubernetes container manager named {string}")]
 async fn container_manager(w: &mut HostWorld, name: String) {
-    let url = w.kube.as_ref().expect("a stand-in API").url.clone();
-    let cm =
-        json!({"type": "kubernetes", "options": {"server_url": url, "token": "feature-token"}});
+    let options = w.kube.as_ref().expect("a Kubernetes API").0.options();
+    let cm = json!({"type": "kubernetes", "options": options});
     assert_eq!(
         w.stack()
             .send("PUT", &format!("/api/v0/containermanager/{name}"), cm)
@@ -81,6 +81,11 @@ async fn managed_cluster(w: &mut HostWorld, name: String, cm: String) {
 #[when(expr = "we add the ssh host {string} to cluster {string}")]
 async fn add_host(w: &mut HostWorld, address: String, cluster: String) {
     w.sshds.push(TestSshd::start(&address));
+    if let Some((kube, kubelet)) = &w.kube {
+        // Its node: none left by an earlier run, and a kubelet for it.
+        kube.delete_node(&address).await;
+        kubelet.state.lock().unwrap().nodes.insert(address.clone());
+    }
     let body = json!({"ssh_priv_key": key_b64(), "cluster": cluster});
     let (status, reply) = w
         .stack()

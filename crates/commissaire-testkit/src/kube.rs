@@ -1,6 +1,9 @@
-//! A stand-in Kubernetes API server for tests (no real one can run here):
-//! it serves the real node, pod and eviction paths, checks the bearer token,
-//! and can be told a node is Ready, NotReady or missing.
+//! A stand-in Kubernetes API server, kept for what the test bed's real
+//! one (v1.20.2, `kube_api`) cannot show: a server that serves policy/v1
+//! Evictions, as Kubernetes 1.21 and later do (`KubeState::policy_versions`).
+//! It serves the real node, pod, eviction and `policy` discovery paths,
+//! checks the bearer token, and can be told a node is Ready, NotReady or
+//! missing.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -45,6 +48,19 @@ pub struct KubeState {
     pub ready_on_register: bool,
     /// Every request seen: "METHOD PATH".
     pub requests: Vec<String>,
+    /// The versions of the `policy` group it serves (empty: `v1` and
+    /// `v1beta1`, as Kubernetes 1.21 to 1.24); an Eviction of another is a 404.
+    pub policy_versions: Vec<String>,
+}
+
+impl KubeState {
+    fn policy_versions(&self) -> Vec<String> {
+        if self.policy_versions.is_empty() {
+            vec!["v1".into(), "v1beta1".into()]
+        } else {
+            self.policy_versions.clone()
+        }
+    }
 }
 
 /// A running stand-in API server.
@@ -203,12 +219,23 @@ async fn evict(
     if !authorized(&headers, &token) {
         return status(StatusCode::UNAUTHORIZED, "Unauthorized");
     }
-    if body["kind"] != "Eviction" || body["apiVersion"] != "policy/v1" {
-        return status(StatusCode::BAD_REQUEST, "expected a policy/v1 Eviction");
-    }
     let mut s = state.lock().unwrap();
+    let served = s
+        .policy_versions()
+        .iter()
+        .any(|v| body["apiVersion"] == format!("policy/{v}"));
+    if body["kind"] != "Eviction" || !served {
+        return status(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "the server could not find the requested resource ({})",
+                body["apiVersion"]
+            ),
+        );
+    }
     s.requests.push(format!(
-        "POST /api/v1/namespaces/{namespace}/pods/{name}/eviction"
+        "POST /api/v1/namespaces/{namespace}/pods/{name}/eviction {}",
+        body["apiVersion"].as_str().unwrap_or("")
     ));
     let before = s.pods.len();
     s.pods
@@ -223,6 +250,25 @@ async fn evict(
         .into_response()
 }
 
+/// The `policy` group's discovery document.
+async fn policy_group(State((state, token)): State<Shared>, headers: HeaderMap) -> Response {
+    if !authorized(&headers, &token) {
+        return status(StatusCode::UNAUTHORIZED, "Unauthorized");
+    }
+    let versions: Vec<Value> = state
+        .lock()
+        .unwrap()
+        .policy_versions()
+        .iter()
+        .map(|v| json!({"groupVersion": format!("policy/{v}"), "version": v}))
+        .collect();
+    axum::Json(
+        json!({"kind": "APIGroup", "apiVersion": "v1", "name": "policy",
+        "versions": versions, "preferredVersion": versions[0]}),
+    )
+    .into_response()
+}
+
 impl StandInKube {
     /// Starts a stand-in accepting `token`.
     pub async fn start(token: &str) -> StandInKube {
@@ -232,6 +278,7 @@ impl StandInKube {
             .route("/api/v1/nodes", post(create_node))
             .route("/api/v1/nodes/{name}", get(node).delete(node).patch(node))
             .route("/api/v1/pods", get(pods))
+            .route("/apis/policy", get(policy_group))
             .route(
                 "/api/v1/namespaces/{namespace}/pods/{name}/eviction",
                 post(evict),

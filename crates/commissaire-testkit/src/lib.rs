@@ -6,6 +6,7 @@
 
 pub mod daemons;
 pub mod kube;
+pub mod kube_api;
 pub mod prometheus;
 
 use std::process::Command;

@@ -390,28 +390,30 @@ pub fn epoch_now() -> f64 {
         .as_secs_f64()
 }
 
-/// A cluster with a container manager: the stand-in Kubernetes API (nodes
-/// Ready once registered), the containermgr service on the stack's bus,
-/// and the hosts joined with their nodes registered, one pod on each.
+/// A cluster with a container manager: the test bed's real Kubernetes API
+/// server with a kubelet stand-in for the hosts' nodes (Ready once
+/// registered; evicted pods finished), the containermgr service on the
+/// stack's bus, and the hosts joined with their nodes registered, one pod
+/// (`app-on-HOST`, in the kube's namespace) on each.
 pub struct Managed {
-    pub kube: commissaire_testkit::kube::StandInKube,
+    pub kube: commissaire_testkit::kube_api::RealKube,
+    pub kubelet: commissaire_testkit::kube_api::Kubelet,
     _containermgr: commissaire_service::ServiceHandle,
 }
 
 impl Stack {
     /// Creates cluster `name` of `hosts` on a container manager `k8s` (see [`Managed`]).
     pub async fn managed_cluster(&self, name: &str, hosts: &[&str]) -> Managed {
-        use commissaire_testkit::kube::{FakePod, StandInKube};
-        let kube = StandInKube::start("exec-token").await;
-        kube.state.lock().unwrap().ready_on_register = true;
+        use commissaire_testkit::kube_api::{RealKube, is_ready};
+        let kube = RealKube::connect(hosts).await;
+        let kubelet = kube.kubelet(hosts);
         let containermgr = std::sync::Arc::new(
             commissaire_containermgr_service::ContainerManagerService::new(self.bus.clone()),
         );
         let containermgr = commissaire_service::run(containermgr, self.bus.clone(), 4)
             .await
             .unwrap();
-        let cm = json!({"type": "kubernetes",
-            "options": {"server_url": kube.url, "token": "exec-token"}});
+        let cm = json!({"type": "kubernetes", "options": kube.options()});
         assert_eq!(self.put("/api/v0/containermanager/k8s", cm).await.0, 201);
         let (s, b) = self
             .put(
@@ -454,16 +456,19 @@ impl Stack {
                 .request("container.register_node", json!(["k8s", h]), t)
                 .await
                 .unwrap();
-            kube.state.lock().unwrap().pods.push(FakePod {
-                namespace: "default".into(),
-                name: format!("app-on-{h}"),
-                node: h.to_string(),
-                daemonset: false,
-            });
+            kube.create_pod(&format!("app-on-{h}"), h, json!({"app": "app"}), false)
+                .await;
         }
-        assert_eq!(kube.state.lock().unwrap().nodes.len(), hosts.len());
+        for h in hosts {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !kube.node(h).await.is_some_and(|n| is_ready(&n)) {
+                assert!(Instant::now() < deadline, "node {h} never became Ready");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
         Managed {
             kube,
+            kubelet,
             _containermgr: containermgr,
         }
     }
