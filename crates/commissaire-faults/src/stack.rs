@@ -107,3 +107,23 @@ pub fn key_b64() -> String {
     base64::engine::general_purpose::STANDARD
         .encode(std::fs::read(testkit::ssh_key()).expect("the test bed's key"))
 }
+
+/// Configures the watcher of `stack` to check every `interval` seconds
+/// (each check `check_timeout` at most) with its session pool in a
+/// directory of its own, which it returns (kept while the test runs).
+pub fn configure_watcher(
+    stack: &mut SplitStack,
+    interval: u64,
+    check_timeout: u64,
+) -> tempfile::TempDir {
+    stack.configure(Daemon::Watcher, "playbook_dir", json!(playbook_dir()));
+    stack.configure(Daemon::Watcher, "interval", json!(interval));
+    stack.configure(Daemon::Watcher, "check_timeout", json!(check_timeout));
+    let runtime = tempfile::tempdir().unwrap();
+    stack.configure(
+        Daemon::Watcher,
+        "ssh",
+        json!({"runtime_dir": runtime.path()}),
+    );
+    runtime
+}

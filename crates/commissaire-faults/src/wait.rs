@@ -107,3 +107,33 @@ pub async fn wait_joined(api: &Api, kube: &testkit::kube_api::RealKube, address:
     })
     .await;
 }
+
+/// Has the watcher watch stored host `address` (its record, as the
+/// investigator writes it once a host is bootstrapped) and waits up to
+/// 30 s for a first check that finds it `active`; the host then.
+pub async fn watch_and_wait_first_check(
+    api: &Api,
+    bus: &commissaire_bus::Bus,
+    address: &str,
+) -> Value {
+    crate::storage_save(
+        bus,
+        "WatcherRecord",
+        serde_json::json!({"address": address, "last_check": "2000-01-01T00:00:00.000000", "previous_status": ""}),
+    )
+    .await;
+    let path = format!("/api/v0/host/{address}");
+    wait_until(Duration::from_secs(30), "a first check", || {
+        let api = api.clone();
+        let path = path.clone();
+        async move {
+            let h = api.get_ok(&path).await;
+            if h["status"] == "active" && h["last_check"].as_str().is_some_and(|c| !c.is_empty()) {
+                Ok(h)
+            } else {
+                Err(h.to_string())
+            }
+        }
+    })
+    .await
+}

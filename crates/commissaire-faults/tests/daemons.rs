@@ -331,15 +331,7 @@ async fn watcher_killed_then_restarted_resumes_its_checks() {
     let _serial = serial().await;
     let mut sshd = testkit::TestSshd::start("127.0.2.2");
     let mut stack = stack();
-    stack.configure(Daemon::Watcher, "playbook_dir", json!(playbook_dir()));
-    stack.configure(Daemon::Watcher, "interval", json!(2));
-    stack.configure(Daemon::Watcher, "check_timeout", json!(20));
-    let runtime = tempfile::tempdir().unwrap();
-    stack.configure(
-        Daemon::Watcher,
-        "ssh",
-        json!({"runtime_dir": runtime.path()}),
-    );
+    let runtime = configure_watcher(&mut stack, 2, 20);
     start(
         &mut stack,
         &[Daemon::Storage, Daemon::Server, Daemon::Watcher],
@@ -351,26 +343,8 @@ async fn watcher_killed_then_restarted_resumes_its_checks() {
     let path = format!("/api/v0/host/{address}");
     assert_eq!(api.put_host(&address).await.status, Some(201));
     set_host_status(&bus, &address, "active").await;
-    storage_save(
-        &bus,
-        "WatcherRecord",
-        json!({"address": address, "last_check": "2000-01-01T00:00:00.000000", "previous_status": ""}),
-    )
-    .await;
     // Checked while the watcher runs.
-    wait_until(Duration::from_secs(30), "a first check", || {
-        let api = api.clone();
-        let path = path.clone();
-        async move {
-            let h = api.get_ok(&path).await;
-            if h["status"] == "active" && h["last_check"].as_str().is_some_and(|c| !c.is_empty()) {
-                Ok(h)
-            } else {
-                Err(h.to_string())
-            }
-        }
-    })
-    .await;
+    watch_and_wait_first_check(&api, &bus, &address).await;
 
     // Its session pool: a private directory holding the host's master
     // socket, and no key file (only while a master logs in).

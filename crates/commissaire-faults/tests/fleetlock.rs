@@ -199,15 +199,7 @@ async fn a_holder_whose_host_the_watcher_sees_down_is_reported_kept_and_released
     let host = sshd.address.clone();
     let other = "10.9.5.2".to_string();
     let mut stack = stack();
-    stack.configure(Daemon::Watcher, "playbook_dir", json!(playbook_dir()));
-    stack.configure(Daemon::Watcher, "interval", json!(1));
-    stack.configure(Daemon::Watcher, "check_timeout", json!(10));
-    let runtime = tempfile::tempdir().unwrap();
-    stack.configure(
-        Daemon::Watcher,
-        "ssh",
-        json!({"runtime_dir": runtime.path()}),
-    );
+    let _runtime = configure_watcher(&mut stack, 1, 10);
     // Down for 3 s is stale (a reboot would take longer in real life);
     // the policy is the default: keep the slot.
     stack.configure(
@@ -223,25 +215,8 @@ async fn a_holder_whose_host_the_watcher_sees_down_is_reported_kept_and_released
     let api = Api::new(&stack);
     let bus = bus(&stack).await;
     active_cluster(&api, &bus, "watched", &[host.clone(), other.clone()]).await;
-    storage_save(
-        &bus,
-        "WatcherRecord",
-        json!({"address": host, "last_check": "2000-01-01T00:00:00.000000", "previous_status": ""}),
-    )
-    .await;
+    watch_and_wait_first_check(&api, &bus, &host).await;
     let path = format!("/api/v0/host/{host}");
-    wait_until(Duration::from_secs(30), "a first check", || {
-        let api = api.clone();
-        let path = path.clone();
-        async move {
-            let h = api.get_ok(&path).await;
-            match h["last_check"].as_str() {
-                Some(c) if !c.is_empty() && h["status"] == "active" => Ok(()),
-                _ => Err(h.to_string()),
-            }
-        }
-    })
-    .await;
 
     let (status, answer) = zincati(&api, "pre-reboot", &host, "watched").await;
     assert_eq!(status, 200, "{answer}");
