@@ -179,9 +179,7 @@ impl KubernetesManager {
             })
             .collect())
     }
-}
 
-impl KubernetesManager {
     /// The Eviction API version the server serves, found as kubectl does
     /// (its discovery document of the `policy` group): `policy/v1` where
     /// served (Kubernetes 1.21 and later), else `policy/v1beta1`.
