@@ -26,18 +26,6 @@ kube_ca_extract() {   # FILE: the last certificate of a PEM chain (the self-sign
 
 kube_token() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 
-kube_start_etcd() {
-  local K=$S/kube
-  mkdir -p "$K/etcd"
-  setsid etcd --name kube --data-dir "$K/etcd/data" \
-    --listen-client-urls "http://127.0.0.1:$KUBE_ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$KUBE_ETCD_PORT" \
-    --listen-peer-urls "http://127.0.0.1:$((KUBE_ETCD_PORT + 1))" \
-    --initial-advertise-peer-urls "http://127.0.0.1:$((KUBE_ETCD_PORT + 1))" \
-    --initial-cluster "kube=http://127.0.0.1:$((KUBE_ETCD_PORT + 1))" \
-    --logger zap --log-outputs "$K/etcd/etcd.log" </dev/null >>"$K/etcd/stdout.log" 2>&1 &
-  echo $! > "$S/pids/kube-etcd"
-}
-
 # kube_up SECONDS: build (if needed), make the credentials, start etcd and the
 # API server, wait until /readyz answers, and give the restricted user its role.
 kube_up() {
@@ -63,14 +51,9 @@ kube_up() {
   printf '%s,admin,uid-admin,system:masters\n%s,viewer,uid-viewer\n' "$admin" "$(cat "$K/viewer.token")" > "$K/tokens.csv"
   chmod 600 "$K/tokens.csv" "$K"/*.token
 
-  kube_start_etcd
-  wait_tcp 127.0.0.1 "$KUBE_ETCD_PORT" "$timeout" || { log "kube's etcd did not start"; return 1; }
+  run_etcd kube-etcd "$K/etcd" "$KUBE_ETCD_PORT" "$((KUBE_ETCD_PORT + 1))"
+  wait_etcd_healthy kube-etcd "$KUBE_ETCD_PORT" "$timeout" || { log "see $K/etcd/etcd.log"; return 1; }
   end=$(( $(date +%s) + timeout ))
-  until curl -sf -m 2 "http://127.0.0.1:$KUBE_ETCD_PORT/health" | grep -q '"health":"true"'; do
-    [ "$(date +%s)" -lt "$end" ] || { log "timeout waiting for kube's etcd"; return 1; }
-    alive "$(readpid "$S/pids/kube-etcd")" || { log "kube's etcd died (see $K/etcd/etcd.log)"; return 1; }
-    sleep 0.1
-  done
   setsid "$bin" --etcd-servers="http://127.0.0.1:$KUBE_ETCD_PORT" \
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$KUBE_PORT" --insecure-port=0 \
     --cert-dir="$K/certs" --token-auth-file="$K/tokens.csv" --client-ca-file="$K/client-ca.crt" \

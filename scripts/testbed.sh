@@ -175,28 +175,37 @@ stop_sshd() {    # I
 # etcd runs as root: etcd 3.4 allows it, and a nobody-owned etcd would need every
 # parent of STATE_DIR to be world-traversable. Same data dir and ports on every
 # start, so `etcd-stop` / `etcd-start` is a restart that keeps the records.
-start_etcd() {
-  mkdir -p "$S/etcd"
-  setsid etcd --name tb --data-dir "$S/etcd/data" \
-    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-    --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 10))" \
-    --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 10))" \
-    --initial-cluster "tb=http://127.0.0.1:$((ETCD_PORT + 10))" \
-    --heartbeat-interval=10 --election-timeout=100 \
-    --logger zap --log-outputs "$S/etcd/etcd.log" </dev/null >>"$S/etcd/stdout.log" 2>&1 &
-  echo $! > "$S/pids/etcd"
+# run_etcd NAME DIR CLIENT_PORT PEER_PORT [ETCD_ARGS...]: a one-member etcd on
+# loopback, data and logs in DIR, its PID in $S/pids/NAME.
+run_etcd() {
+  local name=$1 dir=$2 client=$3 peer=$4; shift 4
+  mkdir -p "$dir"
+  setsid etcd --name "$name" --data-dir "$dir/data" \
+    --listen-client-urls "http://127.0.0.1:$client" --advertise-client-urls "http://127.0.0.1:$client" \
+    --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+    --initial-cluster "$name=http://127.0.0.1:$peer" "$@" \
+    --logger zap --log-outputs "$dir/etcd.log" </dev/null >>"$dir/stdout.log" 2>&1 &
+  echo $! > "$S/pids/$name"
 }
 
-# wait_etcd SECONDS: until etcd answers /health with true
-wait_etcd() {
-  wait_tcp 127.0.0.1 "$ETCD_PORT" "$1" || return 1
-  local end=$(( $(date +%s) + $1 ))
-  until curl -sf -m 2 "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; do
-    [ "$(date +%s)" -lt "$end" ] || { log "timeout waiting for etcd health"; return 1; }
-    alive "$(readpid "$S/pids/etcd")" || { log "etcd died"; return 1; }
+# wait_etcd_healthy NAME CLIENT_PORT SECONDS: until that etcd answers /health with true
+wait_etcd_healthy() {
+  local name=$1 client=$2
+  wait_tcp 127.0.0.1 "$client" "$3" || return 1
+  local end=$(( $(date +%s) + $3 ))
+  until curl -sf -m 2 "http://127.0.0.1:$client/health" | grep -q '"health":"true"'; do
+    [ "$(date +%s)" -lt "$end" ] || { log "timeout waiting for $name's health"; return 1; }
+    alive "$(readpid "$S/pids/$name")" || { log "$name died"; return 1; }
     sleep 0.05
   done
 }
+
+start_etcd() {
+  run_etcd etcd "$S/etcd" "$ETCD_PORT" "$((ETCD_PORT + 10))" --heartbeat-interval=10 --election-timeout=100
+}
+
+# wait_etcd SECONDS: until the test bed's etcd answers /health with true
+wait_etcd() { wait_etcd_healthy etcd "$ETCD_PORT" "$1"; }
 
 # ---------------------------------------------------------------- up
 # q STRING: single-quote for the shell
